@@ -4,7 +4,10 @@ use berth_grammar::shell::ShellLex;
 use std::path::PathBuf;
 
 fn conformance() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance")
+    match std::env::var_os("BERTH_CONFORMANCE") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance"),
+    }
 }
 
 fn read(rel: &str) -> String {
