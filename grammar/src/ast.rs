@@ -83,23 +83,49 @@ pub struct Instruction {
 pub enum Command {
     From(From),
     Run(Run),
-    Cmd { command: CommandLine },
-    Label { pairs: Vec<KeyValue> },
-    Maintainer { name: Word },
-    Expose { ports: Vec<Word> },
-    Env { pairs: Vec<KeyValue> },
+    Cmd {
+        command: CommandLine,
+    },
+    Label {
+        pairs: Vec<KeyValue>,
+    },
+    Maintainer {
+        name: Word,
+    },
+    Expose {
+        ports: Vec<Word>,
+    },
+    Env {
+        pairs: Vec<KeyValue>,
+    },
     Add(Copy),
     Copy(Copy),
-    Entrypoint { command: CommandLine },
-    Volume { paths: Vec<Word> },
-    User { user: Word },
-    Workdir { path: Word },
-    Arg { args: Vec<ArgDecl> },
-    Onbuild { trigger: Box<Instruction> },
+    Entrypoint {
+        command: CommandLine,
+    },
+    Volume {
+        paths: Vec<Word>,
+    },
+    User {
+        user: Word,
+    },
+    Workdir {
+        path: Word,
+    },
+    Arg {
+        args: Vec<ArgDecl>,
+    },
+    Onbuild {
+        trigger: Box<Instruction>,
+    },
     #[serde(rename = "STOPSIGNAL")]
-    StopSignal { signal: Word },
+    StopSignal {
+        signal: Word,
+    },
     Healthcheck(Healthcheck),
-    Shell { shell: Vec<Word> },
+    Shell {
+        shell: Vec<Word>,
+    },
 }
 
 impl Command {

@@ -45,7 +45,14 @@ impl fmt::Display for ParseError {
         } else {
             shown.chars().count().saturating_sub(col - 1).max(1)
         };
-        write!(f, "{:gutter$} | {:pad$}{}", "", "", "^".repeat(width), pad = col - 1)?;
+        write!(
+            f,
+            "{:gutter$} | {:pad$}{}",
+            "",
+            "",
+            "^".repeat(width),
+            pad = col - 1
+        )?;
         if let Some(help) = &self.help {
             write!(f, "\n{:gutter$} = help: {help}", "")?;
         }

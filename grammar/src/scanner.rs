@@ -105,7 +105,8 @@ impl<'a> Scanner<'a> {
     /// Builds an error covering a whole physical line (1-based).
     pub fn error_on_line(&self, line: usize, message: impl Into<String>) -> ParseError {
         let s = self.map.line_span(self.text, line);
-        let start = s.start + (s.end - s.start - self.map.line_text(self.text, line).trim_start().len());
+        let start =
+            s.start + (s.end - s.start - self.map.line_text(self.text, line).trim_start().len());
         self.error_at(start, s.end.max(start), message)
     }
 
@@ -247,9 +248,17 @@ impl<'a> Scanner<'a> {
 
     /// Reads a heredoc body up to its terminator line. `None` if the file ends
     /// first.
-    pub fn read_heredoc(&mut self, name: &str, chomp: bool) -> Result<Option<HeredocBody>, ParseError> {
+    pub fn read_heredoc(
+        &mut self,
+        name: &str,
+        chomp: bool,
+    ) -> Result<Option<HeredocBody>, ParseError> {
         let mut content = String::new();
-        let body_start = self.lines.get(self.next).map(|l| l.0).unwrap_or(self.text.len());
+        let body_start = self
+            .lines
+            .get(self.next)
+            .map(|l| l.0)
+            .unwrap_or(self.text.len());
         let mut body_end = body_start;
         while self.next < self.lines.len() {
             let (raw, raw_start) = self.raw_line(self.next)?;

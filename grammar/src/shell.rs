@@ -382,18 +382,32 @@ impl Lexer<'_> {
                 if self.opts.skip_unset && value.is_none() {
                     return Ok(format!("${{{name}{op_text}{word}}}"));
                 }
-                let empty = value.as_deref().is_none_or(|v| null_is_unset && v.is_empty());
+                let empty = value
+                    .as_deref()
+                    .is_none_or(|v| null_is_unset && v.is_empty());
                 match op {
-                    Some('-') => Ok(if empty { word } else { value.unwrap_or_default() }),
+                    Some('-') => Ok(if empty {
+                        word
+                    } else {
+                        value.unwrap_or_default()
+                    }),
                     Some('+') => Ok(if empty { String::new() } else { word }),
                     Some('?') => match value {
                         None => Err(format!(
                             "{name}: {}",
-                            if word.is_empty() { "is not allowed to be unset" } else { &word }
+                            if word.is_empty() {
+                                "is not allowed to be unset"
+                            } else {
+                                &word
+                            }
                         )),
                         Some(v) if null_is_unset && v.is_empty() => Err(format!(
                             "{name}: {}",
-                            if word.is_empty() { "is not allowed to be empty" } else { &word }
+                            if word.is_empty() {
+                                "is not allowed to be empty"
+                            } else {
+                                &word
+                            }
                         )),
                         Some(v) => Ok(v),
                     },
@@ -568,8 +582,9 @@ impl Pattern {
     }
 
     fn find(&self, text: &[char], from: usize) -> Option<(usize, usize)> {
-        (from..=text.len())
-            .find_map(|start| Self::match_at(&self.0, &text[start..], true).map(|n| (start, start + n)))
+        (from..=text.len()).find_map(|start| {
+            Self::match_at(&self.0, &text[start..], true).map(|n| (start, start + n))
+        })
     }
 
     fn replace(&self, value: &str, replacement: &str, all: bool) -> String {
@@ -626,7 +641,10 @@ mod tests {
     fn backtick_escape() {
         let lex = ShellLex::new('`');
         let vars = env(&[]);
-        assert_eq!(lex.process_word(r"C:\dir `$X", &vars).unwrap(), r"C:\dir $X");
+        assert_eq!(
+            lex.process_word(r"C:\dir `$X", &vars).unwrap(),
+            r"C:\dir $X"
+        );
     }
 
     #[test]
@@ -637,14 +655,23 @@ mod tests {
         assert_eq!(lex.process_word("${P##*/}", &vars).unwrap(), "c.tar.gz");
         assert_eq!(lex.process_word("${P%.*}", &vars).unwrap(), "a/b/c.tar");
         assert_eq!(lex.process_word("${P%%.*}", &vars).unwrap(), "a/b/c");
-        assert_eq!(lex.process_word("${P/\\//-}", &vars).unwrap(), "a-b/c.tar.gz");
-        assert_eq!(lex.process_word("${P//\\//-}", &vars).unwrap(), "a-b-c.tar.gz");
+        assert_eq!(
+            lex.process_word("${P/\\//-}", &vars).unwrap(),
+            "a-b/c.tar.gz"
+        );
+        assert_eq!(
+            lex.process_word("${P//\\//-}", &vars).unwrap(),
+            "a-b-c.tar.gz"
+        );
     }
 
     #[test]
     fn error_names_the_input() {
         let lex = ShellLex::new('\\');
         let err = lex.process_word("${X:?need X}", &env(&[])).unwrap_err();
-        assert_eq!(err.to_string(), "failed to process \"${X:?need X}\": X: need X");
+        assert_eq!(
+            err.to_string(),
+            "failed to process \"${X:?need X}\": X: need X"
+        );
     }
 }

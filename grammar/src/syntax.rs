@@ -38,7 +38,10 @@ pub enum Args {
     /// shell-like words with quotes kept (ARG).
     Words(Vec<Word>),
     /// ENV and LABEL: `key=value` pairs, or the legacy `key value` form.
-    Pairs { pairs: Vec<(Word, Word)>, legacy: bool },
+    Pairs {
+        pairs: Vec<(Word, Word)>,
+        legacy: bool,
+    },
     /// HEALTHCHECK: the type word, then a command like CMD's.
     Health { kind: Word, command: Box<Args> },
     /// ONBUILD: the wrapped instruction.
@@ -107,9 +110,8 @@ pub fn parse_syntax(text: &str) -> Result<SyntaxTree, ParseError> {
         let mut node = ctx.node(0, line.text.len())?;
         let mut end_line = line.end_line;
         if node.can_contain_heredoc() {
-            let markers = heredocs_in_line(&line.text).map_err(|e| {
-                ctx.error(0, line.text.len(), e.to_string())
-            })?;
+            let markers = heredocs_in_line(&line.text)
+                .map_err(|e| ctx.error(0, line.text.len(), e.to_string()))?;
             for marker in markers {
                 let Some(body) = scanner.read_heredoc(&marker.name, marker.chomp)? else {
                     let last = scanner.current_line();
@@ -162,7 +164,9 @@ pub(crate) fn parse_directive(text: &str) -> Option<(&str, &str, usize, usize)> 
         }
     }
     let (n, v) = (name?, value?);
-    let name_len = text[n..].find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(text.len() - n);
+    let name_len = text[n..]
+        .find(|c: char| !c.is_ascii_alphanumeric())
+        .unwrap_or(text.len() - n);
     let value_str = text[v..].trim_end_matches([' ', '\t', '\n', '\u{0C}', '\r']);
     Some((&text[n..n + name_len], value_str, n, v))
 }
@@ -180,7 +184,9 @@ type Piece = (String, usize, usize);
 fn run_rule(rule: Rule, escape: char, text: &str) -> Option<(String, Vec<PieceTree>)> {
     let input = format!("{escape}{text}");
     let pairs = DockerfileGrammar::parse(rule, &input).ok()?;
-    let trees = pairs.map(|p| PieceTree::from_pair(p, escape.len_utf8())).collect();
+    let trees = pairs
+        .map(|p| PieceTree::from_pair(p, escape.len_utf8()))
+        .collect();
     Some((input, trees))
 }
 
@@ -203,7 +209,10 @@ impl PieceTree {
             text: p.as_str().to_string(),
             start: span.start().saturating_sub(shift),
             end: span.end().saturating_sub(shift),
-            children: p.into_inner().map(|c| PieceTree::from_pair(c, shift)).collect(),
+            children: p
+                .into_inner()
+                .map(|c| PieceTree::from_pair(c, shift))
+                .collect(),
         }
     }
 
@@ -472,12 +481,18 @@ impl LineCtx<'_, '_> {
                 }
             }
             "healthcheck" => {
-                let sep = rest.find(|c: char| c.is_ascii_whitespace()).unwrap_or(rest.len());
+                let sep = rest
+                    .find(|c: char| c.is_ascii_whitespace())
+                    .unwrap_or(rest.len());
                 if sep == 0 {
                     Args::Empty
                 } else {
                     let after = &rest[sep..];
-                    let next = sep + (after.len() - after.trim_start_matches(|c: char| c.is_ascii_whitespace()).len());
+                    let next = sep
+                        + (after.len()
+                            - after
+                                .trim_start_matches(|c: char| c.is_ascii_whitespace())
+                                .len());
                     let kind = self.word((rest[..sep].to_string(), 0, sep), at);
                     let cmd_text = &rest[next..];
                     let command = if cmd_text.is_empty() {
@@ -485,7 +500,9 @@ impl LineCtx<'_, '_> {
                     } else {
                         match self.maybe_json(cmd_text, at + next)? {
                             Some(args) => args,
-                            None => Args::Text(self.word((cmd_text.to_string(), 0, cmd_text.len()), at + next)),
+                            None => Args::Text(
+                                self.word((cmd_text.to_string(), 0, cmd_text.len()), at + next),
+                            ),
                         }
                     };
                     Args::Health {
@@ -554,14 +571,19 @@ impl LineCtx<'_, '_> {
                 return Err(self.error(
                     at + s,
                     at + e,
-                    format!("Syntax error - can't find = in {word:?}. Must be of the form: name=value"),
+                    format!(
+                        "Syntax error - can't find = in {word:?}. Must be of the form: name=value"
+                    ),
                 ));
             };
             let key = self.word((word[..eq].to_string(), s, s + eq), at);
             let value = self.word((word[eq + 1..].to_string(), s + eq + 1, e), at);
             pairs.push((key, value));
         }
-        Ok(Args::Pairs { pairs, legacy: false })
+        Ok(Args::Pairs {
+            pairs,
+            legacy: false,
+        })
     }
 }
 
@@ -576,16 +598,24 @@ pub struct HeredocMarker {
 
 /// Classifies one word as a heredoc marker (`<<EOF`, `<<-'EOF'`, `3<<EOF`,
 /// `<< EOF`). Unbalanced quotes in the name are an error.
-pub fn parse_heredoc_marker(word: &str) -> Result<Option<HeredocMarker>, crate::shell::ExpandError> {
+pub fn parse_heredoc_marker(
+    word: &str,
+) -> Result<Option<HeredocMarker>, crate::shell::ExpandError> {
     let Some((_, trees)) = run_rule(Rule::heredoc_marker, '\\', word) else {
         return Ok(None);
     };
     let Some(root) = trees.first() else {
         return Ok(None);
     };
-    let fd = root.find(Rule::heredoc_fd).map(|p| p.text.parse::<u32>().unwrap_or(0)).unwrap_or(0);
+    let fd = root
+        .find(Rule::heredoc_fd)
+        .map(|p| p.text.parse::<u32>().unwrap_or(0))
+        .unwrap_or(0);
     let chomp = root.find(Rule::heredoc_chomp).is_some();
-    let rest = root.find(Rule::heredoc_name).map(|p| p.text.as_str()).unwrap_or("");
+    let rest = root
+        .find(Rule::heredoc_name)
+        .map(|p| p.text.as_str())
+        .unwrap_or("");
     if rest.is_empty() {
         return Ok(None);
     }

@@ -10,8 +10,24 @@ use crate::syntax::{parse_heredoc_marker, Args, SyntaxNode, SyntaxTree};
 use std::collections::BTreeMap;
 
 const INSTRUCTIONS: &[&str] = &[
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
-    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
 ];
 
 pub(crate) fn lower(source: &str, tree: SyntaxTree) -> Result<Dockerfile, ParseError> {
@@ -50,10 +66,13 @@ struct Flags {
 
 impl Flags {
     fn string(&self, name: &str) -> Option<Word> {
-        self.values.get(name).and_then(|v| v.first()).map(|(val, span)| Word {
-            value: val.clone().unwrap_or_default(),
-            span: *span,
-        })
+        self.values
+            .get(name)
+            .and_then(|v| v.first())
+            .map(|(val, span)| Word {
+                value: val.clone().unwrap_or_default(),
+                span: *span,
+            })
     }
     fn list(&self, name: &str) -> Vec<Word> {
         self.values
@@ -72,7 +91,10 @@ impl Flags {
         self.values
             .get(name)
             .and_then(|v| v.first())
-            .map(|(val, _)| val.as_deref().is_none_or(|v| v.eq_ignore_ascii_case("true")))
+            .map(|(val, _)| {
+                val.as_deref()
+                    .is_none_or(|v| v.eq_ignore_ascii_case("true"))
+            })
     }
 }
 
@@ -86,7 +108,9 @@ fn words_of(args: &Args) -> Vec<Word> {
 
 fn command_line(args: &Args, rest: Span) -> CommandLine {
     match args {
-        Args::Json(words) => CommandLine::Exec { args: words.clone() },
+        Args::Json(words) => CommandLine::Exec {
+            args: words.clone(),
+        },
         Args::Text(w) => CommandLine::Shell { command: w.clone() },
         _ => CommandLine::Shell {
             command: Word {
@@ -123,7 +147,11 @@ impl Errors<'_> {
                     None if names.is_empty() => Some(format!("{keyword} takes no flags")),
                     None => Some(format!(
                         "{keyword} accepts {}",
-                        names.iter().map(|n| format!("--{n}")).collect::<Vec<_>>().join(", ")
+                        names
+                            .iter()
+                            .map(|n| format!("--{n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )),
                 };
                 return Err(err);
@@ -180,10 +208,13 @@ impl Errors<'_> {
                     [image] => (image.clone(), None),
                     [image, as_kw, name] if as_kw.value.eq_ignore_ascii_case("as") => {
                         let lowered = name.value.to_lowercase();
-                        let valid = lowered.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                            && lowered
-                                .chars()
-                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+                        let valid = lowered
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_lowercase())
+                            && lowered.chars().all(|c| {
+                                c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)
+                            });
                         if !valid {
                             return Err(self.at(
                                 name.span,
@@ -213,7 +244,12 @@ impl Errors<'_> {
                 let flags = self.flags(
                     node,
                     kw,
-                    &[("mount", List), ("network", Str), ("security", Str), ("device", List)],
+                    &[
+                        ("mount", List),
+                        ("network", Str),
+                        ("security", Str),
+                        ("device", List),
+                    ],
                 )?;
                 if node.args == Args::Empty {
                     return Err(need_one("at least one argument"));
@@ -225,19 +261,28 @@ impl Errors<'_> {
                     .collect::<Result<Vec<_>, _>>()?;
                 let network = flags.string("network");
                 if let Some(n) = &network {
-                    if !n.value.contains('$') && !matches!(n.value.as_str(), "default" | "none" | "host") {
+                    if !n.value.contains('$')
+                        && !matches!(n.value.as_str(), "default" | "none" | "host")
+                    {
                         return Err(self.at(
                             n.span,
-                            format!("unsupported network mode {:?}: use default, none or host", n.value),
+                            format!(
+                                "unsupported network mode {:?}: use default, none or host",
+                                n.value
+                            ),
                         ));
                     }
                 }
                 let security = flags.string("security");
                 if let Some(s) = &security {
-                    if !s.value.contains('$') && !matches!(s.value.as_str(), "sandbox" | "insecure") {
+                    if !s.value.contains('$') && !matches!(s.value.as_str(), "sandbox" | "insecure")
+                    {
                         return Err(self.at(
                             s.span,
-                            format!("unsupported security mode {:?}: use sandbox or insecure", s.value),
+                            format!(
+                                "unsupported security mode {:?}: use sandbox or insecure",
+                                s.value
+                            ),
                         ));
                     }
                 }
@@ -262,7 +307,9 @@ impl Errors<'_> {
             "SHELL" => {
                 no_flags(node)?;
                 match &node.args {
-                    Args::Json(words) if !words.is_empty() => Ok(Command::Shell { shell: words.clone() }),
+                    Args::Json(words) if !words.is_empty() => Ok(Command::Shell {
+                        shell: words.clone(),
+                    }),
                     Args::Json(_) | Args::Empty => Err(need_one("at least one argument")),
                     _ => Err(self.at(node.rest, "SHELL requires the arguments to be in JSON form")),
                 }
@@ -308,7 +355,10 @@ impl Errors<'_> {
                     return Err(need_one("at least one argument"));
                 }
                 if let Some(empty) = words.iter().find(|w| w.value.trim().is_empty()) {
-                    return Err(self.at(empty.span, format!("{kw} specified can not be an empty string")));
+                    return Err(self.at(
+                        empty.span,
+                        format!("{kw} specified can not be an empty string"),
+                    ));
                 }
                 Ok(if kw == "EXPOSE" {
                     Command::Expose { ports: words }
@@ -332,10 +382,17 @@ impl Errors<'_> {
                         return Err(self.at(w.span, "ARG names can not be blank"));
                     }
                     let name_end = w.span.start + name.len();
-                    let name_span = self.scanner.map.span(self.scanner.text, w.span.start, name_end);
+                    let name_span =
+                        self.scanner
+                            .map
+                            .span(self.scanner.text, w.span.start, name_end);
                     let default = default.map(|d| Word {
                         value: d,
-                        span: self.scanner.map.span(self.scanner.text, (name_end + 1).min(w.span.end), w.span.end),
+                        span: self.scanner.map.span(
+                            self.scanner.text,
+                            (name_end + 1).min(w.span.end),
+                            w.span.end,
+                        ),
                     });
                     args.push(ArgDecl {
                         name: Word {
@@ -381,16 +438,25 @@ impl Errors<'_> {
                 }
                 let json = matches!(node.args, Args::Json(_));
                 if !json && matches!(parse_heredoc_marker(&dest.value), Ok(Some(_))) {
-                    return Err(self.at(dest.span, format!("{kw} cannot accept a heredoc as a destination")));
+                    return Err(self.at(
+                        dest.span,
+                        format!("{kw} cannot accept a heredoc as a destination"),
+                    ));
                 }
                 let mut heredocs = node.heredocs.iter();
                 let mut sources = Vec::new();
                 for w in words {
-                    let marker = if json { None } else { parse_heredoc_marker(&w.value).ok().flatten() };
+                    let marker = if json {
+                        None
+                    } else {
+                        parse_heredoc_marker(&w.value).ok().flatten()
+                    };
                     match marker {
                         Some(m) => {
                             let Some(h) = heredocs.next() else {
-                                return Err(self.at(w.span, format!("heredoc {} has no body", m.name)));
+                                return Err(
+                                    self.at(w.span, format!("heredoc {} has no body", m.name))
+                                );
                             };
                             let mut h = h.clone();
                             h.content = h.chomped_content();
@@ -401,7 +467,9 @@ impl Errors<'_> {
                 }
                 if let Some(chmod) = flags.string("chmod") {
                     let v = &chmod.value;
-                    let octal = !v.is_empty() && v.len() <= 4 && v.chars().all(|c| ('0'..='7').contains(&c));
+                    let octal = !v.is_empty()
+                        && v.len() <= 4
+                        && v.chars().all(|c| ('0'..='7').contains(&c));
                     if !octal && !v.contains('$') && !v.contains(['+', '=']) {
                         return Err(self.at(chmod.span, format!("invalid chmod parameter {v:?}: use octal like 0755 or symbolic like u+x")));
                     }
@@ -436,7 +504,10 @@ impl Errors<'_> {
                 let child_kw = child.keyword.value.to_ascii_uppercase();
                 match child_kw.as_str() {
                     "ONBUILD" => {
-                        return Err(self.at(child.keyword.span, "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"))
+                        return Err(self.at(
+                            child.keyword.span,
+                            "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                        ))
                     }
                     "FROM" | "MAINTAINER" => {
                         return Err(self.at(
@@ -453,7 +524,10 @@ impl Errors<'_> {
             }
             "HEALTHCHECK" => self.healthcheck(node),
             _ => {
-                let mut err = self.at(node.keyword.span, format!("unknown instruction: {}", node.keyword.value));
+                let mut err = self.at(
+                    node.keyword.span,
+                    format!("unknown instruction: {}", node.keyword.value),
+                );
                 if let Some(s) = nearest(&node.keyword.value, INSTRUCTIONS) {
                     err.help = Some(format!("did you mean `{s}`?"));
                 }
@@ -477,7 +551,10 @@ impl Errors<'_> {
             ],
         )?;
         let Args::Health { kind, command } = &node.args else {
-            return Err(self.at(node.keyword.span, "HEALTHCHECK requires at least one argument"));
+            return Err(self.at(
+                node.keyword.span,
+                "HEALTHCHECK requires at least one argument",
+            ));
         };
         let empty = Healthcheck {
             test: None,
@@ -493,25 +570,34 @@ impl Errors<'_> {
                     return Err(self.at(node.rest, "HEALTHCHECK NONE takes no arguments"));
                 }
                 if !node.flags.is_empty() {
-                    return Err(self.at(node.flags[0].span, "options cannot be specified for HEALTHCHECK NONE"));
+                    return Err(self.at(
+                        node.flags[0].span,
+                        "options cannot be specified for HEALTHCHECK NONE",
+                    ));
                 }
                 Ok(Command::Healthcheck(empty))
             }
             "CMD" => {
                 let test = match &**command {
-                    Args::Empty => return Err(self.at(kind.span, "Missing command after HEALTHCHECK CMD")),
+                    Args::Empty => {
+                        return Err(self.at(kind.span, "Missing command after HEALTHCHECK CMD"))
+                    }
                     Args::Json(w) if w.is_empty() => {
                         return Err(self.at(kind.span, "Missing command after HEALTHCHECK CMD"))
                     }
                     other => command_line(other, node.rest),
                 };
                 let duration = |name: &str| -> Result<Option<u64>, ParseError> {
-                    let Some(w) = flags.string(name) else { return Ok(None) };
+                    let Some(w) = flags.string(name) else {
+                        return Ok(None);
+                    };
                     let ns = parse_duration(&w.value).ok_or_else(|| {
                         self.at(w.span, format!("time: invalid duration {:?}", w.value))
                     })?;
                     if ns != 0 && ns < 1_000_000 {
-                        return Err(self.at(w.span, format!("Interval {name:?} cannot be less than 1ms")));
+                        return Err(
+                            self.at(w.span, format!("Interval {name:?} cannot be less than 1ms"))
+                        );
                     }
                     Ok(Some(ns))
                 };
@@ -519,11 +605,16 @@ impl Errors<'_> {
                     None => None,
                     Some(w) => match w.value.parse::<i64>() {
                         Ok(n) if n < 0 => {
-                            return Err(self.at(w.span, format!("--retries cannot be negative ({n})")))
+                            return Err(
+                                self.at(w.span, format!("--retries cannot be negative ({n})"))
+                            )
                         }
                         Ok(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
                         Err(_) => {
-                            return Err(self.at(w.span, format!("--retries must be a number, not {:?}", w.value)))
+                            return Err(self.at(
+                                w.span,
+                                format!("--retries must be a number, not {:?}", w.value),
+                            ))
                         }
                     },
                 };
@@ -536,7 +627,10 @@ impl Errors<'_> {
                     retries,
                 }))
             }
-            other => Err(self.at(kind.span, format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"))),
+            other => Err(self.at(
+                kind.span,
+                format!("Unknown type {other:?} in HEALTHCHECK (try CMD)"),
+            )),
         }
     }
 
@@ -572,7 +666,9 @@ impl Errors<'_> {
                 Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
                 None => (field.trim().to_ascii_lowercase(), None),
             };
-            let need = |v: Option<String>| v.ok_or_else(|| err(format!("invalid field '{field}' must be a key=value pair")));
+            let need = |v: Option<String>| {
+                v.ok_or_else(|| err(format!("invalid field '{field}' must be a key=value pair")))
+            };
             match key.as_str() {
                 "type" => {
                     m.kind = match need(value)?.as_str() {
@@ -606,7 +702,12 @@ impl Errors<'_> {
                 _ => return Err(err(format!("unexpected key '{key}' in '{field}'"))),
             }
         }
-        if m.target.is_none() && matches!(m.kind, MountType::Bind | MountType::Cache | MountType::Tmpfs) {
+        if m.target.is_none()
+            && matches!(
+                m.kind,
+                MountType::Bind | MountType::Cache | MountType::Tmpfs
+            )
+        {
             return Err(err("mount target must be specified (target=/path)".into()));
         }
         Ok(m)
@@ -641,10 +742,14 @@ fn parse_duration(s: &str) -> Option<u64> {
     let mut total: f64 = 0.0;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let number: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,
@@ -676,7 +781,10 @@ mod tests {
 
     #[test]
     fn csv() {
-        assert_eq!(split_csv("type=cache,target=/a"), vec!["type=cache", "target=/a"]);
+        assert_eq!(
+            split_csv("type=cache,target=/a"),
+            vec!["type=cache", "target=/a"]
+        );
         assert_eq!(split_csv("\"a,b\",c"), vec!["a,b", "c"]);
     }
 }

@@ -29,20 +29,32 @@ fn positive_cases_dump_as_buildkit() {
     assert!(cases.len() >= 33, "only {} cases found", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let name = case.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = case
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let source = std::fs::read(case.join("Dockerfile")).expect("Dockerfile");
         let expected = std::fs::read_to_string(case.join("result")).expect("result");
         match parse_syntax(&String::from_utf8_lossy(&source)) {
             Ok(tree) => {
                 let got = tree.dump();
                 if got != expected {
-                    failures.push(format!("{name}: dump differs\n--- expected\n{expected}--- got\n{got}"));
+                    failures.push(format!(
+                        "{name}: dump differs\n--- expected\n{expected}--- got\n{got}"
+                    ));
                 }
             }
             Err(e) => failures.push(format!("{name}: failed to parse: {e}")),
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -50,7 +62,11 @@ fn negative_cases_fail_with_a_location() {
     let cases = cases("buildkit/parser/testfiles-negative");
     assert!(cases.len() >= 4, "only {} cases found", cases.len());
     for case in &cases {
-        let name = case.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = case
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let source = std::fs::read(case.join("Dockerfile")).expect("Dockerfile");
         let text = String::from_utf8_lossy(&source);
         // Parse errors of the syntax stage, or of the typed stage for what it checks.
@@ -60,7 +76,10 @@ fn negative_cases_fail_with_a_location() {
         };
         assert!(err.span.start_line >= 1, "{name}: error has no line: {err}");
         let shown = err.to_string();
-        assert!(shown.contains(&format!(":{}:", err.span.start_line)), "{name}: {shown}");
+        assert!(
+            shown.contains(&format!(":{}:", err.span.start_line)),
+            "{name}: {shown}"
+        );
     }
 }
 
@@ -69,7 +88,11 @@ fn line_numbers_of_testfile_line() {
     let path = conformance().join("buildkit/parser/testfile-line/Dockerfile");
     let text = std::fs::read_to_string(path).expect("testfile-line");
     let tree = parse_syntax(&text).expect("parses");
-    let lines: Vec<(usize, usize)> = tree.nodes.iter().map(|n| (n.span.start_line, n.span.end_line)).collect();
+    let lines: Vec<(usize, usize)> = tree
+        .nodes
+        .iter()
+        .map(|n| (n.span.start_line, n.span.end_line))
+        .collect();
     assert_eq!(lines, vec![(5, 5), (11, 12), (17, 31)]);
 }
 
@@ -91,7 +114,8 @@ fn json_heredocs(v: &serde_json::Value) -> Vec<(String, String, bool, bool, u64)
 
 #[test]
 fn heredoc_case_table() {
-    let text = std::fs::read_to_string(conformance().join("heredoc-cases.jsonl")).expect("heredoc cases");
+    let text =
+        std::fs::read_to_string(conformance().join("heredoc-cases.jsonl")).expect("heredoc cases");
     let mut failures = Vec::new();
     let mut ran = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -107,10 +131,28 @@ fn heredoc_case_table() {
                         continue;
                     }
                 };
-                let want: Vec<_> = case["expect"].as_array().into_iter().flatten().map(|e| json_heredocs(&e["heredocs"])).collect();
+                let want: Vec<_> = case["expect"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| json_heredocs(&e["heredocs"]))
+                    .collect();
                 let got: Vec<_> = tree.nodes[1..]
                     .iter()
-                    .map(|n| n.heredocs.iter().map(|h| (h.name.clone(), h.content.clone(), h.expand, h.chomp, h.fd as u64)).collect::<Vec<_>>())
+                    .map(|n| {
+                        n.heredocs
+                            .iter()
+                            .map(|h| {
+                                (
+                                    h.name.clone(),
+                                    h.content.clone(),
+                                    h.expand,
+                                    h.chomp,
+                                    h.fd as u64,
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
                     .collect();
                 if want != got {
                     failures.push(format!("{}: want {want:?}, got {got:?}", case["case"]));
@@ -120,20 +162,36 @@ fn heredoc_case_table() {
                 let word = case["word"].as_str().unwrap_or_default();
                 let got = parse_heredoc_marker(word);
                 let ok = match (case["expect"].as_str(), &got) {
-                    (Some("heredoc"), Ok(Some(m))) => Some(m.name.as_str()) == case["name"].as_str(),
+                    (Some("heredoc"), Ok(Some(m))) => {
+                        Some(m.name.as_str()) == case["name"].as_str()
+                    }
                     (Some("error"), Err(_)) => true,
                     (Some("not-heredoc"), Ok(None)) => true,
                     _ => false,
                 };
                 if !ok {
-                    failures.push(format!("word {word:?}: expected {}, got {got:?}", case["expect"]));
+                    failures.push(format!(
+                        "word {word:?}: expected {}, got {got:?}",
+                        case["expect"]
+                    ));
                 }
             }
             Some("line") => {
                 let l = case["line"].as_str().unwrap_or_default();
-                let want: Vec<&str> = case["names"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
-                let got = heredocs_in_line(l).map(|v| v.into_iter().map(|m| m.name).collect::<Vec<_>>());
-                if got.as_deref().ok().map(|g| g.iter().map(String::as_str).collect::<Vec<_>>()) != Some(want.clone()) {
+                let want: Vec<&str> = case["names"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str())
+                    .collect();
+                let got =
+                    heredocs_in_line(l).map(|v| v.into_iter().map(|m| m.name).collect::<Vec<_>>());
+                if got
+                    .as_deref()
+                    .ok()
+                    .map(|g| g.iter().map(String::as_str).collect::<Vec<_>>())
+                    != Some(want.clone())
+                {
                     failures.push(format!("line {l:?}: want {want:?}, got {got:?}"));
                 }
             }
@@ -141,5 +199,10 @@ fn heredoc_case_table() {
         }
     }
     assert!(ran >= 58, "only {ran} heredoc cases ran");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -17,10 +17,15 @@ fn read(rel: &str) -> String {
 
 #[test]
 fn env_var_table() {
-    let vars: Vec<(String, String)> = [("PWD", "/home"), ("SHELL", "bash"), ("KOREAN", "한국어"), ("NULL", "")]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let vars: Vec<(String, String)> = [
+        ("PWD", "/home"),
+        ("SHELL", "bash"),
+        ("KOREAN", "한국어"),
+        ("NULL", ""),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     let lex = ShellLex::new('\\');
     let mut failures = Vec::new();
     let mut ran = 0;
@@ -42,11 +47,19 @@ fn env_var_table() {
             _ => false,
         };
         if !ok {
-            failures.push(format!("line {}: {input:?} expected {expected:?}, got {got:?}", n + 1));
+            failures.push(format!(
+                "line {}: {input:?} expected {expected:?}, got {got:?}",
+                n + 1
+            ));
         }
     }
     assert!(ran > 200, "only {ran} cases ran");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -76,11 +89,19 @@ fn words_table() {
             _ => false,
         };
         if !ok {
-            failures.push(format!("line {}: {input:?} expected {expected:?}, got {got:?}", n + 1));
+            failures.push(format!(
+                "line {}: {input:?} expected {expected:?}, got {got:?}",
+                n + 1
+            ));
         }
     }
     assert!(ran >= 24, "only {ran} cases ran");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -103,7 +124,10 @@ fn extra_expansion_cases() {
         ran += 1;
         let got = lex.expand(input, &vars);
         let mut problem = None;
-        match (&got, case.get("error").and_then(|v| v.as_bool()).unwrap_or(false)) {
+        match (
+            &got,
+            case.get("error").and_then(|v| v.as_bool()).unwrap_or(false),
+        ) {
             (Err(e), true) => {
                 if let Some(needle) = case.get("error_contains").and_then(|v| v.as_str()) {
                     if !e.to_string().contains(needle) {
@@ -132,5 +156,10 @@ fn extra_expansion_cases() {
         }
     }
     assert!(ran >= 56, "only {ran} cases ran");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
