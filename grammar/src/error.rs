@@ -3,9 +3,14 @@
 use crate::span::Span;
 use std::fmt;
 
-/// A Dockerfile that cannot be parsed.
+/// A Dockerfile that cannot be parsed. The details are boxed so that results
+/// stay small on the happy path; fields are reached through `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ParseError {
+pub struct ParseError(Box<ErrorDetails>);
+
+/// What a [`ParseError`] knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDetails {
     /// What is wrong, in docker's words where docker has words for it.
     pub message: String,
     /// Where: the smallest piece of source that shows the problem.
@@ -18,7 +23,30 @@ pub struct ParseError {
     pub file: Option<String>,
 }
 
+impl std::ops::Deref for ParseError {
+    type Target = ErrorDetails;
+    fn deref(&self) -> &ErrorDetails {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ParseError {
+    fn deref_mut(&mut self) -> &mut ErrorDetails {
+        &mut self.0
+    }
+}
+
 impl ParseError {
+    pub fn new(message: impl Into<String>, span: Span, line_text: impl Into<String>) -> Self {
+        ParseError(Box::new(ErrorDetails {
+            message: message.into(),
+            span,
+            line_text: line_text.into(),
+            help: None,
+            file: None,
+        }))
+    }
+
     /// Names the file the error is in.
     pub fn in_file(mut self, file: impl Into<String>) -> Self {
         self.file = Some(file.into());

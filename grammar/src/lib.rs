@@ -20,7 +20,7 @@ mod typed;
 
 pub use ast::*;
 pub use dump::go_quote;
-pub use error::ParseError;
+pub use error::{ErrorDetails, ParseError};
 pub use scanner::Warning;
 pub use span::Span;
 pub use syntax::{

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace, from a clean clone.
+# Installs what the tests need first (apt packages when run as root).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# System packages the test suite uses. Kept in one place so CI and a fresh
+# machine install the same set.
+APT_PACKAGES=(ca-certificates)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  fi
+fi
+if command -v rustup >/dev/null; then
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+# The conformance corpus lives beside the checkout (../shared/conformance).
+if [ -z "${BERTH_CONFORMANCE:-}" ] && [ ! -d ../shared/conformance ]; then
+  echo "test.sh: ../shared/conformance is missing; set BERTH_CONFORMANCE to its path" >&2
+  exit 1
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
