@@ -93,7 +93,11 @@ impl<'a> Scanner<'a> {
     /// Builds an error located at a byte range of the source.
     pub fn error_at(&self, start: usize, end: usize, message: impl Into<String>) -> ParseError {
         let span = self.map.span(self.text, start, end);
-        ParseError::new(message, span, self.map.line_text(self.text, span.start_line))
+        ParseError::new(
+            message,
+            span,
+            self.map.line_text(self.text, span.start_line),
+        )
     }
 
     /// Builds an error covering a whole physical line (1-based).

@@ -1,3 +1,25 @@
-//! berth-store: the local image store (an OCI image layout of sha256 blobs, refs, unpacked layer
-//! snapshots, deterministic layer tarballs, safe extraction, the build-cache index and GC).
-//! Not implemented yet: see the store issue.
+//! berth's local image store.
+//!
+//! One folder (`$BERTH_ROOT`) whose images part is a valid OCI image layout
+//! (`oci-layout`, `index.json`, `blobs/sha256/...`), so `skopeo` and `umoci`
+//! read it directly. An image is a config plus an ordered list of layers; a
+//! layer is known by its compressed `digest` and its uncompressed `diff_id`.
+
+pub mod archive;
+pub mod blobs;
+pub mod digest;
+mod error;
+pub mod image;
+pub mod import;
+pub mod layer;
+mod lock;
+pub mod reference;
+pub mod store;
+
+pub use blobs::{BlobStore, Ingest};
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use image::{ImageConfig, StoredImage};
+pub use layer::{Compression, Layer, LayerOptions};
+pub use reference::ImageRef;
+pub use store::Store;

@@ -1,1 +1,4 @@
+mod change;
+mod format;
+pub mod images;
 pub mod parse;

@@ -1,0 +1,82 @@
+//! docker's human-readable sizes and durations.
+
+/// `units.HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits.
+pub fn human_size(size: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = size as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.digits$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    format!("{s}{}", units[i])
+}
+
+/// `units.HumanDuration` followed by " ago", as `docker images` shows it.
+pub fn since(created: Option<&str>) -> String {
+    let Some(t) = created.and_then(parse_time) else {
+        return "N/A".into();
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let secs = (now - t).max(0);
+    let d = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
+    match secs {
+        0 => "Less than a second ago".into(),
+        s if s < 60 => d(s, "second"),
+        s if s < 120 => "About a minute ago".into(),
+        s if s < 3600 => d(s / 60, "minute"),
+        s if s < 2 * 3600 => "About an hour ago".into(),
+        s if s < 48 * 3600 => d(s / 3600, "hour"),
+        s if s < 14 * 86400 => d(s / 86400, "day"),
+        s if s < 60 * 86400 => d(s / (7 * 86400), "week"),
+        s if s < 730 * 86400 => d(s / (30 * 86400), "month"),
+        s => d(s / (365 * 86400), "year"),
+    }
+}
+
+pub fn parse_time(s: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp())
+}
+
+/// docker's `CreatedAt`: `2024-01-02 03:04:05 +0000 UTC`.
+pub fn created_at(created: Option<&str>) -> String {
+    let Some(t) = created.and_then(parse_time) else {
+        return String::new();
+    };
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(t).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second] +0000 UTC"
+    );
+    t.format(&f).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1234), "1.23kB");
+        assert_eq!(human_size(4_100), "4.1kB");
+        assert_eq!(human_size(138_000), "138kB");
+        assert_eq!(human_size(1_200_000), "1.2MB");
+    }
+}

@@ -1,0 +1,266 @@
+//! Content-addressed blobs under `blobs/sha256/`.
+//!
+//! A blob is streamed into a temp file under `ingest/`, hashed on the way,
+//! fsynced and renamed into place only when its digest is known (and matches
+//! the expected one): a blob is invisible until committed, so a crash leaves
+//! only temp files, which GC removes.
+
+use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::error::{Error, IoContext, Result};
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    blobs: PathBuf,
+    ingest: PathBuf,
+}
+
+static INGEST_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// fsyncs a directory so that a rename in it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("cannot sync directory {}", dir.display()))
+}
+
+impl BlobStore {
+    pub(crate) fn new(root: &Path) -> Result<BlobStore> {
+        let blobs = root.join("blobs").join("sha256");
+        let ingest = root.join("ingest");
+        for d in [&blobs, &ingest] {
+            fs::create_dir_all(d).ctx(|| format!("cannot create {}", d.display()))?;
+        }
+        Ok(BlobStore { blobs, ingest })
+    }
+
+    pub fn path(&self, digest: &Digest) -> PathBuf {
+        self.blobs.join(digest.hex())
+    }
+
+    pub fn ingest_dir(&self) -> &Path {
+        &self.ingest
+    }
+
+    pub fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// The size of a committed blob.
+    pub fn size(&self, digest: &Digest) -> Result<u64> {
+        match fs::metadata(self.path(digest)) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::MissingBlob(digest.to_string()))
+            }
+            Err(e) => Err(e).ctx(|| format!("cannot stat blob {digest}")),
+        }
+    }
+
+    /// Opens a blob, checking its size when the caller knows it.
+    pub fn open(&self, digest: &Digest, expected_size: Option<u64>) -> Result<File> {
+        let file = match File::open(self.path(digest)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::MissingBlob(digest.to_string()))
+            }
+            Err(e) => return Err(e).ctx(|| format!("cannot open blob {digest}")),
+        };
+        if let Some(want) = expected_size {
+            let have = file
+                .metadata()
+                .ctx(|| format!("cannot stat blob {digest}"))?
+                .len();
+            if have != want {
+                return Err(Error::CorruptBlob {
+                    digest: digest.to_string(),
+                    why: format!("size is {have} bytes, expected {want}"),
+                });
+            }
+        }
+        Ok(file)
+    }
+
+    pub fn read(&self, digest: &Digest) -> Result<Vec<u8>> {
+        let mut data = Vec::new();
+        self.open(digest, None)?
+            .read_to_end(&mut data)
+            .ctx(|| format!("cannot read blob {digest}"))?;
+        if Digest::of(&data) != *digest {
+            return Err(Error::CorruptBlob {
+                digest: digest.to_string(),
+                why: "content does not match its digest".into(),
+            });
+        }
+        Ok(data)
+    }
+
+    /// Re-hashes a blob.
+    pub fn verify(&self, digest: &Digest) -> Result<()> {
+        let mut r = HashingReader::new(self.open(digest, None)?);
+        io::copy(&mut r, &mut io::sink()).ctx(|| format!("cannot read blob {digest}"))?;
+        let (actual, _) = r.finish();
+        if actual != *digest {
+            return Err(Error::CorruptBlob {
+                digest: digest.to_string(),
+                why: format!("content hashes to {actual}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts writing a new blob.
+    pub fn ingest(&self) -> Result<Ingest> {
+        let name = format!(
+            "{}-{}-{}",
+            std::process::id(),
+            INGEST_SEQ.fetch_add(1, Ordering::Relaxed),
+            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+        );
+        let path = self.ingest.join(name);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .ctx(|| format!("cannot create {}", path.display()))?;
+        Ok(Ingest {
+            writer: Some(HashingWriter::new(BufWriter::with_capacity(
+                256 * 1024,
+                file,
+            ))),
+            path,
+            blobs: self.blobs.clone(),
+        })
+    }
+
+    /// Writes a small blob from memory.
+    pub fn put(&self, data: &[u8], expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let mut ingest = self.ingest()?;
+        ingest
+            .write_all(data)
+            .ctx(|| "cannot write blob".to_string())?;
+        ingest.commit(expected)
+    }
+
+    /// All committed blobs.
+    pub fn list(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        for entry in
+            fs::read_dir(&self.blobs).ctx(|| format!("cannot list {}", self.blobs.display()))?
+        {
+            let entry = entry.ctx(|| format!("cannot list {}", self.blobs.display()))?;
+            if let Ok(d) = format!("sha256:{}", entry.file_name().to_string_lossy()).parse() {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn remove(&self, digest: &Digest) -> Result<()> {
+        match fs::remove_file(self.path(digest)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                Err(e).ctx(|| format!("cannot remove blob {digest}"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A blob being written. Dropped without `commit`, it leaves nothing behind.
+pub struct Ingest {
+    writer: Option<HashingWriter<BufWriter<File>>>,
+    path: PathBuf,
+    blobs: PathBuf,
+}
+
+impl Write for Ingest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.writer {
+            Some(w) => w.write(buf),
+            None => Err(io::Error::other("blob already committed")),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.writer {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Ingest {
+    /// Makes the blob visible under its digest; fails, leaving nothing, when
+    /// `expected` is given and differs.
+    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        let Some(writer) = self.writer.take() else {
+            return Err(Error::Archive("blob committed twice".into()));
+        };
+        let (buf, digest, size) = writer.finish();
+        let file = buf
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .ctx(|| format!("cannot write {}", self.path.display()))?;
+        if let Some(want) = expected {
+            if *want != digest {
+                let _ = fs::remove_file(&self.path);
+                return Err(Error::DigestMismatch {
+                    expected: want.to_string(),
+                    actual: digest.to_string(),
+                });
+            }
+        }
+        let target = self.blobs.join(digest.hex());
+        if target.exists() {
+            let _ = fs::remove_file(&self.path);
+            return Ok((digest, size));
+        }
+        file.sync_all()
+            .ctx(|| format!("cannot sync {}", self.path.display()))?;
+        drop(file);
+        fs::rename(&self.path, &target).ctx(|| format!("cannot commit blob {digest}"))?;
+        sync_dir(&self.blobs)?;
+        Ok((digest, size))
+    }
+}
+
+impl Drop for Ingest {
+    fn drop(&mut self) {
+        if self.writer.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_verify_and_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(dir.path()).unwrap();
+        let (d, n) = store.put(b"hello", None).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(store.read(&d).unwrap(), b"hello");
+        store.verify(&d).unwrap();
+        let wrong = Digest::of(b"other");
+        assert!(matches!(
+            store.put(b"hello!", Some(&wrong)),
+            Err(Error::DigestMismatch { .. })
+        ));
+        assert_eq!(
+            fs::read_dir(store.ingest_dir()).unwrap().count(),
+            0,
+            "nothing left behind"
+        );
+        let ingest = store.ingest().unwrap();
+        drop(ingest);
+        assert_eq!(fs::read_dir(store.ingest_dir()).unwrap().count(), 0);
+        fs::write(store.path(&d), b"tampered").unwrap();
+        assert!(store.verify(&d).is_err());
+        assert!(store.open(&d, Some(5)).is_err());
+    }
+}
