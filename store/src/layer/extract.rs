@@ -386,6 +386,8 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                 .ctx(ctx)?;
                 let mut file = std::fs::File::from(fd);
                 io::copy(&mut entry, &mut file).ctx(ctx)?;
+                // Owner and mode first: chown clears setuid bits and file capabilities.
+                ex.set_owner_mode(&parent, &name, entry.header(), false)?;
                 if let Ok(Some(exts)) = entry.pax_extensions() {
                     for ext in exts.flatten() {
                         if let (Ok(key), value) = (ext.key(), ext.value_bytes()) {
@@ -398,7 +400,6 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                     }
                 }
                 drop(file);
-                ex.set_owner_mode(&parent, &name, entry.header(), false)?;
                 ex.set_mtime(&parent, &name, mtime)?;
             }
             EntryKind::Symlink => {
