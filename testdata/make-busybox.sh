@@ -11,19 +11,16 @@ set -euo pipefail
 BERTH="${1:-target/debug/berth}"
 OUT="${2:-${TMPDIR:-/tmp}/berth-busybox-rootfs.tar}"
 
-bb="$(command -v busybox || true)"
-if [ -z "$bb" ] || ! file -L "$bb" 2>/dev/null | grep -q static; then
-  bb=/bin/busybox
-fi
-if [ ! -x "$bb" ]; then
+# Debian's busybox-static: one static binary that runs in any root filesystem.
+if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed"; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends busybox-static >/dev/null
-    bb=/bin/busybox
   else
-    echo "make-busybox.sh: needs busybox-static (apt-get install busybox-static)" >&2
+    echo "make-busybox.sh: needs Debian's busybox-static (apt-get install busybox-static)" >&2
     exit 1
   fi
 fi
+bb=/bin/busybox
 
 rootfs="$(mktemp -d)"
 trap 'rm -rf "$rootfs"' EXIT
