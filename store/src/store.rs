@@ -390,7 +390,9 @@ impl Store {
         // file left is from a process that died.
         if let Ok(rd) = fs::read_dir(self.blobs.ingest_dir()) {
             for e in rd.flatten() {
-                if fs::remove_file(e.path()).is_ok() {
+                let path = e.path();
+                let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                if removed.is_ok() {
                     report.temp_files_removed += 1;
                 }
             }
