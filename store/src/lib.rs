@@ -14,6 +14,7 @@ pub mod import;
 pub mod layer;
 mod lock;
 pub mod reference;
+pub mod snapshot;
 pub mod store;
 
 pub use blobs::{BlobStore, Ingest};

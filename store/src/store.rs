@@ -37,6 +37,7 @@ pub struct GcReport {
     pub blobs_removed: usize,
     pub bytes_freed: u64,
     pub temp_files_removed: usize,
+    pub snapshots_removed: usize,
 }
 
 impl Store {
@@ -379,6 +380,13 @@ impl Store {
             }
         }
         let mut report = GcReport::default();
+        let mut live_diffs = BTreeSet::new();
+        for d in &live {
+            if let Ok(c) = self.blobs.read(d).and_then(|data| serde_json::from_slice::<ImageConfig>(&data).map_err(json_err("config", &self.root))) {
+                live_diffs.extend(c.rootfs.diff_ids);
+            }
+        }
+        report.snapshots_removed = self.prune_snapshots(&live_diffs)?;
         for d in self.blobs.list()? {
             if !live.contains(&d) {
                 report.bytes_freed += self.blobs.size(&d).unwrap_or(0);

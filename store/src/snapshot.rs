@@ -1,0 +1,191 @@
+//! Unpacked layers ("snapshots"), keyed by diff ID, kept under the root so
+//! that containers and RUN steps stack them as overlayfs lower dirs without
+//! unpacking twice. Where overlayfs cannot be mounted, a copy-based fallback
+//! extracts the layers into one tree, giving the same view.
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::image::StoredImage;
+use crate::layer::extract::CountingReader;
+use crate::layer::{decompressed, extract, ExtractOptions, WhiteoutMode};
+use crate::store::Store;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// How a prepared root filesystem is put together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountKind {
+    /// overlayfs: the layers' snapshots below, `upper` catches changes.
+    Overlay,
+    /// All layers extracted into `merged` (no overlayfs here).
+    Copy,
+}
+
+/// A root filesystem ready for a container or a RUN step.
+#[derive(Debug)]
+pub struct Mount {
+    pub kind: MountKind,
+    /// The tree to use as the root filesystem.
+    pub merged: PathBuf,
+    /// With overlay: the changes made in `merged` (what a RUN step commits).
+    pub upper: PathBuf,
+    /// The snapshots below, topmost first.
+    pub lowers: Vec<PathBuf>,
+    dir: PathBuf,
+    mounted: bool,
+}
+
+impl Mount {
+    /// Unmounts and removes the upper, work and merged dirs.
+    pub fn remove(mut self) -> Result<()> {
+        self.release()
+    }
+
+    fn release(&mut self) -> Result<()> {
+        if self.mounted {
+            rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH)
+                .ctx(|| format!("cannot unmount {}", self.merged.display()))?;
+            self.mounted = false;
+        }
+        if self.dir.exists() {
+            fs::remove_dir_all(&self.dir).ctx(|| format!("cannot remove {}", self.dir.display()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
+
+impl Store {
+    fn snapshots_dir(&self) -> PathBuf {
+        self.root().join("snapshots")
+    }
+
+    /// The snapshot of one layer, extracted on first use.
+    pub fn snapshot(&self, image: &StoredImage, index: usize) -> Result<PathBuf> {
+        let diff_id = image
+            .config
+            .rootfs
+            .diff_ids
+            .get(index)
+            .ok_or_else(|| Error::Archive(format!("image {} has no layer {index}", image.id)))?;
+        let layer = image
+            .layers
+            .get(index)
+            .ok_or_else(|| Error::Archive(format!("image {} has no layer {index}", image.id)))?;
+        let dir = self.snapshots_dir();
+        let path = dir.join(diff_id.hex());
+        if path.is_dir() {
+            return Ok(path);
+        }
+        fs::create_dir_all(&dir).ctx(|| format!("cannot create {}", dir.display()))?;
+        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+        let result = (|| {
+            let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
+            let (counting, count) = CountingReader::new(blob);
+            let mut plain = decompressed(counting).ctx(|| format!("cannot read layer {}", layer.digest))?;
+            let opts = ExtractOptions {
+                whiteouts: WhiteoutMode::Overlay,
+                compressed_read: Some(count),
+                ..ExtractOptions::default()
+            };
+            extract(&mut plain, &tmp, &opts)
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        if fs::rename(&tmp, &path).is_err() {
+            // Another process made it first: theirs is as good as ours.
+            let _ = fs::remove_dir_all(&tmp);
+            if !path.is_dir() {
+                return Err(Error::Archive(format!("cannot create snapshot {}", path.display())));
+            }
+        }
+        Ok(path)
+    }
+
+    /// Prepares a writable root filesystem of `image` named `id`: overlayfs
+    /// over the layers' snapshots, or the copy-based fallback when overlayfs
+    /// cannot be mounted (or `copy` asks for it).
+    pub fn prepare_rootfs(&self, image: &StoredImage, id: &str, copy: bool) -> Result<Mount> {
+        let dir = self.root().join("mounts").join(id);
+        if dir.exists() {
+            return Err(Error::Conflict(format!("a root filesystem named {id} already exists")));
+        }
+        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        for d in [&upper, &work, &merged] {
+            fs::create_dir_all(d).ctx(|| format!("cannot create {}", d.display()))?;
+        }
+        let mut mount = Mount {
+            kind: MountKind::Copy,
+            merged: merged.clone(),
+            upper,
+            lowers: Vec::new(),
+            dir,
+            mounted: false,
+        };
+        if !copy {
+            let mut lowers = Vec::new();
+            for i in (0..image.layers.len()).rev() {
+                lowers.push(self.snapshot(image, i)?);
+            }
+            if lowers.is_empty() {
+                let empty = self.snapshots_dir().join("empty");
+                fs::create_dir_all(&empty).ctx(|| format!("cannot create {}", empty.display()))?;
+                lowers.push(empty);
+            }
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                mount.upper.display(),
+                work.display()
+            );
+            let data = std::ffi::CString::new(options).map_err(|_| Error::Archive("a snapshot path contains a NUL byte".into()))?;
+            let mounted = rustix::mount::mount("overlay", &merged, "overlay", rustix::mount::MountFlags::empty(), Some(data.as_c_str()));
+            if mounted.is_ok() {
+                mount.kind = MountKind::Overlay;
+                mount.mounted = true;
+                mount.lowers = lowers;
+                return Ok(mount);
+            }
+        }
+        for layer in &image.layers {
+            let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
+            let mut plain = decompressed(blob).ctx(|| format!("cannot read layer {}", layer.digest))?;
+            extract(&mut plain, &merged, &ExtractOptions::default())?;
+        }
+        Ok(mount)
+    }
+
+    /// Snapshots whose diff ID no image uses any more, and unfinished ones.
+    pub(crate) fn prune_snapshots(&self, live: &std::collections::BTreeSet<Digest>) -> Result<usize> {
+        let dir = self.snapshots_dir();
+        let Ok(rd) = fs::read_dir(&dir) else { return Ok(0) };
+        let mut removed = 0;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let keep = name == "empty"
+                || format!("sha256:{name}").parse::<Digest>().is_ok_and(|d| live.contains(&d));
+            if !keep && remove_tree(&e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn remove_tree(p: &Path) -> std::io::Result<()> {
+    if p.is_dir() {
+        fs::remove_dir_all(p)
+    } else {
+        fs::remove_file(p)
+    }
+}
