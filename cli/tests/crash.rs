@@ -87,3 +87,34 @@ fn sigkill_during_load_leaves_a_consistent_store() {
     assert_eq!(std::fs::read_dir(target.join("ingest")).unwrap().count(), 0);
     assert_eq!(store.resolve("big:1").unwrap().id, berth_store::Store::open(&src).unwrap().resolve("big:1").unwrap().id);
 }
+
+#[test]
+fn concurrent_imports_loads_and_prunes_keep_the_store_consistent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let status = Command::new("bash")
+        .arg(repo().join("testdata/make-busybox.sh"))
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg(tmp.path().join("bb.tar"))
+        .env("BERTH_ROOT", &root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let archive = tmp.path().join("bb-image.tar");
+    assert!(berth(&root).args(["save", "-o", archive.to_str().unwrap(), "busybox"]).status().unwrap().success());
+    let bb = tmp.path().join("bb.tar");
+    for round in 0..4 {
+        let mut children = Vec::new();
+        for i in 0..3 {
+            let tag = format!("copy{round}-{i}:latest");
+            children.push(berth(&root).args(["import", "-c", &format!("CMD [\"echo\", \"{i}\"]"), bb.to_str().unwrap(), &tag]).spawn().unwrap());
+        }
+        children.push(berth(&root).args(["load", "-q", "-i", archive.to_str().unwrap()]).spawn().unwrap());
+        children.push(berth(&root).args(["image", "prune", "-f", "-a"]).spawn().unwrap());
+        children.push(berth(&root).args(["images"]).stdout(std::process::Stdio::null()).spawn().unwrap());
+        for mut c in children {
+            assert!(c.wait().unwrap().success(), "round {round}: a concurrent berth failed");
+        }
+        assert_consistent(&root, round);
+    }
+}
