@@ -22,17 +22,24 @@ fn repo() -> PathBuf {
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
 
 fn assert_consistent(root: &Path, run: usize) {
-    let store = berth_store::Store::open(root).unwrap_or_else(|e| panic!("run {run}: store does not open: {e}"));
+    let store = berth_store::Store::open(root)
+        .unwrap_or_else(|e| panic!("run {run}: store does not open: {e}"));
     let problems = store.check(true).unwrap();
     assert!(problems.is_empty(), "run {run}: {problems:?}");
     for d in store.blobs().list().unwrap() {
-        store.blobs().verify(&d).unwrap_or_else(|e| panic!("run {run}: {e}"));
+        store
+            .blobs()
+            .verify(&d)
+            .unwrap_or_else(|e| panic!("run {run}: {e}"));
     }
     let layout = oci_validate::check_layout(root);
     assert!(layout.is_empty(), "run {run}: {layout:?}");
@@ -61,31 +68,65 @@ fn sigkill_during_load_leaves_a_consistent_store() {
     }
     std::fs::write(big.join("random.bin"), &data).unwrap();
     let big_tar = tmp.path().join("big.tar");
-    assert!(Command::new("tar").arg("-C").arg(&big).arg("-cf").arg(&big_tar).arg(".").status().unwrap().success());
-    assert!(berth(&src).args(["import", big_tar.to_str().unwrap(), "big:1"]).status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&big)
+        .arg("-cf")
+        .arg(&big_tar)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    assert!(berth(&src)
+        .args(["import", big_tar.to_str().unwrap(), "big:1"])
+        .status()
+        .unwrap()
+        .success());
     let archive = tmp.path().join("images.tar");
-    assert!(berth(&src).args(["save", "-o", archive.to_str().unwrap(), "busybox", "big:1"]).status().unwrap().success());
+    assert!(berth(&src)
+        .args(["save", "-o", archive.to_str().unwrap(), "busybox", "big:1"])
+        .status()
+        .unwrap()
+        .success());
 
     let target = tmp.path().join("target");
     let started = Instant::now();
-    assert!(berth(&tmp.path().join("timing")).args(["load", "-q", "-i", archive.to_str().unwrap()]).status().unwrap().success());
+    assert!(berth(&tmp.path().join("timing"))
+        .args(["load", "-q", "-i", archive.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
     let full = started.elapsed().as_millis().max(20) as u64;
 
     let mut rng = Lcg(7);
     for run in 0..24 {
-        let mut child = berth(&target).args(["load", "-q", "-i", archive.to_str().unwrap()]).spawn().unwrap();
+        let mut child = berth(&target)
+            .args(["load", "-q", "-i", archive.to_str().unwrap()])
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(rng.next() % (full + full / 4)));
         let _ = child.kill();
         let _ = child.wait();
         assert_consistent(&target, run);
     }
     // Whatever was left half-done, a full load and GC bring the store to the same state.
-    assert!(berth(&target).args(["load", "-q", "-i", archive.to_str().unwrap()]).status().unwrap().success());
+    assert!(berth(&target)
+        .args(["load", "-q", "-i", archive.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
     assert_consistent(&target, 99);
     let store = berth_store::Store::open(&target).unwrap();
     store.gc().unwrap();
     assert_eq!(std::fs::read_dir(target.join("ingest")).unwrap().count(), 0);
-    assert_eq!(store.resolve("big:1").unwrap().id, berth_store::Store::open(&src).unwrap().resolve("big:1").unwrap().id);
+    assert_eq!(
+        store.resolve("big:1").unwrap().id,
+        berth_store::Store::open(&src)
+            .unwrap()
+            .resolve("big:1")
+            .unwrap()
+            .id
+    );
 }
 
 #[test]
@@ -101,19 +142,53 @@ fn concurrent_imports_loads_and_prunes_keep_the_store_consistent() {
         .unwrap();
     assert!(status.success());
     let archive = tmp.path().join("bb-image.tar");
-    assert!(berth(&root).args(["save", "-o", archive.to_str().unwrap(), "busybox"]).status().unwrap().success());
+    assert!(berth(&root)
+        .args(["save", "-o", archive.to_str().unwrap(), "busybox"])
+        .status()
+        .unwrap()
+        .success());
     let bb = tmp.path().join("bb.tar");
     for round in 0..4 {
         let mut children = Vec::new();
         for i in 0..3 {
             let tag = format!("copy{round}-{i}:latest");
-            children.push(berth(&root).args(["import", "-c", &format!("CMD [\"echo\", \"{i}\"]"), bb.to_str().unwrap(), &tag]).spawn().unwrap());
+            children.push(
+                berth(&root)
+                    .args([
+                        "import",
+                        "-c",
+                        &format!("CMD [\"echo\", \"{i}\"]"),
+                        bb.to_str().unwrap(),
+                        &tag,
+                    ])
+                    .spawn()
+                    .unwrap(),
+            );
         }
-        children.push(berth(&root).args(["load", "-q", "-i", archive.to_str().unwrap()]).spawn().unwrap());
-        children.push(berth(&root).args(["image", "prune", "-f", "-a"]).spawn().unwrap());
-        children.push(berth(&root).args(["images"]).stdout(std::process::Stdio::null()).spawn().unwrap());
+        children.push(
+            berth(&root)
+                .args(["load", "-q", "-i", archive.to_str().unwrap()])
+                .spawn()
+                .unwrap(),
+        );
+        children.push(
+            berth(&root)
+                .args(["image", "prune", "-f", "-a"])
+                .spawn()
+                .unwrap(),
+        );
+        children.push(
+            berth(&root)
+                .args(["images"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         for mut c in children {
-            assert!(c.wait().unwrap().success(), "round {round}: a concurrent berth failed");
+            assert!(
+                c.wait().unwrap().success(),
+                "round {round}: a concurrent berth failed"
+            );
         }
         assert_consistent(&root, round);
     }

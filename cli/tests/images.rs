@@ -23,7 +23,11 @@ fn berth(root: &Path, args: &[&str]) -> Output {
 
 fn ok(root: &Path, args: &[&str]) -> String {
     let out = berth(root, args);
-    assert!(out.status.success(), "berth {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "berth {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -38,12 +42,17 @@ fn busybox_store(dir: &Path) -> PathBuf {
         .env("BERTH_ROOT", &root)
         .output()
         .expect("make-busybox.sh runs");
-    assert!(out.status.success(), "make-busybox.sh: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "make-busybox.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     root
 }
 
 fn inspect(root: &Path, name: &str) -> serde_json::Value {
-    let v: serde_json::Value = serde_json::from_str(&ok(root, &["inspect", name])).expect("inspect JSON");
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(root, &["inspect", name])).expect("inspect JSON");
     v[0].clone()
 }
 
@@ -62,35 +71,101 @@ fn import_save_load_round_trip_and_peers_read_it() {
     assert_eq!(first["RepoTags"][0], "busybox:latest");
     assert_eq!(first["Config"]["Cmd"][0], "sh");
     assert_eq!(first["RootFS"]["Type"], "layers");
-    assert!(oci_validate::check_layout(&root).is_empty(), "{:?}", oci_validate::check_layout(&root));
+    assert!(
+        oci_validate::check_layout(&root).is_empty(),
+        "{:?}",
+        oci_validate::check_layout(&root)
+    );
 
     let archive = tmp.path().join("busybox.tar");
-    ok(&root, &["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
+    ok(
+        &root,
+        &["save", "-o", archive.to_str().unwrap(), "busybox:latest"],
+    );
     let other = tmp.path().join("other-root");
     let loaded = ok(&other, &["load", "-i", archive.to_str().unwrap()]);
     assert_eq!(loaded.trim(), "Loaded image: busybox:latest");
     let second = inspect(&other, "busybox:latest");
     assert_eq!(first["Id"], second["Id"], "same image ID after save/load");
     assert_eq!(first["RootFS"], second["RootFS"]);
-    assert!(oci_validate::check_layout(&other).is_empty(), "{:?}", oci_validate::check_layout(&other));
+    assert!(
+        oci_validate::check_layout(&other).is_empty(),
+        "{:?}",
+        oci_validate::check_layout(&other)
+    );
 
     // skopeo reads the archive and the store itself.
-    let out = tool("skopeo", &["inspect", &format!("docker-archive:{}", archive.display())]);
-    assert!(out.status.success(), "skopeo docker-archive: {}", String::from_utf8_lossy(&out.stderr));
+    let out = tool(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{}", archive.display())],
+    );
+    assert!(
+        out.status.success(),
+        "skopeo docker-archive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["Layers"].as_array().map(|a| a.len()), Some(1));
     let oci_ref = format!("oci:{}:docker.io/library/busybox:latest", root.display());
     let out = tool("skopeo", &["inspect", &oci_ref]);
-    assert!(out.status.success(), "skopeo oci: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "skopeo oci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let manifest_digest = v["Digest"].as_str().unwrap().to_string();
     let images = ok(&root, &["images", "--digests"]);
     assert!(images.contains(&manifest_digest), "{images}");
 
+    // Docker media types on request; skopeo and berth read those too.
+    let docker_archive = tmp.path().join("busybox-docker.tar");
+    ok(
+        &root,
+        &[
+            "save",
+            "--media-types",
+            "docker",
+            "-o",
+            docker_archive.to_str().unwrap(),
+            "busybox",
+        ],
+    );
+    let out = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("docker-archive:{}", docker_archive.display()),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fourth = tmp.path().join("fourth-root");
+    ok(&fourth, &["load", "-i", docker_archive.to_str().unwrap()]);
+    assert_eq!(inspect(&fourth, "busybox")["Id"], first["Id"]);
+
     // An OCI archive written by skopeo loads too, with the same ID.
     let oci_archive = tmp.path().join("busybox-oci.tar");
-    let out = tool("skopeo", &["copy", &oci_ref, &format!("oci-archive:{}:docker.io/library/busybox:latest", oci_archive.display())]);
-    assert!(out.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&out.stderr));
+    let out = tool(
+        "skopeo",
+        &[
+            "copy",
+            &oci_ref,
+            &format!(
+                "oci-archive:{}:docker.io/library/busybox:latest",
+                oci_archive.display()
+            ),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "skopeo copy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let third_root = tmp.path().join("third-root");
     ok(&third_root, &["load", "-i", oci_archive.to_str().unwrap()]);
     assert_eq!(inspect(&third_root, "busybox")["Id"], first["Id"]);
@@ -102,10 +177,22 @@ fn tree(root: &Path) -> Vec<String> {
     for e in walkdir::WalkDir::new(root).min_depth(1).sort_by_file_name() {
         let e = e.unwrap();
         let m = e.path().symlink_metadata().unwrap();
-        let link = std::fs::read_link(e.path()).map(|l| l.display().to_string()).unwrap_or_default();
+        let link = std::fs::read_link(e.path())
+            .map(|l| l.display().to_string())
+            .unwrap_or_default();
         let size = if m.is_file() { m.len() } else { 0 };
-        let mode = if m.file_type().is_symlink() { 0 } else { m.mode() };
-        out.push(format!("{} {:o} {}:{} {size} {link}", e.path().strip_prefix(root).unwrap().display(), mode, m.uid(), m.gid()));
+        let mode = if m.file_type().is_symlink() {
+            0
+        } else {
+            m.mode()
+        };
+        out.push(format!(
+            "{} {:o} {}:{} {size} {link}",
+            e.path().strip_prefix(root).unwrap().display(),
+            mode,
+            m.uid(),
+            m.gid()
+        ));
     }
     out
 }
@@ -115,8 +202,20 @@ fn umoci_unpack_matches_berth_extraction() {
     let tmp = tempfile::tempdir().unwrap();
     let root = busybox_store(tmp.path());
     let bundle = tmp.path().join("bundle");
-    let out = tool("umoci", &["unpack", "--image", &format!("{}:docker.io/library/busybox:latest", root.display()), bundle.to_str().unwrap()]);
-    assert!(out.status.success(), "umoci unpack: {}", String::from_utf8_lossy(&out.stderr));
+    let out = tool(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:docker.io/library/busybox:latest", root.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "umoci unpack: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let store = berth_store::Store::open(&root).unwrap();
     let img = store.resolve("busybox").unwrap();
@@ -163,7 +262,16 @@ fn tag_rmi_inspect_history_and_prune() {
 
     // Re-tagging busybox onto a new import leaves the old image dangling.
     let tarball = tmp.path().join("busybox-rootfs.tar");
-    ok(&root, &["import", "-c", "CMD [\"echo\", \"two\"]", tarball.to_str().unwrap(), "busybox:latest"]);
+    ok(
+        &root,
+        &[
+            "import",
+            "-c",
+            "CMD [\"echo\", \"two\"]",
+            tarball.to_str().unwrap(),
+            "busybox:latest",
+        ],
+    );
     let images = ok(&root, &["images"]);
     assert!(images.contains("<none>"), "{images}");
     let pruned = ok(&root, &["image", "prune", "-f"]);
@@ -171,7 +279,13 @@ fn tag_rmi_inspect_history_and_prune() {
     assert!(!ok(&root, &["images"]).contains("<none>"));
     let deleted = ok(&root, &["rmi", "busybox"]);
     assert!(deleted.contains("Deleted: sha256:"), "{deleted}");
-    assert_eq!(std::fs::read_dir(root.join("blobs/sha256")).unwrap().count(), 0, "GC removed every blob");
+    assert_eq!(
+        std::fs::read_dir(root.join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0,
+        "GC removed every blob"
+    );
 }
 
 #[test]

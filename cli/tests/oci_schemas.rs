@@ -15,7 +15,9 @@ fn validator_agrees_with_every_case() {
     for line in table.lines().filter(|l| !l.starts_with('#')).skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
         let (file, schema, expected) = (cols[0], cols[1], cols[2]);
-        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join(file)).expect("case file")).expect("case JSON");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(file)).expect("case file"))
+                .expect("case JSON");
         let errors = schemas.errors(schema, &doc);
         ran += 1;
         let valid = errors.is_empty();
@@ -40,7 +42,8 @@ fn buildkit_goldens_validate() {
             "config.json" => "config-schema.json",
             _ => continue,
         };
-        let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
         let errors = schemas.errors(schema, &doc);
         assert!(errors.is_empty(), "{}: {errors:?}", e.path().display());
         n += 1;

@@ -58,9 +58,48 @@ fn add_bytes<W: Write>(b: &mut tar::Builder<W>, path: &str, data: &[u8]) -> Resu
         .ctx(|| format!("cannot write {path} to the archive"))
 }
 
+/// Which media types the archive's manifests use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MediaTypes {
+    #[default]
+    Oci,
+    /// Docker's v2 schema 2 types, for tools that want them.
+    Docker,
+}
+
+impl MediaTypes {
+    fn manifest(self) -> MediaType {
+        match self {
+            MediaTypes::Oci => MediaType::ImageManifest,
+            MediaTypes::Docker => MediaType::Other(crate::store::DOCKER_MANIFEST.into()),
+        }
+    }
+    fn config(self) -> MediaType {
+        match self {
+            MediaTypes::Oci => MediaType::ImageConfig,
+            MediaTypes::Docker => {
+                MediaType::Other("application/vnd.docker.container.image.v1+json".into())
+            }
+        }
+    }
+    fn layer(self) -> MediaType {
+        match self {
+            MediaTypes::Oci => MediaType::ImageLayer,
+            MediaTypes::Docker => {
+                MediaType::Other("application/vnd.docker.image.rootfs.diff.tar".into())
+            }
+        }
+    }
+}
+
 /// Writes a docker-archive of `items` to `out`. Layers are stored
 /// uncompressed under their diff IDs, as docker does.
-pub fn save(store: &Store, items: &[SaveItem], out: &mut dyn Write) -> Result<()> {
+pub fn save(
+    store: &Store,
+    items: &[SaveItem],
+    types: MediaTypes,
+    out: &mut dyn Write,
+) -> Result<()> {
     let mut b = tar::Builder::new(out);
     let mut written: BTreeSet<Digest> = BTreeSet::new();
     let mut manifests = Vec::new();
@@ -104,17 +143,13 @@ pub fn save(store: &Store, items: &[SaveItem], out: &mut dyn Write) -> Result<()
                 b.append_data(&mut h, &path, &mut tmp.0)
                     .ctx(|| format!("cannot write {path}"))?;
             }
-            layer_descs.push(descriptor(MediaType::ImageLayer, diff_id, size)?);
+            layer_descs.push(descriptor(types.layer(), diff_id, size)?);
             layer_paths.push(path);
         }
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(descriptor(
-                MediaType::ImageConfig,
-                &img.id,
-                config.len() as u64,
-            )?)
+            .media_type(types.manifest())
+            .config(descriptor(types.config(), &img.id, config.len() as u64)?)
             .layers(layer_descs)
             .build()
             .map_err(|e| Error::Archive(format!("cannot build manifest: {e}")))?;
@@ -136,7 +171,7 @@ pub fn save(store: &Store, items: &[SaveItem], out: &mut dyn Write) -> Result<()
         };
         for name in names {
             let mut d = descriptor(
-                MediaType::ImageManifest,
+                types.manifest(),
                 &manifest_digest,
                 manifest_json.len() as u64,
             )?;

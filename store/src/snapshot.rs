@@ -51,7 +51,8 @@ impl Mount {
             self.mounted = false;
         }
         if self.dir.exists() {
-            fs::remove_dir_all(&self.dir).ctx(|| format!("cannot remove {}", self.dir.display()))?;
+            fs::remove_dir_all(&self.dir)
+                .ctx(|| format!("cannot remove {}", self.dir.display()))?;
         }
         Ok(())
     }
@@ -70,12 +71,10 @@ impl Store {
 
     /// The snapshot of one layer, extracted on first use.
     pub fn snapshot(&self, image: &StoredImage, index: usize) -> Result<PathBuf> {
-        let diff_id = image
-            .config
-            .rootfs
-            .diff_ids
-            .get(index)
-            .ok_or_else(|| Error::Archive(format!("image {} has no layer {index}", image.id)))?;
+        let diff_id =
+            image.config.rootfs.diff_ids.get(index).ok_or_else(|| {
+                Error::Archive(format!("image {} has no layer {index}", image.id))
+            })?;
         let layer = image
             .layers
             .get(index)
@@ -86,11 +85,16 @@ impl Store {
             return Ok(path);
         }
         fs::create_dir_all(&dir).ctx(|| format!("cannot create {}", dir.display()))?;
-        let tmp = dir.join(format!(".tmp-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)));
+        let tmp = dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
         let result = (|| {
             let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
             let (counting, count) = CountingReader::new(blob);
-            let mut plain = decompressed(counting).ctx(|| format!("cannot read layer {}", layer.digest))?;
+            let mut plain =
+                decompressed(counting).ctx(|| format!("cannot read layer {}", layer.digest))?;
             let opts = ExtractOptions {
                 whiteouts: WhiteoutMode::Overlay,
                 compressed_read: Some(count),
@@ -106,7 +110,10 @@ impl Store {
             // Another process made it first: theirs is as good as ours.
             let _ = fs::remove_dir_all(&tmp);
             if !path.is_dir() {
-                return Err(Error::Archive(format!("cannot create snapshot {}", path.display())));
+                return Err(Error::Archive(format!(
+                    "cannot create snapshot {}",
+                    path.display()
+                )));
             }
         }
         Ok(path)
@@ -118,7 +125,9 @@ impl Store {
     pub fn prepare_rootfs(&self, image: &StoredImage, id: &str, copy: bool) -> Result<Mount> {
         let dir = self.root().join("mounts").join(id);
         if dir.exists() {
-            return Err(Error::Conflict(format!("a root filesystem named {id} already exists")));
+            return Err(Error::Conflict(format!(
+                "a root filesystem named {id} already exists"
+            )));
         }
         let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
         for d in [&upper, &work, &merged] {
@@ -144,12 +153,23 @@ impl Store {
             }
             let options = format!(
                 "lowerdir={},upperdir={},workdir={}",
-                lowers.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                lowers
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":"),
                 mount.upper.display(),
                 work.display()
             );
-            let data = std::ffi::CString::new(options).map_err(|_| Error::Archive("a snapshot path contains a NUL byte".into()))?;
-            let mounted = rustix::mount::mount("overlay", &merged, "overlay", rustix::mount::MountFlags::empty(), Some(data.as_c_str()));
+            let data = std::ffi::CString::new(options)
+                .map_err(|_| Error::Archive("a snapshot path contains a NUL byte".into()))?;
+            let mounted = rustix::mount::mount(
+                "overlay",
+                &merged,
+                "overlay",
+                rustix::mount::MountFlags::empty(),
+                Some(data.as_c_str()),
+            );
             if mounted.is_ok() {
                 mount.kind = MountKind::Overlay;
                 mount.mounted = true;
@@ -159,21 +179,29 @@ impl Store {
         }
         for layer in &image.layers {
             let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
-            let mut plain = decompressed(blob).ctx(|| format!("cannot read layer {}", layer.digest))?;
+            let mut plain =
+                decompressed(blob).ctx(|| format!("cannot read layer {}", layer.digest))?;
             extract(&mut plain, &merged, &ExtractOptions::default())?;
         }
         Ok(mount)
     }
 
     /// Snapshots whose diff ID no image uses any more, and unfinished ones.
-    pub(crate) fn prune_snapshots(&self, live: &std::collections::BTreeSet<Digest>) -> Result<usize> {
+    pub(crate) fn prune_snapshots(
+        &self,
+        live: &std::collections::BTreeSet<Digest>,
+    ) -> Result<usize> {
         let dir = self.snapshots_dir();
-        let Ok(rd) = fs::read_dir(&dir) else { return Ok(0) };
+        let Ok(rd) = fs::read_dir(&dir) else {
+            return Ok(0);
+        };
         let mut removed = 0;
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             let keep = name == "empty"
-                || format!("sha256:{name}").parse::<Digest>().is_ok_and(|d| live.contains(&d));
+                || format!("sha256:{name}")
+                    .parse::<Digest>()
+                    .is_ok_and(|d| live.contains(&d));
             if !keep && remove_tree(&e.path()).is_ok() {
                 removed += 1;
             }

@@ -382,7 +382,9 @@ impl Store {
         let mut report = GcReport::default();
         let mut live_diffs = BTreeSet::new();
         for d in &live {
-            if let Ok(c) = self.blobs.read(d).and_then(|data| serde_json::from_slice::<ImageConfig>(&data).map_err(json_err("config", &self.root))) {
+            if let Ok(c) = self.blobs.read(d).and_then(|data| {
+                serde_json::from_slice::<ImageConfig>(&data).map_err(json_err("config", &self.root))
+            }) {
                 live_diffs.extend(c.rootfs.diff_ids);
             }
         }
@@ -399,7 +401,11 @@ impl Store {
         if let Ok(rd) = fs::read_dir(self.blobs.ingest_dir()) {
             for e in rd.flatten() {
                 let path = e.path();
-                let removed = if path.is_dir() { fs::remove_dir_all(&path) } else { fs::remove_file(&path) };
+                let removed = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
                 if removed.is_ok() {
                     report.temp_files_removed += 1;
                 }

@@ -46,7 +46,13 @@ fn dotdot_entries_are_refused() {
     let outer = tempfile::tempdir().unwrap();
     let root = outer.path().join("root");
     let mut t = Vec::new();
-    raw_entry(&mut t, "a/../../escaped", tar::EntryType::Regular, None, b"x");
+    raw_entry(
+        &mut t,
+        "a/../../escaped",
+        tar::EntryType::Regular,
+        None,
+        b"x",
+    );
     let err = run(&finish(t), &root).unwrap_err().to_string();
     assert!(err.contains("`..`"), "{err}");
     assert!(!outer.path().join("escaped").exists());
@@ -58,7 +64,13 @@ fn absolute_paths_stay_inside() {
     let root = outer.path().join("root");
     let target = outer.path().join("abs-target");
     let mut t = Vec::new();
-    raw_entry(&mut t, &target.display().to_string(), tar::EntryType::Regular, None, b"x");
+    raw_entry(
+        &mut t,
+        &target.display().to_string(),
+        tar::EntryType::Regular,
+        None,
+        b"x",
+    );
     run(&finish(t), &root).unwrap();
     assert!(!target.exists(), "wrote outside the root");
     assert!(root.join(target.strip_prefix("/").unwrap()).exists());
@@ -74,12 +86,30 @@ fn symlink_to_root_then_file_through_it_is_contained() {
     let through = format!("evil{}", host_file.display());
     raw_entry(&mut t, &through, tar::EntryType::Regular, None, b"pwned");
     // And a relative climb through a symlink planted by the same layer.
-    raw_entry(&mut t, "up", tar::EntryType::Symlink, Some("../../../../.."), b"");
-    raw_entry(&mut t, &format!("up{}-2", host_file.display()), tar::EntryType::Regular, None, b"pwned");
+    raw_entry(
+        &mut t,
+        "up",
+        tar::EntryType::Symlink,
+        Some("../../../../.."),
+        b"",
+    );
+    raw_entry(
+        &mut t,
+        &format!("up{}-2", host_file.display()),
+        tar::EntryType::Regular,
+        None,
+        b"pwned",
+    );
     let _ = run(&finish(t), &root);
-    assert!(!host_file.exists(), "a file was written through the symlink onto the host");
+    assert!(
+        !host_file.exists(),
+        "a file was written through the symlink onto the host"
+    );
     assert!(!Path::new(&format!("{}-2", host_file.display())).exists());
-    assert!(root.join(host_file.strip_prefix("/").unwrap()).exists(), "contained inside the root");
+    assert!(
+        root.join(host_file.strip_prefix("/").unwrap()).exists(),
+        "contained inside the root"
+    );
 }
 
 #[test]
@@ -91,7 +121,13 @@ fn hard_link_to_a_host_path_is_refused() {
     use std::os::unix::fs::MetadataExt;
     let before = std::fs::metadata(&host).unwrap().nlink();
     let mut t = Vec::new();
-    raw_entry(&mut t, "stolen", tar::EntryType::Link, Some(&host.display().to_string()), b"");
+    raw_entry(
+        &mut t,
+        "stolen",
+        tar::EntryType::Link,
+        Some(&host.display().to_string()),
+        b"",
+    );
     let err = run(&finish(t), &root).unwrap_err().to_string();
     assert!(err.contains("hard link target"), "{err}");
     assert_eq!(std::fs::metadata(&host).unwrap().nlink(), before);
@@ -105,7 +141,8 @@ fn a_hundred_thousand_entries() {
     let mut b = tar::Builder::new(Vec::new());
     for i in 0..100_000u32 {
         let mut h = header(tar::EntryType::Regular, 0);
-        b.append_data(&mut h, format!("d{}/f{i}", i % 100), std::io::empty()).unwrap();
+        b.append_data(&mut h, format!("d{}/f{i}", i % 100), std::io::empty())
+            .unwrap();
     }
     let tar = b.into_inner().unwrap();
     run(&tar, &root).unwrap();
@@ -114,7 +151,12 @@ fn a_hundred_thousand_entries() {
         max_entries: 50_000,
         ..ExtractOptions::default()
     };
-    let err = extract(&mut Cursor::new(&tar), &outer.path().join("other"), &limited).unwrap_err();
+    let err = extract(
+        &mut Cursor::new(&tar),
+        &outer.path().join("other"),
+        &limited,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("more than 50000 entries"), "{err}");
 }
 
@@ -130,9 +172,17 @@ fn truncated_gzip_is_an_error() {
     let full = gz.finish().unwrap();
     let cut = &full[..full.len() / 2];
     let mut plain = decompressed(cut).unwrap();
-    let err = extract(&mut plain, &outer.path().join("root"), &ExtractOptions::default()).unwrap_err();
+    let err = extract(
+        &mut plain,
+        &outer.path().join("root"),
+        &ExtractOptions::default(),
+    )
+    .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("cannot extract big") || msg.contains("cannot read the layer"), "{msg}");
+    assert!(
+        msg.contains("cannot extract big") || msg.contains("cannot read the layer"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -144,7 +194,8 @@ fn decompression_bomb_is_refused() {
     {
         let mut b = tar::Builder::new(&mut gz);
         let mut h = header(tar::EntryType::Regular, size);
-        b.append_data(&mut h, "zeros", std::io::repeat(0).take(size)).unwrap();
+        b.append_data(&mut h, "zeros", std::io::repeat(0).take(size))
+            .unwrap();
         b.finish().unwrap();
     }
     let bomb = gz.finish().unwrap();
@@ -164,7 +215,8 @@ fn decompression_bomb_is_refused() {
     {
         let mut b = tar::Builder::new(&mut tar);
         let mut h = header(tar::EntryType::Regular, 200 << 20);
-        b.append_data(&mut h, "big", std::io::repeat(0).take(200 << 20)).unwrap();
+        b.append_data(&mut h, "big", std::io::repeat(0).take(200 << 20))
+            .unwrap();
         b.finish().unwrap();
     }
     let sized = ExtractOptions {

@@ -2,7 +2,10 @@
 //! comes back the same; the bytes are deterministic; overlay whiteouts and
 //! opaque directories become `.wh.` entries and back.
 
-use berth_store::layer::{decompressed, extract, write_layer_from_dir, Compression, ExtractOptions, LayerOptions, WhiteoutMode};
+use berth_store::layer::{
+    decompressed, extract, write_layer_from_dir, Compression, ExtractOptions, LayerOptions,
+    WhiteoutMode,
+};
 use berth_store::Store;
 use std::collections::BTreeMap;
 use std::fs;
@@ -31,12 +34,31 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
         } else {
             format!("other:{:o}:{}", m.mode() & 0o170000, m.rdev())
         };
-        let mode = if ft.is_symlink() { 0 } else { m.mode() & 0o7777 };
-        let mtime = if ft.is_symlink() || ft.is_dir() { 0 } else { m.mtime() };
+        let mode = if ft.is_symlink() {
+            0
+        } else {
+            m.mode() & 0o7777
+        };
+        let mtime = if ft.is_symlink() || ft.is_dir() {
+            0
+        } else {
+            m.mtime()
+        };
         let mut attrs = vec![0u8; 4096];
         let n = rustix::fs::llistxattr(p, &mut attrs).unwrap_or(0);
-        let names: Vec<String> = attrs[..n].split(|b| *b == 0).filter(|x| !x.is_empty()).map(|x| String::from_utf8_lossy(x).to_string()).collect();
-        out.insert(rel, format!("{what} mode={mode:o} uid={} gid={} mtime={mtime} xattrs={names:?}", m.uid(), m.gid()));
+        let names: Vec<String> = attrs[..n]
+            .split(|b| *b == 0)
+            .filter(|x| !x.is_empty())
+            .map(|x| String::from_utf8_lossy(x).to_string())
+            .collect();
+        out.insert(
+            rel,
+            format!(
+                "{what} mode={mode:o} uid={} gid={} mtime={mtime} xattrs={names:?}",
+                m.uid(),
+                m.gid()
+            ),
+        );
     }
     out
 }
@@ -56,22 +78,56 @@ fn make_tree(dir: &Path) {
     std::os::unix::fs::symlink("/nonexistent/absolute", dir.join("dangling")).unwrap();
     let long = "a-rather-long-directory-name-to-exceed-the-ustar-limit/".repeat(3);
     fs::create_dir_all(dir.join(&long)).unwrap();
-    fs::write(dir.join(&long).join("deep-file-with-a-long-name.txt"), b"deep").unwrap();
-    rustix::fs::mknodat(rustix::fs::CWD, dir.join("fifo"), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o644), 0).unwrap();
-    let _ = rustix::fs::lsetxattr(dir.join("data.txt"), "user.berth.test", b"value", rustix::fs::XattrFlags::empty());
+    fs::write(
+        dir.join(&long).join("deep-file-with-a-long-name.txt"),
+        b"deep",
+    )
+    .unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        dir.join("fifo"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let _ = rustix::fs::lsetxattr(
+        dir.join("data.txt"),
+        "user.berth.test",
+        b"value",
+        rustix::fs::XattrFlags::empty(),
+    );
     if is_root() {
         // A file capability (cap_net_bind_service+ep), as setcap writes it.
         let cap: [u8; 20] = [0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        rustix::fs::lsetxattr(dir.join("usr/bin/tool"), "security.capability", &cap, rustix::fs::XattrFlags::empty()).unwrap();
+        rustix::fs::lsetxattr(
+            dir.join("usr/bin/tool"),
+            "security.capability",
+            &cap,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
         std::os::unix::fs::lchown(dir.join("data.txt"), Some(1000), Some(1000)).unwrap();
     }
     for e in walkdir::WalkDir::new(dir).contents_first(true) {
         let p = e.unwrap().into_path();
         let t = rustix::fs::Timestamps {
-            last_access: rustix::fs::Timespec { tv_sec: 1_700_000_000, tv_nsec: 0 },
-            last_modification: rustix::fs::Timespec { tv_sec: 1_700_000_000, tv_nsec: 0 },
+            last_access: rustix::fs::Timespec {
+                tv_sec: 1_700_000_000,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 1_700_000_000,
+                tv_nsec: 0,
+            },
         };
-        rustix::fs::utimensat(rustix::fs::CWD, &p, &t, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).unwrap();
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &p,
+            &t,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
     }
 }
 
@@ -127,9 +183,23 @@ fn same_tree_same_bytes_and_epoch_clamps() {
     assert_eq!(a, b, "output does not depend on threads or on the run");
     // Copy the tree: new inodes, same content and times, same layer.
     let copy = tmp.path().join("copy");
-    let status = std::process::Command::new("cp").arg("-a").arg(&src).arg(&copy).status().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&copy)
+        .status()
+        .unwrap();
     assert!(status.success());
-    let c = write_layer_from_dir(store.blobs(), &copy, &LayerOptions { compression: Compression::Gzip, source_date_epoch: None, threads: 1 }).unwrap();
+    let c = write_layer_from_dir(
+        store.blobs(),
+        &copy,
+        &LayerOptions {
+            compression: Compression::Gzip,
+            source_date_epoch: None,
+            threads: 1,
+        },
+    )
+    .unwrap();
     assert_eq!(a.diff_id, c.diff_id);
     let clamped = write(1, Some(1_000));
     assert_ne!(clamped.diff_id, a.diff_id);
@@ -149,8 +219,21 @@ fn overlay_whiteouts_become_wh_entries_and_back() {
     fs::create_dir_all(upper.join("etc")).unwrap();
     fs::create_dir_all(upper.join("opaque")).unwrap();
     fs::write(upper.join("opaque/new"), b"n").unwrap();
-    rustix::fs::mknodat(rustix::fs::CWD, upper.join("etc/removed"), rustix::fs::FileType::CharacterDevice, rustix::fs::Mode::empty(), 0).unwrap();
-    rustix::fs::lsetxattr(upper.join("opaque"), "trusted.overlay.opaque", b"y", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        upper.join("etc/removed"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    rustix::fs::lsetxattr(
+        upper.join("opaque"),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
     let store = Store::open(&tmp.path().join("store")).unwrap();
     let layer = write_layer_from_dir(store.blobs(), &upper, &LayerOptions::default()).unwrap();
 
@@ -161,7 +244,10 @@ fn overlay_whiteouts_become_wh_entries_and_back() {
         names.push(e.unwrap().path().unwrap().display().to_string());
     }
     assert!(names.contains(&"etc/.wh.removed".to_string()), "{names:?}");
-    assert!(names.contains(&"opaque/.wh..wh..opq".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"opaque/.wh..wh..opq".to_string()),
+        "{names:?}"
+    );
 
     // Applied over a lower tree: the whiteout deletes, the opaque dir hides.
     let lower = tmp.path().join("stacked");
@@ -183,5 +269,8 @@ fn overlay_whiteouts_become_wh_entries_and_back() {
     use std::os::unix::fs::FileTypeExt;
     assert!(m.file_type().is_char_device() && m.rdev() == 0);
     let mut v = [0u8; 4];
-    assert_eq!(rustix::fs::lgetxattr(snap.join("opaque"), "trusted.overlay.opaque", &mut v).unwrap(), 1);
+    assert_eq!(
+        rustix::fs::lgetxattr(snap.join("opaque"), "trusted.overlay.opaque", &mut v).unwrap(),
+        1
+    );
 }

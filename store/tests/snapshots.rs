@@ -15,8 +15,16 @@ fn listing(root: &Path) -> Vec<String> {
         .into_iter()
         .map(|e| {
             let e = e.unwrap();
-            let content = if e.file_type().is_file() { fs::read_to_string(e.path()).unwrap_or_default() } else { String::new() };
-            format!("{} {}", e.path().strip_prefix(root).unwrap().display(), content.trim())
+            let content = if e.file_type().is_file() {
+                fs::read_to_string(e.path()).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            format!(
+                "{} {}",
+                e.path().strip_prefix(root).unwrap().display(),
+                content.trim()
+            )
         })
         .collect();
     out.sort();
@@ -43,22 +51,51 @@ fn overlay_and_copy_fallback_agree() {
     fs::create_dir_all(l2.join("opaque")).unwrap();
     fs::write(l2.join("etc/b"), "b").unwrap();
     fs::write(l2.join("opaque/new"), "new").unwrap();
-    rustix::fs::mknodat(rustix::fs::CWD, l2.join("etc/a"), rustix::fs::FileType::CharacterDevice, rustix::fs::Mode::empty(), 0).unwrap();
-    rustix::fs::lsetxattr(l2.join("opaque"), "trusted.overlay.opaque", b"y", rustix::fs::XattrFlags::empty()).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        l2.join("etc/a"),
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::empty(),
+        0,
+    )
+    .unwrap();
+    rustix::fs::lsetxattr(
+        l2.join("opaque"),
+        "trusted.overlay.opaque",
+        b"y",
+        rustix::fs::XattrFlags::empty(),
+    )
+    .unwrap();
 
     let opts = LayerOptions::default();
     let a = write_layer_from_dir(store.blobs(), &l1, &opts).unwrap();
     let b = write_layer_from_dir(store.blobs(), &l2, &opts).unwrap();
     let mut config = ImageConfig::new_for_host();
     config.rootfs.diff_ids = vec![a.diff_id.clone(), b.diff_id.clone()];
-    let img = store.commit_image(&config, &[a.to_ref(), b.to_ref()], &["stack:1".parse().unwrap()]).unwrap();
+    let img = store
+        .commit_image(
+            &config,
+            &[a.to_ref(), b.to_ref()],
+            &["stack:1".parse().unwrap()],
+        )
+        .unwrap();
 
-    let want = vec!["bin ", "bin/x x", "etc ", "etc/b b", "opaque ", "opaque/new new"];
+    let want = vec![
+        "bin ",
+        "bin/x x",
+        "etc ",
+        "etc/b b",
+        "opaque ",
+        "opaque/new new",
+    ];
     let overlay = store.prepare_rootfs(&img, "t-overlay", false).unwrap();
     assert_eq!(overlay.kind, MountKind::Overlay);
     assert_eq!(listing(&overlay.merged), want);
     fs::write(overlay.merged.join("written"), "w").unwrap();
-    assert!(overlay.upper.join("written").exists(), "changes land in the upper dir");
+    assert!(
+        overlay.upper.join("written").exists(),
+        "changes land in the upper dir"
+    );
     let dir = overlay.merged.parent().unwrap().to_path_buf();
     overlay.remove().unwrap();
     assert!(!dir.exists());
@@ -68,9 +105,19 @@ fn overlay_and_copy_fallback_agree() {
     assert_eq!(listing(&copy.merged), want);
     drop(copy);
 
-    assert_eq!(fs::read_dir(tmp.path().join("store/snapshots")).unwrap().count(), 2);
+    assert_eq!(
+        fs::read_dir(tmp.path().join("store/snapshots"))
+            .unwrap()
+            .count(),
+        2
+    );
     store.remove_image(&img).unwrap();
     let report = store.gc().unwrap();
     assert_eq!(report.snapshots_removed, 2);
-    assert_eq!(fs::read_dir(tmp.path().join("store/blobs/sha256")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(tmp.path().join("store/blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
 }

@@ -20,8 +20,17 @@ pub fn conformance() -> PathBuf {
 struct LocalSchemas(PathBuf);
 
 impl Retrieve for LocalSchemas {
-    fn retrieve(&self, uri: &Uri<String>) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let last = uri.path().as_str().rsplit('/').next().unwrap_or_default().to_string();
+    fn retrieve(
+        &self,
+        uri: &Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let last = uri
+            .path()
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let file = match last.as_str() {
             "config" => "config-schema.json".to_string(),
             "descriptor" => "content-descriptor.json".to_string(),
@@ -48,7 +57,10 @@ impl OciSchemas {
     }
 
     fn validator(&self, schema_file: &str) -> Validator {
-        let schema: Value = serde_json::from_slice(&std::fs::read(self.dir.join(schema_file)).expect("schema file")).expect("schema JSON");
+        let schema: Value = serde_json::from_slice(
+            &std::fs::read(self.dir.join(schema_file)).expect("schema file"),
+        )
+        .expect("schema JSON");
         jsonschema::options()
             .with_draft(Draft::Draft4)
             .should_validate_formats(true)
@@ -61,7 +73,10 @@ impl OciSchemas {
     /// conformance README (digest encodings, base64 data, Env entries).
     pub fn errors(&self, schema_file: &str, doc: &Value) -> Vec<String> {
         let v = self.validator(schema_file);
-        let mut out: Vec<String> = v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+        let mut out: Vec<String> = v
+            .iter_errors(doc)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
         extra_checks(doc, &mut out);
         out
     }
@@ -79,7 +94,11 @@ fn extra_checks(v: &Value, out: &mut Vec<String>) {
                         _ => None,
                     };
                     if let Some(n) = want {
-                        if enc.len() != n || !enc.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                        if enc.len() != n
+                            || !enc
+                                .bytes()
+                                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                        {
                             out.push(format!("bad {alg} digest encoding: {d}"));
                         }
                     }
@@ -89,7 +108,10 @@ fn extra_checks(v: &Value, out: &mut Vec<String>) {
             }
             if let Some(Value::String(data)) = map.get("data") {
                 let ok = data.len() % 4 == 0
-                    && data.trim_end_matches('=').bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+                    && data
+                        .trim_end_matches('=')
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
                     && data.len() - data.trim_end_matches('=').len() <= 2;
                 if !ok {
                     out.push("descriptor data is not padded standard base64".into());
@@ -127,9 +149,17 @@ pub fn check_layout(root: &Path) -> Vec<String> {
         let v = serde_json::from_slice(&data).map_err(|e| format!("{}: {e}", p.display()))?;
         Ok((data, v))
     };
-    let blob = |digest: &str| root.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    let blob = |digest: &str| {
+        root.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
     match read_json(&root.join("oci-layout")) {
-        Ok((_, v)) => problems.extend(schemas.errors("image-layout-schema.json", &v).into_iter().map(|e| format!("oci-layout: {e}"))),
+        Ok((_, v)) => problems.extend(
+            schemas
+                .errors("image-layout-schema.json", &v)
+                .into_iter()
+                .map(|e| format!("oci-layout: {e}")),
+        ),
         Err(e) => problems.push(e),
     }
     let index = match read_json(&root.join("index.json")) {
@@ -139,7 +169,12 @@ pub fn check_layout(root: &Path) -> Vec<String> {
             return problems;
         }
     };
-    problems.extend(schemas.errors("image-index-schema.json", &index).into_iter().map(|e| format!("index.json: {e}")));
+    problems.extend(
+        schemas
+            .errors("image-index-schema.json", &index)
+            .into_iter()
+            .map(|e| format!("index.json: {e}")),
+    );
     for m in index["manifests"].as_array().into_iter().flatten() {
         let digest = m["digest"].as_str().unwrap_or_default();
         let (data, manifest) = match read_json(&blob(digest)) {
@@ -149,21 +184,38 @@ pub fn check_layout(root: &Path) -> Vec<String> {
                 continue;
             }
         };
-        if format!("sha256:{}", sha256_hex(&data)) != digest || m["size"].as_u64() != Some(data.len() as u64) {
+        if format!("sha256:{}", sha256_hex(&data)) != digest
+            || m["size"].as_u64() != Some(data.len() as u64)
+        {
             problems.push(format!("manifest {digest}: digest or size does not match"));
         }
-        problems.extend(schemas.errors("image-manifest-schema.json", &manifest).into_iter().map(|e| format!("manifest {digest}: {e}")));
+        problems.extend(
+            schemas
+                .errors("image-manifest-schema.json", &manifest)
+                .into_iter()
+                .map(|e| format!("manifest {digest}: {e}")),
+        );
         let cdigest = manifest["config"]["digest"].as_str().unwrap_or_default();
         match read_json(&blob(cdigest)) {
             Ok((cdata, config)) => {
                 if format!("sha256:{}", sha256_hex(&cdata)) != cdigest {
                     problems.push(format!("config {cdigest}: digest does not match"));
                 }
-                problems.extend(schemas.errors("config-schema.json", &config).into_iter().map(|e| format!("config {cdigest}: {e}")));
-                let diff_ids = config["rootfs"]["diff_ids"].as_array().map(|a| a.len()).unwrap_or(0);
+                problems.extend(
+                    schemas
+                        .errors("config-schema.json", &config)
+                        .into_iter()
+                        .map(|e| format!("config {cdigest}: {e}")),
+                );
+                let diff_ids = config["rootfs"]["diff_ids"]
+                    .as_array()
+                    .map(|a| a.len())
+                    .unwrap_or(0);
                 let layers = manifest["layers"].as_array().map(|a| a.len()).unwrap_or(0);
                 if diff_ids != layers {
-                    problems.push(format!("config {cdigest}: {diff_ids} diff IDs for {layers} layers"));
+                    problems.push(format!(
+                        "config {cdigest}: {diff_ids} diff IDs for {layers} layers"
+                    ));
                 }
             }
             Err(e) => problems.push(format!("config {cdigest}: {e}")),
@@ -172,7 +224,9 @@ pub fn check_layout(root: &Path) -> Vec<String> {
             let ld = l["digest"].as_str().unwrap_or_default();
             match std::fs::read(blob(ld)) {
                 Ok(data) => {
-                    if format!("sha256:{}", sha256_hex(&data)) != ld || l["size"].as_u64() != Some(data.len() as u64) {
+                    if format!("sha256:{}", sha256_hex(&data)) != ld
+                        || l["size"].as_u64() != Some(data.len() as u64)
+                    {
                         problems.push(format!("layer {ld}: digest or size does not match"));
                     }
                 }

@@ -64,7 +64,7 @@ pub fn apply(changes: &[String], mut config: ContainerConfig) -> anyhow::Result<
                 Command::Workdir { path } => config.working_dir = Some(path.value),
                 Command::StopSignal { signal } => config.stop_signal = Some(signal.value),
                 Command::Onbuild { .. } => {
-                    let text = change.trim().splitn(2, char::is_whitespace).nth(1).unwrap_or("").trim().to_string();
+                    let text = change.trim().split_once(char::is_whitespace).map(|x| x.1).unwrap_or("").trim().to_string();
                     config.on_build.get_or_insert_with(Vec::new).push(text);
                 }
                 other => bail!("{} is not supported by --change (use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR)", other.name()),

@@ -444,11 +444,19 @@ pub struct SaveArgs {
     /// Write to a file, instead of STDOUT
     #[arg(short, long)]
     output: Option<String>,
+    /// Media types of the manifests in the archive: oci or docker
+    #[arg(long, default_value = "oci")]
+    media_types: String,
     #[arg(required = true)]
     images: Vec<String>,
 }
 
 pub fn save(store: &Store, args: SaveArgs) -> anyhow::Result<ExitCode> {
+    let types = match args.media_types.as_str() {
+        "oci" => archive::MediaTypes::Oci,
+        "docker" => archive::MediaTypes::Docker,
+        other => bail!("unknown --media-types {other:?}: use oci or docker"),
+    };
     let mut items = Vec::new();
     for n in &args.images {
         let image = store.resolve(n)?;
@@ -466,7 +474,7 @@ pub fn save(store: &Store, args: SaveArgs) -> anyhow::Result<ExitCode> {
             let mut f = std::io::BufWriter::new(
                 std::fs::File::create(&tmp).with_context(|| format!("cannot create {tmp}"))?,
             );
-            archive::save(store, &items, &mut f)?;
+            archive::save(store, &items, types, &mut f)?;
             f.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             std::fs::rename(&tmp, path).with_context(|| format!("cannot write {path}"))?;
         }
@@ -474,7 +482,7 @@ pub fn save(store: &Store, args: SaveArgs) -> anyhow::Result<ExitCode> {
             if std::io::stdout().is_terminal() {
                 bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
             }
-            archive::save(store, &items, &mut std::io::stdout().lock())?;
+            archive::save(store, &items, types, &mut std::io::stdout().lock())?;
         }
     }
     Ok(ExitCode::SUCCESS)

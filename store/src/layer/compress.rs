@@ -3,7 +3,9 @@
 //! with its own worker threads, or none.
 
 use flate2::write::GzEncoder;
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
+use std::sync::{mpsc, Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -35,13 +37,19 @@ impl Compression {
 /// the number of threads.
 const GZIP_CHUNK: usize = 1 << 20;
 
-/// Gzip with each 1 MiB of input compressed as its own member, `threads` at a
-/// time. Concatenated members are one valid gzip stream (RFC 1952).
+/// Gzip with each 1 MiB of input compressed as its own member by a pool of
+/// `threads` workers, while the caller keeps producing input; members are
+/// written in order. Concatenated members are one valid gzip stream (RFC 1952).
 pub(crate) struct ParallelGzip<W: Write> {
     inner: W,
-    pending: Vec<Vec<u8>>,
     current: Vec<u8>,
-    threads: usize,
+    jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
+    results: mpsc::Receiver<(u64, io::Result<Vec<u8>>)>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    sent: u64,
+    written: u64,
+    done: BTreeMap<u64, io::Result<Vec<u8>>>,
+    max_in_flight: u64,
 }
 
 fn gzip_member(data: &[u8]) -> io::Result<Vec<u8>> {
@@ -55,48 +63,91 @@ fn gzip_member(data: &[u8]) -> io::Result<Vec<u8>> {
 
 impl<W: Write> ParallelGzip<W> {
     pub fn new(inner: W, threads: usize) -> Self {
+        let threads = threads.max(1);
+        let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(threads);
+        let (res_tx, res_rx) = mpsc::channel();
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let workers = (0..threads)
+            .map(|_| {
+                let rx = job_rx.clone();
+                let tx = res_tx.clone();
+                std::thread::spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, data)) = job else { return };
+                    if tx.send((seq, gzip_member(&data))).is_err() {
+                        return;
+                    }
+                })
+            })
+            .collect();
         ParallelGzip {
             inner,
-            pending: Vec::new(),
             current: Vec::with_capacity(GZIP_CHUNK),
-            threads: threads.max(1),
+            jobs: Some(job_tx),
+            results: res_rx,
+            workers,
+            sent: 0,
+            written: 0,
+            done: BTreeMap::new(),
+            max_in_flight: 2 * threads as u64 + 1,
         }
     }
 
-    fn flush_pending(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
+    /// Writes finished members in order; waits while too many are in flight
+    /// (or, with `all`, until every member is written).
+    fn drain(&mut self, all: bool) -> io::Result<()> {
+        loop {
+            while let Some(out) = self.done.remove(&self.written) {
+                self.inner.write_all(&out?)?;
+                self.written += 1;
+            }
+            let in_flight = self.sent - self.written;
+            let must_wait = if all {
+                in_flight > 0
+            } else {
+                in_flight >= self.max_in_flight
+            };
+            if must_wait {
+                let (seq, out) = self
+                    .results
+                    .recv()
+                    .map_err(|_| io::Error::other("gzip workers stopped"))?;
+                self.done.insert(seq, out);
+                continue;
+            }
+            while let Ok((seq, out)) = self.results.try_recv() {
+                self.done.insert(seq, out);
+            }
+            if !self.done.contains_key(&self.written) {
+                return Ok(());
+            }
         }
-        let chunks = std::mem::take(&mut self.pending);
-        let outputs: Vec<io::Result<Vec<u8>>> = if chunks.len() == 1 {
-            vec![gzip_member(&chunks[0])]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = chunks
-                    .iter()
-                    .map(|c| s.spawn(move || gzip_member(c)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| Err(io::Error::other("gzip worker panicked")))
-                    })
-                    .collect()
-            })
-        };
-        for out in outputs {
-            self.inner.write_all(&out?)?;
-        }
-        Ok(())
+    }
+
+    fn send_current(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.current, Vec::with_capacity(GZIP_CHUNK));
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| io::Error::other("gzip stream finished"))?;
+        jobs.send((self.sent, chunk))
+            .map_err(|_| io::Error::other("gzip workers stopped"))?;
+        self.sent += 1;
+        self.drain(false)
     }
 
     pub fn finish(mut self) -> io::Result<W> {
-        if !self.current.is_empty() || self.pending.is_empty() {
-            let last = std::mem::take(&mut self.current);
-            self.pending.push(last);
+        if !self.current.is_empty() || self.sent == 0 {
+            self.send_current()?;
         }
-        self.flush_pending()?;
+        self.drain(true)?;
+        self.jobs = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
         Ok(self.inner)
     }
 }
@@ -107,11 +158,7 @@ impl<W: Write> Write for ParallelGzip<W> {
         let n = room.min(buf.len());
         self.current.extend_from_slice(&buf[..n]);
         if self.current.len() == GZIP_CHUNK {
-            let full = std::mem::replace(&mut self.current, Vec::with_capacity(GZIP_CHUNK));
-            self.pending.push(full);
-            if self.pending.len() >= self.threads {
-                self.flush_pending()?;
-            }
+            self.send_current()?;
         }
         Ok(n)
     }

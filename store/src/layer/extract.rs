@@ -211,7 +211,7 @@ impl Extractor<'_> {
                     let mut dir = rfs::Dir::read_from(&dirfd)
                         .ctx(|| "cannot list opaque directory".to_string())?;
                     let mut names = Vec::new();
-                    while let Some(e) = dir.next() {
+                    for e in dir.by_ref() {
                         let e = e.ctx(|| "cannot list opaque directory".to_string())?;
                         let n = e.file_name().to_string_lossy().to_string();
                         if n != "." && n != ".." {
