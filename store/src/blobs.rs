@@ -5,10 +5,11 @@
 //! the expected one): a blob is invisible until committed, so a crash leaves
 //! only temp files, which GC removes.
 
-use crate::digest::{Digest, HashingReader, HashingWriter};
+use crate::digest::{Digest, HashingReader, Offload};
+use sha2::{Digest as _, Sha256};
 use crate::error::{Error, IoContext, Result};
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -126,11 +127,30 @@ impl BlobStore {
             .create_new(true)
             .open(&path)
             .ctx(|| format!("cannot create {}", path.display()))?;
+        // Hashing and writing run on a helper thread, overlapping the
+        // producer's work (compression, reading the source).
+        let mut file = Some(file);
+        let mut sha = Sha256::new();
+        let mut size = 0u64;
+        let writer = Offload::new(move |batch| {
+            let Some(f) = file.as_mut() else {
+                return Err(io::Error::other("blob writer already finished"));
+            };
+            Ok(match batch {
+                Some(b) => {
+                    f.write_all(b)?;
+                    sha.update(b);
+                    size += b.len() as u64;
+                    None
+                }
+                None => {
+                    let digest = Digest::from_sha256(&std::mem::take(&mut sha).finalize());
+                    file.take().map(|f| (f, digest, size))
+                }
+            })
+        });
         Ok(Ingest {
-            writer: Some(HashingWriter::new(BufWriter::with_capacity(
-                256 * 1024,
-                file,
-            ))),
+            writer: Some(writer),
             path,
             blobs: self.blobs.clone(),
         })
@@ -171,7 +191,7 @@ impl BlobStore {
 
 /// A blob being written. Dropped without `commit`, it leaves nothing behind.
 pub struct Ingest {
-    writer: Option<HashingWriter<BufWriter<File>>>,
+    writer: Option<Offload<(File, Digest, u64)>>,
     path: PathBuf,
     blobs: PathBuf,
 }
@@ -179,15 +199,12 @@ pub struct Ingest {
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.writer {
-            Some(w) => w.write(buf),
+            Some(w) => w.write_all(buf).map(|_| buf.len()),
             None => Err(io::Error::other("blob already committed")),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.writer {
-            Some(w) => w.flush(),
-            None => Ok(()),
-        }
+        Ok(())
     }
 }
 
@@ -198,11 +215,13 @@ impl Ingest {
         let Some(writer) = self.writer.take() else {
             return Err(Error::Archive("blob committed twice".into()));
         };
-        let (buf, digest, size) = writer.finish();
-        let file = buf
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .ctx(|| format!("cannot write {}", self.path.display()))?;
+        let (file, digest, size) = match writer.finish() {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = fs::remove_file(&self.path);
+                return Err(e).ctx(|| format!("cannot write {}", self.path.display()));
+            }
+        };
         if let Some(want) = expected {
             if *want != digest {
                 let _ = fs::remove_file(&self.path);

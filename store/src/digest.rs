@@ -90,39 +90,116 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-/// A writer that hashes and counts what passes through it.
-pub struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-    count: u64,
+/// Bytes are handed to helper threads in batches of this size.
+const BATCH: usize = 1 << 20;
+
+/// A consumer of bytes running on its own thread, so that its work (hashing,
+/// writing) overlaps the producer's. Batches are bounded: memory stays small.
+pub(crate) struct Offload<T: Send + 'static> {
+    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    buf: Vec<u8>,
+    handle: Option<std::thread::JoinHandle<io::Result<T>>>,
 }
 
-impl<W: Write> HashingWriter<W> {
-    pub fn new(inner: W) -> Self {
-        HashingWriter {
-            inner,
-            hasher: Sha256::new(),
-            count: 0,
+impl<T: Send + 'static> Offload<T> {
+    /// Starts `consume` on a thread: it gets every batch, then `None`.
+    pub fn new(mut consume: impl FnMut(Option<&[u8]>) -> io::Result<Option<T>> + Send + 'static) -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let handle = std::thread::spawn(move || {
+            for batch in rx.iter() {
+                consume(Some(&batch))?;
+            }
+            consume(None)?.ok_or_else(|| io::Error::other("background writer gave no result"))
+        });
+        Offload {
+            tx: Some(tx),
+            buf: Vec::with_capacity(BATCH),
+            handle: Some(handle),
         }
     }
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.inner
+
+    fn send(&mut self) -> io::Result<()> {
+        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
+        match &self.tx {
+            Some(tx) if tx.send(batch).is_ok() => Ok(()),
+            // The thread stopped early: its error is reported by finish.
+            _ => Err(self.stop().err().unwrap_or_else(|| io::Error::other("background writer stopped"))),
+        }
     }
-    /// The inner writer, the digest and the byte count of what was written.
-    pub fn finish(self) -> (W, Digest, u64) {
-        (
-            self.inner,
-            Digest::from_sha256(&self.hasher.finalize()),
-            self.count,
-        )
+
+    fn stop(&mut self) -> io::Result<T> {
+        self.tx = None;
+        match self.handle.take() {
+            Some(h) => h.join().unwrap_or_else(|_| Err(io::Error::other("background writer panicked"))),
+            None => Err(io::Error::other("background writer already finished")),
+        }
+    }
+
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let mut data = data;
+        while !data.is_empty() {
+            let n = (BATCH - self.buf.len()).min(data.len());
+            self.buf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.buf.len() == BATCH {
+                self.send()?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> io::Result<T> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        self.stop()
     }
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+impl<T: Send + 'static> Drop for Offload<T> {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// A writer that passes everything to `inner` and hashes a copy of it on a
+/// helper thread.
+pub struct TeeHasher<W> {
+    inner: W,
+    hasher: Offload<(Digest, u64)>,
+}
+
+impl<W: Write> TeeHasher<W> {
+    pub fn new(inner: W) -> Self {
+        let mut sha = Sha256::new();
+        let mut count = 0u64;
+        let hasher = Offload::new(move |batch| {
+            Ok(match batch {
+                Some(b) => {
+                    sha.update(b);
+                    count += b.len() as u64;
+                    None
+                }
+                None => Some((Digest::from_sha256(&std::mem::take(&mut sha).finalize()), count)),
+            })
+        });
+        TeeHasher { inner, hasher }
+    }
+
+    /// The inner writer, and the digest and size of what went through.
+    pub fn finish(self) -> io::Result<(W, Digest, u64)> {
+        let (digest, count) = self.hasher.finish()?;
+        Ok((self.inner, digest, count))
+    }
+}
+
+impl<W: Write> Write for TeeHasher<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
+        self.hasher.write_all(&buf[..n])?;
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {

@@ -37,28 +37,38 @@ cargo build --release -p berth-store --example write_layer >/dev/null 2>&1
 bin=target/release/examples/write_layer
 sync
 
-run() { # name command...
+RUNS="${RUNS:-3}"
+run() { # name command...  (one timed run; dirty pages flushed before, not timed)
   local name="$1"; shift
-  rm -rf "$W/store"
+  rm -rf "$W/store" "$W/out.tgz" "$W/out.tzst"
+  sync
   local out
   out=$( { /usr/bin/time -f "TIME %e %M" "$@" >/dev/null; } 2>&1 | grep '^TIME' )
-  local secs kb
-  secs=$(echo "$out" | cut -d' ' -f2); kb=$(echo "$out" | cut -d' ' -f3)
-  printf '%-28s %7.2f s  %7.1f MB/s  peak %6.1f MB\n' "$name" "$secs" "$(python3 -c "print($mb/$secs)")" "$(python3 -c "print($kb/1024)")"
-  echo "$name $secs" >> "$W/results"
+  echo "$name|$(echo "$out" | cut -d' ' -f2)|$(echo "$out" | cut -d' ' -f3)" >> "$W/results"
 }
 
 : > "$W/results"
-echo "tree: $(python3 -c "print(round($mb))") MB, $files small files + one ${big_mb} MB file; $(nproc) cores"
-run "berth layer gzip"          "$bin" "$tree" "$W/store" gzip
-run "tar -c | gzip -6"          bash -c "tar -C '$tree' -cf - . | gzip -6 > '$W/out.tgz'"
-run "berth layer zstd"          "$bin" "$tree" "$W/store" zstd
-run "tar -c | zstd -3 -T0"      bash -c "tar -C '$tree' -cf - . | zstd -3 -T0 -q > '$W/out.tzst'"
-python3 - "$W/results" <<'PY'
-import sys
-r = dict(l.rsplit(" ", 1) for l in open(sys.argv[1]).read().splitlines())
-r = {k: float(v) for k, v in r.items()}
-print(f"gzip: berth is {r['tar -c | gzip -6'] / r['berth layer gzip']:.2f}x tar|gzip -6")
-print(f"zstd: berth is {r['tar -c | zstd -3 -T0'] / r['berth layer zstd']:.2f}x tar|zstd -3 -T0")
+echo "tree: $(python3 -c "print(round($mb))") MB, $files small files + one ${big_mb} MB file; $(nproc) cores; median of $RUNS runs, interleaved"
+for _ in $(seq "$RUNS"); do
+  run "berth layer gzip"          "$bin" "$tree" "$W/store" gzip
+  run "tar -c | gzip -6"          bash -c "tar -C '$tree' -cf - . | gzip -6 > '$W/out.tgz'"
+  run "berth layer zstd"          "$bin" "$tree" "$W/store" zstd
+  run "tar -c | zstd -3 -T0"      bash -c "tar -C '$tree' -cf - . | zstd -3 -T0 -q > '$W/out.tzst'"
+done
+python3 - "$W/results" "$mb" <<'PY'
+import statistics, sys
+mb = float(sys.argv[2])
+rows = {}
+for line in open(sys.argv[1]).read().splitlines():
+    name, secs, kb = line.split("|")
+    rows.setdefault(name, []).append((float(secs), int(kb)))
+med = {}
+for name, runs in rows.items():
+    secs = statistics.median(r[0] for r in runs)
+    peak = max(r[1] for r in runs) / 1024
+    med[name] = secs
+    print(f"{name:<24} {secs:7.2f} s  {mb / secs:7.1f} MB/s  peak {peak:6.1f} MB  (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})")
+print(f"gzip: berth is {med['tar -c | gzip -6'] / med['berth layer gzip']:.2f}x tar|gzip -6")
+print(f"zstd: berth is {med['tar -c | zstd -3 -T0'] / med['berth layer zstd']:.2f}x tar|zstd -3 -T0")
 PY
 rm -rf "$W/store" "$W/out.tgz" "$W/out.tzst"

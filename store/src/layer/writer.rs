@@ -10,7 +10,7 @@
 use super::compress::Compressor;
 use super::{threads, Layer, LayerOptions};
 use crate::blobs::{BlobStore, Ingest};
-use crate::digest::HashingWriter;
+use crate::digest::TeeHasher;
 use crate::error::{Error, IoContext, Result};
 use std::collections::HashMap;
 use std::fs::File;
@@ -19,17 +19,17 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use tar::{EntryType, Header};
 
-type Sink = HashingWriter<Compressor<Ingest>>;
+type Sink = TeeHasher<Compressor<Ingest>>;
 
 fn start(blobs: &BlobStore, opts: &LayerOptions) -> Result<Sink> {
     let ingest = blobs.ingest()?;
     let compressor = Compressor::new(ingest, opts.compression, threads(opts.threads))
         .ctx(|| "cannot start layer compression".to_string())?;
-    Ok(HashingWriter::new(compressor))
+    Ok(TeeHasher::new(compressor))
 }
 
 fn finish(sink: Sink, opts: &LayerOptions) -> Result<Layer> {
-    let (compressor, diff_id, _) = sink.finish();
+    let (compressor, diff_id, _) = sink.finish().ctx(|| "cannot hash the layer".to_string())?;
     let ingest = compressor
         .finish()
         .ctx(|| "cannot finish layer compression".to_string())?;
