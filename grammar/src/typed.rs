@@ -195,7 +195,6 @@ impl Errors<'_> {
         use FlagKind::*;
         let upper = node.keyword.value.to_ascii_uppercase();
         let kw = upper.as_str();
-        let whole = node.span;
         let need_one = |what: &str| -> ParseError {
             self.at(node.keyword.span, format!("{kw} requires {what}"))
         };
@@ -531,7 +530,6 @@ impl Errors<'_> {
                 if let Some(s) = nearest(&node.keyword.value, INSTRUCTIONS) {
                     err.help = Some(format!("did you mean `{s}`?"));
                 }
-                let _ = whole;
                 Err(err)
             }
         }

@@ -6,8 +6,8 @@
 //! only temp files, which GC removes.
 
 use crate::digest::{Digest, HashingReader, Offload};
-use sha2::{Digest as _, Sha256};
 use crate::error::{Error, IoContext, Result};
+use sha2::{Digest as _, Sha256};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};

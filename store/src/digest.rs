@@ -103,7 +103,9 @@ pub(crate) struct Offload<T: Send + 'static> {
 
 impl<T: Send + 'static> Offload<T> {
     /// Starts `consume` on a thread: it gets every batch, then `None`.
-    pub fn new(mut consume: impl FnMut(Option<&[u8]>) -> io::Result<Option<T>> + Send + 'static) -> Self {
+    pub fn new(
+        mut consume: impl FnMut(Option<&[u8]>) -> io::Result<Option<T>> + Send + 'static,
+    ) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let handle = std::thread::spawn(move || {
             for batch in rx.iter() {
@@ -123,14 +125,19 @@ impl<T: Send + 'static> Offload<T> {
         match &self.tx {
             Some(tx) if tx.send(batch).is_ok() => Ok(()),
             // The thread stopped early: its error is reported by finish.
-            _ => Err(self.stop().err().unwrap_or_else(|| io::Error::other("background writer stopped"))),
+            _ => Err(self
+                .stop()
+                .err()
+                .unwrap_or_else(|| io::Error::other("background writer stopped"))),
         }
     }
 
     fn stop(&mut self) -> io::Result<T> {
         self.tx = None;
         match self.handle.take() {
-            Some(h) => h.join().unwrap_or_else(|_| Err(io::Error::other("background writer panicked"))),
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("background writer panicked"))),
             None => Err(io::Error::other("background writer already finished")),
         }
     }
@@ -183,7 +190,10 @@ impl<W: Write> TeeHasher<W> {
                     count += b.len() as u64;
                     None
                 }
-                None => Some((Digest::from_sha256(&std::mem::take(&mut sha).finalize()), count)),
+                None => Some((
+                    Digest::from_sha256(&std::mem::take(&mut sha).finalize()),
+                    count,
+                )),
             })
         });
         TeeHasher { inner, hasher }

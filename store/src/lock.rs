@@ -31,6 +31,18 @@ impl FileLock {
         Ok(FileLock { _file: file })
     }
 
+    /// The exclusive lock if nobody holds the file, else `None`.
+    pub fn try_exclusive(path: &Path) -> Result<Option<FileLock>> {
+        let file = open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(e).ctx(|| format!("cannot lock {}", path.display()))
+            }
+        }
+    }
+
     pub fn shared(path: &Path) -> Result<FileLock> {
         let file = open(path)?;
         file.lock_shared()

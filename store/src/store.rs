@@ -362,7 +362,20 @@ impl Store {
     /// Removes blobs no image reaches and temp files of dead operations.
     /// Waits for running writers (their leases) to finish first.
     pub fn gc(&self) -> Result<GcReport> {
-        let _gc = FileLock::exclusive(&self.root.join("gc.lock"))?;
+        let gc = FileLock::exclusive(&self.root.join("gc.lock"))?;
+        self.collect(gc)
+    }
+
+    /// Like [`Store::gc`], but only when no other operation is running; a
+    /// later GC frees what this one leaves (`rmi` must not wait for a build).
+    pub fn gc_if_idle(&self) -> Result<Option<GcReport>> {
+        match FileLock::try_exclusive(&self.root.join("gc.lock"))? {
+            Some(gc) => self.collect(gc).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn collect(&self, _gc: FileLock) -> Result<GcReport> {
         let _refs = FileLock::exclusive(&self.root.join("refs.lock"))?;
         let mut live: BTreeSet<Digest> = BTreeSet::new();
         let index = self.read_index()?;

@@ -183,15 +183,15 @@ impl Extractor<'_> {
     fn apply_whiteout(&mut self, parent_comps: &[String], name: &str) -> Result<()> {
         let parent = self.dir(parent_comps)?;
         if name == ".wh..opq" {
+            let dirfd = rfs::openat(
+                &parent,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| "cannot open opaque directory".to_string())?;
             match self.opts.whiteouts {
                 WhiteoutMode::Overlay => {
-                    let dirfd = rfs::openat(
-                        &parent,
-                        ".",
-                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .ctx(|| "cannot open opaque directory".to_string())?;
                     rfs::fsetxattr(
                         &dirfd,
                         "trusted.overlay.opaque",
@@ -201,13 +201,6 @@ impl Extractor<'_> {
                     .ctx(|| "cannot mark directory opaque".to_string())?;
                 }
                 WhiteoutMode::Apply => {
-                    let dirfd = rfs::openat(
-                        &parent,
-                        ".",
-                        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )
-                    .ctx(|| "cannot open opaque directory".to_string())?;
                     let mut dir = rfs::Dir::read_from(&dirfd)
                         .ctx(|| "cannot list opaque directory".to_string())?;
                     let mut names = Vec::new();
