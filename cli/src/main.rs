@@ -51,6 +51,11 @@ enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Create and run a new container from an image
+    Run(commands::run::RunArgs),
+    /// The runtime helper `berth run` starts (internal)
+    #[command(name = "__runtime", hide = true)]
+    Runtime { spec: String },
 }
 
 #[derive(Subcommand)]
@@ -87,12 +92,15 @@ fn open_store(root: Option<PathBuf>) -> anyhow::Result<Store> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Command::Parse(args) = cli.command {
-        return commands::parse::run(args);
+    match cli.command {
+        Command::Parse(args) => return commands::parse::run(args),
+        Command::Runtime { spec } => return commands::run::runtime(&spec),
+        _ => {}
     }
     let store = open_store(cli.root)?;
     match cli.command {
-        Command::Parse(_) => unreachable!("handled above"),
+        Command::Parse(_) | Command::Runtime { .. } => unreachable!("handled above"),
+        Command::Run(a) => commands::run::run(&store, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&store, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&store, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&store, a),

@@ -1,2 +1,15 @@
-//! berth-runner: the OCI runtime that runs RUN steps and `berth run` containers (overlayfs rootfs,
-//! namespaces, pivot_root, capabilities, cgroup limits). Not implemented yet: see the runner issue.
+//! berth-runner: the OCI runtime that runs RUN steps and `berth run`
+//! containers. Input is an OCI runtime spec (`oci_spec::runtime::Spec`) and a
+//! root filesystem; `linux::run` executes it in new namespaces behind
+//! pivot_root with docker's capability set and masked paths.
+//!
+//! Not yet here (see the runner issue): cgroup limits, seccomp, user
+//! namespaces, detached containers and their supervisor, exec, ports.
+
+mod error;
+pub mod linux;
+pub mod spec;
+pub mod user;
+
+pub use error::{Error, Result};
+pub use spec::{docker_spec, Network, RunConfig};

@@ -2,3 +2,4 @@ mod change;
 mod format;
 pub mod images;
 pub mod parse;
+pub mod run;

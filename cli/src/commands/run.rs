@@ -1,0 +1,244 @@
+//! `berth run`: an image's root filesystem, docker's defaults and the
+//! caller's flags become an OCI runtime spec, run by berth's runtime in a
+//! single-threaded helper process (`berth __runtime SPEC`).
+
+use anyhow::{bail, Context};
+use berth_runner::{docker_spec, user, Network, RunConfig};
+use berth_store::Store;
+use clap::Args;
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Print help (`-h` is --hostname, as in docker)
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Keep STDIN open (berth passes its standard input through)
+    #[arg(short, long)]
+    interactive: bool,
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long)]
+    env_file: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    hostname: Option<String>,
+    /// Connect a container to a network: private (default), none or host
+    #[arg(long, default_value = "private")]
+    network: String,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long)]
+    read_only: bool,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    privileged: bool,
+    image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn random_id() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("cannot read /dev/urandom")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn set_env(env: &mut Vec<String>, kv: &str) {
+    let key = kv.split('=').next().unwrap_or(kv);
+    env.retain(|e| e.split('=').next() != Some(key));
+    env.push(kv.to_string());
+}
+
+/// `-e NAME` takes NAME's value from berth's own environment, as docker does.
+fn env_entry(e: &str) -> Option<String> {
+    if e.contains('=') {
+        Some(e.to_string())
+    } else {
+        std::env::var(e).ok().map(|v| format!("{e}={v}"))
+    }
+}
+
+fn files_for(
+    dir: &Path,
+    hostname: &str,
+    network: Network,
+) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    let hosts = dir.join("hosts");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
+    )?;
+    let hn = dir.join("hostname");
+    std::fs::write(&hn, format!("{hostname}\n"))?;
+    let resolv = dir.join("resolv.conf");
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(
+        &resolv,
+        if network == Network::Host {
+            host_resolv
+        } else {
+            host_resolv
+                .lines()
+                .filter(|l| !l.contains("127.0.0."))
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        },
+    )?;
+    Ok(vec![
+        ("/etc/hosts".into(), hosts),
+        ("/etc/hostname".into(), hn),
+        ("/etc/resolv.conf".into(), resolv),
+    ])
+}
+
+pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let image = store.resolve(&args.image)?;
+    let network = match args.network.as_str() {
+        "private" | "default" | "bridge" => Network::Private,
+        "none" => Network::None,
+        "host" => Network::Host,
+        other => bail!("network {other} not found: use private, none or host"),
+    };
+    let id = random_id()?;
+    let short = id[..12].to_string();
+    let config = image.config.config.clone().unwrap_or_default();
+    let entrypoint: Vec<String> = match &args.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => config.entrypoint.clone().unwrap_or_default(),
+    };
+    let cmd = if !args.command.is_empty() {
+        args.command.clone()
+    } else if args.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        config.cmd.clone().unwrap_or_default()
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        bail!("no command specified");
+    }
+
+    let mount = store.prepare_rootfs(&image, &id, false)?;
+    let result = (|| -> anyhow::Result<i32> {
+        let hostname = args.hostname.clone().unwrap_or_else(|| short.clone());
+        let u = user::resolve(
+            &mount.merged,
+            args.user
+                .as_deref()
+                .or(config.user.as_deref())
+                .unwrap_or(""),
+        )?;
+        let mut env = config.env.clone().unwrap_or_default();
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.insert(
+                0,
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            );
+        }
+        set_env(&mut env, &format!("HOSTNAME={hostname}"));
+        for f in &args.env_file {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("cannot read env file {f}"))?;
+            for line in text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            {
+                if let Some(e) = env_entry(line) {
+                    set_env(&mut env, &e);
+                }
+            }
+        }
+        for e in &args.env {
+            if let Some(e) = env_entry(e) {
+                set_env(&mut env, &e);
+            }
+        }
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", u.home));
+        }
+        let cwd = args
+            .workdir
+            .clone()
+            .or(config.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let cfg = RunConfig {
+            rootfs: mount.merged.clone(),
+            args: argv.clone(),
+            env,
+            cwd,
+            uid: u.uid,
+            gid: u.gid,
+            additional_gids: u.additional_gids,
+            hostname: hostname.clone(),
+            network,
+            readonly_rootfs: args.read_only,
+            privileged: args.privileged,
+        };
+        let mut spec = docker_spec(&cfg)?;
+        let bundle = store.root().join("containers").join(&id);
+        std::fs::create_dir_all(&bundle)
+            .with_context(|| format!("cannot create {}", bundle.display()))?;
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        for (dest, src) in files_for(&bundle, &hostname, network)? {
+            mounts.push(
+                oci_spec::runtime::MountBuilder::default()
+                    .destination(dest)
+                    .typ("bind")
+                    .source(src)
+                    .options(vec!["rbind".to_string(), "rprivate".to_string()])
+                    .build()?,
+            );
+        }
+        spec.set_mounts(Some(mounts));
+        let config_path = bundle.join("config.json");
+        spec.save(&config_path)
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        let exe = std::env::current_exe().context("cannot find the berth binary")?;
+        let status = std::process::Command::new(exe)
+            .arg("__runtime")
+            .arg(&config_path)
+            .status()
+            .context("cannot start the runtime helper")?;
+        let _ = std::fs::remove_dir_all(&bundle);
+        Ok(status.code().unwrap_or(125))
+    })();
+    // The container's changes go with it: container records (ps, start, rm,
+    // commit) arrive with the supervisor.
+    mount.remove()?;
+    let code = result?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// The helper: runs the spec, exits with the container's code.
+pub fn runtime(spec_path: &str) -> anyhow::Result<ExitCode> {
+    let spec = oci_spec::runtime::Spec::load(spec_path)
+        .with_context(|| format!("cannot read {spec_path}"))?;
+    let code = berth_runner::linux::run(&spec)?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}

@@ -1,0 +1,12 @@
+/// Why a container could not be set up or run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid runtime spec: {0}")]
+    Spec(String),
+    #[error("container setup failed: {0}")]
+    Setup(String),
+    #[error("{0}")]
+    Exec(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,272 @@
+//! The OCI runtime spec of a container, with docker's defaults: its
+//! capability set, masked and read-only paths, and the usual mounts.
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::{
+    Capability, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespace, LinuxNamespaceBuilder,
+    LinuxNamespaceType, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
+    UserBuilder,
+};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// The network a container gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Its own network namespace (loopback only until outbound access lands).
+    Private,
+    /// Its own namespace with loopback only.
+    None,
+    /// The host's network.
+    Host,
+}
+
+/// What to run, and as whom.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub rootfs: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub hostname: String,
+    pub network: Network,
+    pub readonly_rootfs: bool,
+    /// Lift docker's hardening (all capabilities, no masked paths).
+    pub privileged: bool,
+}
+
+/// The capabilities docker grants a container.
+pub const DOCKER_CAPABILITIES: &[Capability] = &[
+    Capability::Chown,
+    Capability::DacOverride,
+    Capability::Fsetid,
+    Capability::Fowner,
+    Capability::Mknod,
+    Capability::NetRaw,
+    Capability::Setgid,
+    Capability::Setuid,
+    Capability::Setfcap,
+    Capability::Setpcap,
+    Capability::NetBindService,
+    Capability::SysChroot,
+    Capability::Kill,
+    Capability::AuditWrite,
+];
+
+/// Paths docker hides from containers.
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths docker makes read-only.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn all_capabilities() -> Vec<Capability> {
+    use Capability::*;
+    vec![
+        AuditControl,
+        AuditRead,
+        AuditWrite,
+        BlockSuspend,
+        Bpf,
+        CheckpointRestore,
+        Chown,
+        DacOverride,
+        DacReadSearch,
+        Fowner,
+        Fsetid,
+        IpcLock,
+        IpcOwner,
+        Kill,
+        Lease,
+        LinuxImmutable,
+        MacAdmin,
+        MacOverride,
+        Mknod,
+        NetAdmin,
+        NetBindService,
+        NetBroadcast,
+        NetRaw,
+        Perfmon,
+        Setfcap,
+        Setgid,
+        Setpcap,
+        Setuid,
+        SysAdmin,
+        SysBoot,
+        SysChroot,
+        SysModule,
+        SysNice,
+        SysPacct,
+        SysPtrace,
+        SysRawio,
+        SysResource,
+        SysTime,
+        SysTtyConfig,
+        Syslog,
+        WakeAlarm,
+    ]
+}
+
+fn mount(dest: &str, kind: &str, source: &str, options: &[&str]) -> Result<Mount> {
+    MountBuilder::default()
+        .destination(dest)
+        .typ(kind)
+        .source(source)
+        .options(options.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        .build()
+        .map_err(|e| Error::Spec(e.to_string()))
+}
+
+fn namespace(kind: LinuxNamespaceType) -> Result<LinuxNamespace> {
+    LinuxNamespaceBuilder::default()
+        .typ(kind)
+        .build()
+        .map_err(|e| Error::Spec(e.to_string()))
+}
+
+/// Builds the spec docker would give this container.
+pub fn docker_spec(cfg: &RunConfig) -> Result<Spec> {
+    if cfg.args.is_empty() {
+        return Err(Error::Spec("no command specified".into()));
+    }
+    let caps: HashSet<Capability> = if cfg.privileged {
+        all_capabilities().into_iter().collect()
+    } else {
+        DOCKER_CAPABILITIES.iter().copied().collect()
+    };
+    let capabilities = LinuxCapabilitiesBuilder::default()
+        .bounding(caps.clone())
+        .effective(caps.clone())
+        .permitted(caps.clone())
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
+        .build()
+        .map_err(|e| Error::Spec(e.to_string()))?;
+    let user = UserBuilder::default()
+        .uid(cfg.uid)
+        .gid(cfg.gid)
+        .additional_gids(cfg.additional_gids.clone())
+        .build()
+        .map_err(|e| Error::Spec(e.to_string()))?;
+    let process = ProcessBuilder::default()
+        .args(cfg.args.clone())
+        .env(cfg.env.clone())
+        .cwd(cfg.cwd.clone())
+        .user(user)
+        .capabilities(capabilities)
+        .no_new_privileges(!cfg.privileged)
+        .build()
+        .map_err(|e| Error::Spec(e.to_string()))?;
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &[
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620",
+                "gid=5",
+            ],
+        )?,
+        mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        mount(
+            "/dev/mqueue",
+            "mqueue",
+            "mqueue",
+            &["nosuid", "noexec", "nodev"],
+        )?,
+    ];
+    // sysfs shows the network namespace it is mounted in: only a container
+    // with its own network namespace may mount it.
+    if cfg.network != Network::Host {
+        mounts.push(mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", "ro"],
+        )?);
+    } else {
+        mounts.push(mount(
+            "/sys",
+            "bind",
+            "/sys",
+            &["rbind", "nosuid", "noexec", "nodev", "ro"],
+        )?);
+    }
+    let mut namespaces = vec![
+        namespace(LinuxNamespaceType::Mount)?,
+        namespace(LinuxNamespaceType::Pid)?,
+        namespace(LinuxNamespaceType::Uts)?,
+        namespace(LinuxNamespaceType::Ipc)?,
+    ];
+    if cfg.network != Network::Host {
+        namespaces.push(namespace(LinuxNamespaceType::Network)?);
+    }
+    let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if !cfg.privileged {
+        linux = linux
+            .masked_paths(
+                MASKED_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .readonly_paths(
+                READONLY_PATHS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            );
+    }
+    let linux = linux.build().map_err(|e| Error::Spec(e.to_string()))?;
+    let root = RootBuilder::default()
+        .path(cfg.rootfs.clone())
+        .readonly(cfg.readonly_rootfs)
+        .build()
+        .map_err(|e| Error::Spec(e.to_string()))?;
+    SpecBuilder::default()
+        .version("1.0.2")
+        .root(root)
+        .hostname(cfg.hostname.clone())
+        .process(process)
+        .mounts(mounts)
+        .linux(linux)
+        .build()
+        .map_err(|e| Error::Spec(e.to_string()))
+}
