@@ -3,7 +3,8 @@
 # busybox base image, then work on the example project testdata/examples/hello.
 #
 # Until the builder lands, "work on" means: import the base image into a store,
-# show it, save it and load it back, and parse the example's Dockerfile. This
+# show it, save it and load it back, run a container from it, and parse the
+# example's Dockerfile. This
 # script becomes `berth build -t hello testdata/examples/hello` and
 # `berth run --rm hello` as the runner and builder arrive.
 set -euo pipefail
@@ -24,5 +25,7 @@ echo "== berth images"
 echo "== berth save busybox | berth load (into a second store)"
 "$BERTH" save busybox:latest | "$BERTH" --root "$BERTH_ROOT-copy" load
 "$BERTH" --root "$BERTH_ROOT-copy" inspect busybox:latest | grep '"Id"'
+echo "== berth run --rm busybox (a real container: own namespaces, docker's capability set)"
+"$BERTH" run --rm busybox sh -c 'echo "hello from $(hostname), pid $$, as $(id -un)"'
 echo "== berth parse $example/Dockerfile"
 "$BERTH" parse "$example/Dockerfile"
