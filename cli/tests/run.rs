@@ -183,6 +183,46 @@ fn containers_behave_like_docker_ones() {
     );
     assert_ne!(stdout(&o), "wrote");
 
+    // A bind mount writes through; a read-only one refuses writes.
+    let shared = tmp.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    let vol = format!("{}:/data", shared.display());
+    let o = run(
+        &root,
+        &[
+            "--rm",
+            "-v",
+            &vol,
+            "busybox",
+            "sh",
+            "-c",
+            "echo from-container > /data/out",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(shared.join("out")).unwrap(),
+        "from-container\n"
+    );
+    let ro = format!("{}:/data:ro", shared.display());
+    let o = run(
+        &root,
+        &[
+            "--rm",
+            "-v",
+            &ro,
+            "busybox",
+            "sh",
+            "-c",
+            "cat /data/out; echo x > /data/new && echo wrote",
+        ],
+    );
+    assert_eq!(stdout(&o), "from-container");
+    assert!(!shared.join("new").exists());
+    let bad = run(&root, &["--rm", "-v", "relative:/data", "busybox", "true"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid volume specification"));
+
     // Nothing is left behind: no mounts, no container folders.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(

@@ -52,6 +52,9 @@ pub struct RunArgs {
     /// Give extended privileges to this container
     #[arg(long)]
     privileged: bool,
+    /// Bind mount a host path: HOST_PATH:CONTAINER_PATH[:ro|rw]
+    #[arg(short, long = "volume")]
+    volume: Vec<String>,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -114,6 +117,37 @@ fn files_for(
     ])
 }
 
+/// `-v /host:/ctr[:ro|rw]`: a bind mount of a host path.
+fn bind_mount(v: &str) -> anyhow::Result<oci_spec::runtime::Mount> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (host, ctr, mode) = match parts.as_slice() {
+        [h, c] => (*h, *c, "rw"),
+        [h, c, m] => (*h, *c, *m),
+        _ => bail!("invalid volume specification: {v:?} (use HOST_PATH:CONTAINER_PATH[:ro|rw])"),
+    };
+    if !host.starts_with('/') {
+        bail!("invalid volume specification: {v:?}: named volumes are not supported yet, use an absolute host path");
+    }
+    if !ctr.starts_with('/') {
+        bail!("invalid volume specification: {v:?}: the container path must be absolute");
+    }
+    let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
+    match mode {
+        "ro" => options.push("ro".into()),
+        "rw" => {}
+        other => bail!("invalid mode {other:?} in volume {v:?}: use ro or rw"),
+    }
+    let source = std::fs::canonicalize(host).with_context(|| {
+        format!("invalid mount config: bind source path does not exist: {host}")
+    })?;
+    Ok(oci_spec::runtime::MountBuilder::default()
+        .destination(ctr)
+        .typ("bind")
+        .source(source)
+        .options(options)
+        .build()?)
+}
+
 pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
     let image = store.resolve(&args.image)?;
     let network = match args.network.as_str() {
@@ -143,6 +177,7 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let mount = store.prepare_rootfs(&image, &id, false)?;
+    let bundle = store.root().join("containers").join(&id);
     let result = (|| -> anyhow::Result<i32> {
         let hostname = args.hostname.clone().unwrap_or_else(|| short.clone());
         let u = user::resolve(
@@ -201,7 +236,6 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
             privileged: args.privileged,
         };
         let mut spec = docker_spec(&cfg)?;
-        let bundle = store.root().join("containers").join(&id);
         std::fs::create_dir_all(&bundle)
             .with_context(|| format!("cannot create {}", bundle.display()))?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
@@ -215,6 +249,9 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
                     .build()?,
             );
         }
+        for v in &args.volume {
+            mounts.push(bind_mount(v)?);
+        }
         spec.set_mounts(Some(mounts));
         let config_path = bundle.join("config.json");
         spec.save(&config_path)
@@ -225,9 +262,9 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
             .arg(&config_path)
             .status()
             .context("cannot start the runtime helper")?;
-        let _ = std::fs::remove_dir_all(&bundle);
         Ok(status.code().unwrap_or(125))
     })();
+    let _ = std::fs::remove_dir_all(&bundle);
     // The container's changes go with it: container records (ps, start, rm,
     // commit) arrive with the supervisor.
     mount.remove()?;
