@@ -71,6 +71,11 @@ fn import_save_load_round_trip_and_peers_read_it() {
     assert_eq!(first["RepoTags"][0], "busybox:latest");
     assert_eq!(first["Config"]["Cmd"][0], "sh");
     assert_eq!(first["RootFS"]["Type"], "layers");
+    // Size is the unpacked size, as docker reports it: here the imported tarball's.
+    let tarball = std::fs::metadata(tmp.path().join("busybox-rootfs.tar"))
+        .unwrap()
+        .len();
+    assert_eq!(first["Size"].as_u64(), Some(tarball));
     assert!(
         oci_validate::check_layout(&root).is_empty(),
         "{:?}",

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct BlobStore {
     blobs: PathBuf,
     ingest: PathBuf,
+    /// Uncompressed sizes of layer blobs (docker reports image sizes
+    /// unpacked), one small file per blob, outside the OCI layout.
+    sizes: PathBuf,
 }
 
 static INGEST_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -32,10 +35,15 @@ impl BlobStore {
     pub(crate) fn new(root: &Path) -> Result<BlobStore> {
         let blobs = root.join("blobs").join("sha256");
         let ingest = root.join("ingest");
-        for d in [&blobs, &ingest] {
+        let sizes = root.join("sizes");
+        for d in [&blobs, &ingest, &sizes] {
             fs::create_dir_all(d).ctx(|| format!("cannot create {}", d.display()))?;
         }
-        Ok(BlobStore { blobs, ingest })
+        Ok(BlobStore {
+            blobs,
+            ingest,
+            sizes,
+        })
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
@@ -113,6 +121,29 @@ impl BlobStore {
         Ok(())
     }
 
+    /// Remembers the uncompressed size of a layer blob.
+    pub fn record_diff_size(&self, digest: &Digest, size: u64) -> Result<()> {
+        crate::store::write_atomic(&self.sizes.join(digest.hex()), size.to_string().as_bytes())
+    }
+
+    /// The uncompressed size of a layer blob: remembered, or counted once by
+    /// decompressing it.
+    pub fn diff_size(&self, digest: &Digest) -> Result<u64> {
+        if let Some(n) = fs::read_to_string(self.sizes.join(digest.hex()))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return Ok(n);
+        }
+        let blob = self.open(digest, None)?;
+        let mut plain =
+            crate::layer::decompressed(blob).ctx(|| format!("cannot read layer {digest}"))?;
+        let n =
+            io::copy(&mut plain, &mut io::sink()).ctx(|| format!("cannot read layer {digest}"))?;
+        self.record_diff_size(digest, n)?;
+        Ok(n)
+    }
+
     /// Starts writing a new blob.
     pub fn ingest(&self) -> Result<Ingest> {
         let name = format!(
@@ -180,6 +211,7 @@ impl BlobStore {
     }
 
     pub(crate) fn remove(&self, digest: &Digest) -> Result<()> {
+        let _ = fs::remove_file(self.sizes.join(digest.hex()));
         match fs::remove_file(self.path(digest)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
                 Err(e).ctx(|| format!("cannot remove blob {digest}"))

@@ -162,8 +162,8 @@ pub struct StoredImage {
 }
 
 impl StoredImage {
-    /// The sum of the compressed layer sizes.
-    pub fn size(&self) -> u64 {
+    /// The sum of the compressed layer sizes (what a pull transfers).
+    pub fn compressed_size(&self) -> u64 {
         self.layers.iter().map(|l| l.size).sum()
     }
 }

@@ -277,6 +277,15 @@ impl Store {
         })
     }
 
+    /// The image's size as docker reports it: its layers unpacked.
+    pub fn image_size(&self, image: &StoredImage) -> u64 {
+        image
+            .layers
+            .iter()
+            .map(|l| self.blobs.diff_size(&l.digest).unwrap_or(l.size))
+            .sum()
+    }
+
     /// Finds an image by name (`busybox`, `app:v1`, `name@sha256:...`), by
     /// ID or by an unambiguous ID prefix, as docker does.
     pub fn resolve(&self, name: &str) -> Result<StoredImage> {

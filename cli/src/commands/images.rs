@@ -105,10 +105,10 @@ pub fn images(store: &Store, args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 "ID": short_id(img, args.no_trunc),
                 "Repository": repo,
                 "SharedSize": "N/A",
-                "Size": human_size(img.size()),
+                "Size": human_size(store.image_size(img)),
                 "Tag": tag,
                 "UniqueSize": "N/A",
-                "VirtualSize": human_size(img.size()),
+                "VirtualSize": human_size(store.image_size(img)),
             });
             writeln!(out, "{v}")?;
         }
@@ -132,7 +132,7 @@ pub fn images(store: &Store, args: ImagesArgs) -> anyhow::Result<ExitCode> {
         row.extend([
             short_id(img, args.no_trunc),
             since(img.config.created.as_deref()),
-            human_size(img.size()),
+            human_size(store.image_size(img)),
         ]);
         table.push(row);
     }
@@ -270,7 +270,7 @@ fn docker_config(c: Option<&ContainerConfig>) -> Value {
 }
 
 /// `docker image inspect`'s shape.
-pub fn inspect_json(img: &StoredImage) -> Value {
+pub fn inspect_json(store: &Store, img: &StoredImage) -> Value {
     let mut v = json!({
         "Id": img.id.to_string(),
         "RepoTags": img.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
@@ -284,7 +284,7 @@ pub fn inspect_json(img: &StoredImage) -> Value {
         "Config": docker_config(img.config.config.as_ref()),
         "Architecture": img.config.architecture,
         "Os": img.config.os,
-        "Size": img.size(),
+        "Size": store.image_size(img),
         "RootFS": {
             "Type": img.config.rootfs.kind,
             "Layers": img.config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
@@ -308,7 +308,7 @@ pub fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let mut errors = Vec::new();
     for n in &args.names {
         match store.resolve(n) {
-            Ok(img) => found.push(inspect_json(&img)),
+            Ok(img) => found.push(inspect_json(store, &img)),
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -336,7 +336,13 @@ pub struct HistoryArgs {
 
 pub fn history(store: &Store, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let img = store.resolve(&args.image)?;
-    let mut layer_sizes = img.layers.iter().map(|l| l.size).rev();
+    let mut layer_sizes = img
+        .layers
+        .iter()
+        .map(|l| store.blobs().diff_size(&l.digest).unwrap_or(l.size))
+        .rev()
+        .collect::<Vec<_>>()
+        .into_iter();
     let mut rows = vec![vec![
         "IMAGE".to_string(),
         "CREATED".into(),

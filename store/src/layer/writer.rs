@@ -28,12 +28,14 @@ fn start(blobs: &BlobStore, opts: &LayerOptions) -> Result<Sink> {
     Ok(TeeHasher::new(compressor))
 }
 
-fn finish(sink: Sink, opts: &LayerOptions) -> Result<Layer> {
-    let (compressor, diff_id, _) = sink.finish().ctx(|| "cannot hash the layer".to_string())?;
+fn finish(blobs: &BlobStore, sink: Sink, opts: &LayerOptions) -> Result<Layer> {
+    let (compressor, diff_id, diff_size) =
+        sink.finish().ctx(|| "cannot hash the layer".to_string())?;
     let ingest = compressor
         .finish()
         .ctx(|| "cannot finish layer compression".to_string())?;
     let (digest, size) = ingest.commit(None)?;
+    blobs.record_diff_size(&digest, diff_size)?;
     Ok(Layer {
         digest,
         diff_id,
@@ -50,7 +52,7 @@ pub fn write_layer_from_tar(
 ) -> Result<Layer> {
     let mut sink = start(blobs, opts)?;
     io::copy(tar, &mut sink).ctx(|| "cannot read the layer tarball".to_string())?;
-    finish(sink, opts)
+    finish(blobs, sink, opts)
 }
 
 /// Writes the tree under `dir` as a layer.
@@ -67,7 +69,7 @@ pub fn write_layer_from_dir(blobs: &BlobStore, dir: &Path, opts: &LayerOptions) 
     let sink = builder
         .into_inner()
         .ctx(|| format!("cannot write the layer of {}", dir.display()))?;
-    finish(sink, opts)
+    finish(blobs, sink, opts)
 }
 
 struct TreeWriter<'a> {
