@@ -1,10 +1,14 @@
 //! Crash safety: `berth load` killed with SIGKILL at random points never
 //! leaves the store inconsistent.
 
+#[path = "../../testdata/support/busybox.rs"]
+mod busybox;
 #[path = "../../testdata/support/oci_validate.rs"]
 mod oci_validate;
 
-use std::path::{Path, PathBuf};
+use busybox::busybox_store;
+
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,10 +16,6 @@ fn berth(root: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
     c.arg("--root").arg(root);
     c
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 /// A small deterministic generator for the kill times.
@@ -48,15 +48,7 @@ fn assert_consistent(root: &Path, run: usize) {
 #[test]
 fn sigkill_during_load_leaves_a_consistent_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    let status = Command::new("bash")
-        .arg(repo().join("testdata/make-busybox.sh"))
-        .arg(env!("CARGO_BIN_EXE_berth"))
-        .arg(tmp.path().join("bb.tar"))
-        .env("BERTH_ROOT", &src)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let src = busybox_store(tmp.path());
     // A second, larger image so that the load takes long enough to be hit.
     let big = tmp.path().join("big");
     std::fs::create_dir_all(&big).unwrap();
@@ -132,22 +124,14 @@ fn sigkill_during_load_leaves_a_consistent_store() {
 #[test]
 fn concurrent_imports_loads_and_prunes_keep_the_store_consistent() {
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    let status = Command::new("bash")
-        .arg(repo().join("testdata/make-busybox.sh"))
-        .arg(env!("CARGO_BIN_EXE_berth"))
-        .arg(tmp.path().join("bb.tar"))
-        .env("BERTH_ROOT", &root)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let root = busybox_store(tmp.path());
     let archive = tmp.path().join("bb-image.tar");
     assert!(berth(&root)
         .args(["save", "-o", archive.to_str().unwrap(), "busybox"])
         .status()
         .unwrap()
         .success());
-    let bb = tmp.path().join("bb.tar");
+    let bb = busybox::rootfs_tarball(tmp.path());
     for round in 0..4 {
         let mut children = Vec::new();
         for i in 0..3 {

@@ -2,15 +2,15 @@
 //! import, images, tag, rmi, inspect, history, save, load, prune; and what
 //! peers (skopeo, umoci) and the OCI schemas say about what berth wrote.
 
+#[path = "../../testdata/support/busybox.rs"]
+mod busybox;
 #[path = "../../testdata/support/oci_validate.rs"]
 mod oci_validate;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use busybox::busybox_store;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use std::path::Path;
+use std::process::{Command, Output};
 
 fn berth(root: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_berth"))
@@ -29,25 +29,6 @@ fn ok(root: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A store with busybox:latest, made by the script every test uses.
-fn busybox_store(dir: &Path) -> PathBuf {
-    let root = dir.join("root");
-    let tarball = dir.join("busybox-rootfs.tar");
-    let out = Command::new("bash")
-        .arg(repo().join("testdata/make-busybox.sh"))
-        .arg(env!("CARGO_BIN_EXE_berth"))
-        .arg(&tarball)
-        .env("BERTH_ROOT", &root)
-        .output()
-        .expect("make-busybox.sh runs");
-    assert!(
-        out.status.success(),
-        "make-busybox.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    root
 }
 
 fn inspect(root: &Path, name: &str) -> serde_json::Value {

@@ -1,28 +1,15 @@
 //! `berth run` on the busybox base image: real containers, as root (CI runs
 //! as root; elsewhere these tests say why they skip).
 
-use std::path::{Path, PathBuf};
+#[path = "../../testdata/support/busybox.rs"]
+mod busybox;
+
+use busybox::busybox_store;
+use std::path::Path;
 use std::process::{Command, Output};
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
-}
-
-fn busybox_store(dir: &Path) -> PathBuf {
-    let root = dir.join("root");
-    let out = Command::new("bash")
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/make-busybox.sh"))
-        .arg(env!("CARGO_BIN_EXE_berth"))
-        .arg(dir.join("bb.tar"))
-        .env("BERTH_ROOT", &root)
-        .output()
-        .expect("make-busybox.sh runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    root
 }
 
 fn run(root: &Path, args: &[&str]) -> Output {
@@ -33,6 +20,14 @@ fn run(root: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("berth runs")
+}
+
+/// Runs `sh -c script` in busybox with `flags` before the image.
+fn sh(root: &Path, flags: &[&str], script: &str) -> String {
+    let mut args = vec!["--rm"];
+    args.extend_from_slice(flags);
+    args.extend(["busybox", "sh", "-c", script]);
+    stdout(&run(root, &args))
 }
 
 fn stdout(o: &Output) -> String {
@@ -89,135 +84,63 @@ fn containers_behave_like_docker_ones() {
     assert_eq!(missing.status.code(), Some(127));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("executable file not found in $PATH"));
 
-    let o = run(
+    let env_cwd = sh(
         &root,
-        &[
-            "--rm",
-            "-e",
-            "GREETING=hi",
-            "-w",
-            "/srv/app",
-            "busybox",
-            "sh",
-            "-c",
-            "echo $GREETING $(pwd) $$",
-        ],
+        &["-e", "GREETING=hi", "-w", "/srv/app"],
+        "echo $GREETING $(pwd) $$",
     );
-    assert_eq!(stdout(&o), "hi /srv/app 1", "env, workdir, pid 1");
-    let o = run(&root, &["--rm", "-u", "nobody", "busybox", "id"]);
-    assert_eq!(stdout(&o), "uid=65534(nobody) gid=65534(nogroup)");
-    let o = run(
-        &root,
-        &[
-            "--rm",
-            "-u",
-            "1234:5678",
-            "busybox",
-            "sh",
-            "-c",
-            "id -u; id -g",
-        ],
-    );
-    assert_eq!(stdout(&o), "1234\n5678");
-
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let o = run(&root, &["--rm", "busybox", "hostname"]);
-    assert_ne!(stdout(&o), host.trim());
-    assert_eq!(stdout(&o).len(), 12, "the short container id");
-
-    let o = run(
-        &root,
-        &[
-            "--rm",
-            "--network",
-            "none",
-            "busybox",
-            "ls",
-            "/sys/class/net",
-        ],
-    );
-    assert_eq!(stdout(&o), "lo");
-    let o = run(
-        &root,
-        &["--rm", "busybox", "grep", "CapEff", "/proc/self/status"],
+    assert_eq!(env_cwd, "hi /srv/app 1", "env, workdir, pid 1");
+    assert_eq!(
+        sh(&root, &["-u", "nobody"], "id"),
+        "uid=65534(nobody) gid=65534(nogroup)"
     );
     assert_eq!(
-        stdout(&o),
+        sh(&root, &["-u", "1234:5678"], "id -u; id -g"),
+        "1234\n5678"
+    );
+
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let hostname = sh(&root, &[], "hostname");
+    assert_ne!(hostname, host.trim());
+    assert_eq!(hostname.len(), 12, "the short container id");
+
+    assert_eq!(sh(&root, &["--network", "none"], "ls /sys/class/net"), "lo");
+    assert_eq!(
+        sh(&root, &[], "grep CapEff /proc/self/status"),
         "CapEff:\t00000000a80425fb",
         "docker's default capability set"
     );
 
-    let o = run(
-        &root,
-        &[
-            "--rm",
-            "busybox",
-            "sh",
-            "-c",
-            "echo b > /proc/sysrq-trigger && echo wrote",
-        ],
+    // Refused: sysrq, mounting, writing a read-only root.
+    assert_ne!(
+        sh(&root, &[], "echo b > /proc/sysrq-trigger && echo wrote"),
+        "wrote"
     );
-    assert_ne!(stdout(&o), "wrote");
-    let o = run(
-        &root,
-        &[
-            "--rm",
-            "busybox",
-            "sh",
-            "-c",
-            "mount -t tmpfs t /tmp && echo mounted",
-        ],
+    assert_ne!(
+        sh(&root, &[], "mount -t tmpfs t /tmp && echo mounted"),
+        "mounted"
     );
-    assert_ne!(stdout(&o), "mounted");
-
-    let o = run(
-        &root,
-        &[
-            "--rm",
-            "--read-only",
-            "busybox",
-            "sh",
-            "-c",
-            "touch /x && echo wrote",
-        ],
+    assert_ne!(
+        sh(&root, &["--read-only"], "touch /x && echo wrote"),
+        "wrote"
     );
-    assert_ne!(stdout(&o), "wrote");
 
     // A bind mount writes through; a read-only one refuses writes.
     let shared = tmp.path().join("shared");
     std::fs::create_dir_all(&shared).unwrap();
     let vol = format!("{}:/data", shared.display());
-    let o = run(
-        &root,
-        &[
-            "--rm",
-            "-v",
-            &vol,
-            "busybox",
-            "sh",
-            "-c",
-            "echo from-container > /data/out",
-        ],
-    );
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sh(&root, &["-v", &vol], "echo from-container > /data/out");
     assert_eq!(
         std::fs::read_to_string(shared.join("out")).unwrap(),
         "from-container\n"
     );
     let ro = format!("{}:/data:ro", shared.display());
-    let o = run(
+    let read_back = sh(
         &root,
-        &[
-            "--rm",
-            "-v",
-            &ro,
-            "busybox",
-            "sh",
-            "-c",
-            "cat /data/out; echo x > /data/new && echo wrote",
-        ],
+        &["-v", &ro],
+        "cat /data/out; echo x > /data/new && echo wrote",
     );
-    assert_eq!(stdout(&o), "from-container");
+    assert_eq!(read_back, "from-container");
     assert!(!shared.join("new").exists());
     let bad = run(&root, &["--rm", "-v", "relative:/data", "busybox", "true"]);
     assert_eq!(bad.status.code(), Some(1));

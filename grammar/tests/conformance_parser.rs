@@ -23,20 +23,26 @@ fn cases(dir: &str) -> Vec<PathBuf> {
     out
 }
 
+/// A case's name and its Dockerfile's text.
+fn case_dockerfile(case: &std::path::Path) -> (String, String) {
+    let name = case
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let source = std::fs::read(case.join("Dockerfile")).expect("Dockerfile");
+    (name, String::from_utf8_lossy(&source).into_owned())
+}
+
 #[test]
 fn positive_cases_dump_as_buildkit() {
     let cases = cases("buildkit/parser/testfiles");
     assert!(cases.len() >= 33, "only {} cases found", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let name = case
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let source = std::fs::read(case.join("Dockerfile")).expect("Dockerfile");
+        let (name, text) = case_dockerfile(case);
         let expected = std::fs::read_to_string(case.join("result")).expect("result");
-        match parse_syntax(&String::from_utf8_lossy(&source)) {
+        match parse_syntax(&text) {
             Ok(tree) => {
                 let got = tree.dump();
                 if got != expected {
@@ -62,13 +68,7 @@ fn negative_cases_fail_with_a_location() {
     let cases = cases("buildkit/parser/testfiles-negative");
     assert!(cases.len() >= 4, "only {} cases found", cases.len());
     for case in &cases {
-        let name = case
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let source = std::fs::read(case.join("Dockerfile")).expect("Dockerfile");
-        let text = String::from_utf8_lossy(&source);
+        let (name, text) = case_dockerfile(case);
         // Parse errors of the syntax stage, or of the typed stage for what it checks.
         let err = match berth_grammar::parse(&text) {
             Ok(_) => panic!("{name}: parsed but must fail"),
