@@ -1,3 +1,24 @@
-//! berth-builder: lowers a parsed Dockerfile into a DAG of stages and steps, computes
-//! content-addressed cache keys, schedules stages in parallel and commits layers through the store.
-//! Not implemented yet: see the builder issue.
+//! berth-builder: a Dockerfile's AST lowered into stages and steps, each
+//! step keyed by its content for the build cache, stages scheduled in
+//! dependency order with independent ones in parallel, RUN steps run by
+//! `berth-runner` and layers committed through `berth-store`.
+
+mod build;
+pub mod context;
+mod copy;
+mod error;
+mod export;
+pub mod ignore;
+mod key;
+mod meta;
+pub mod plan;
+pub mod progress;
+mod request;
+mod run;
+mod state;
+pub mod vars;
+
+pub use build::{build, BuildResult};
+pub use error::{Error, Result};
+pub use progress::{Progress, ProgressMode};
+pub use request::{BuildRequest, Output, SecretSource};

@@ -27,6 +27,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile
+    Build(commands::build::BuildArgs),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Parse a Dockerfile and print it
     Parse(commands::parse::ParseArgs),
     /// List images
@@ -81,6 +86,12 @@ enum ImageCommand {
 }
 
 #[derive(Subcommand)]
+enum BuilderCommand {
+    /// Remove build cache
+    Prune(commands::build::BuilderPruneArgs),
+}
+
+#[derive(Subcommand)]
 enum SystemCommand {
     /// Remove unused data
     Prune(images::PruneArgs),
@@ -101,6 +112,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Parse(_) | Command::Runtime { .. } => unreachable!("handled above"),
         Command::Run(a) => commands::run::run(&store, a),
+        Command::Build(a) => commands::build::build(&store, a),
+        Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&store, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&store, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&store, a),
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&store, a),

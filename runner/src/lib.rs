@@ -6,10 +6,12 @@
 //! Not yet here (see the runner issue): cgroup limits, seccomp, user
 //! namespaces, detached containers and their supervisor, exec, ports.
 
+pub mod bundle;
 mod error;
 pub mod linux;
 pub mod spec;
 pub mod user;
 
+pub use bundle::{Bundle, HELPER_COMMAND};
 pub use error::{Error, Result};
 pub use spec::{docker_spec, Network, RunConfig};

@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod blobs;
+pub mod cache;
 pub mod digest;
 mod error;
 pub mod image;
@@ -18,6 +19,7 @@ pub mod snapshot;
 pub mod store;
 
 pub use blobs::{BlobStore, Ingest};
+pub use cache::{CacheEntry, CachedLayer};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use image::{ImageConfig, StoredImage};

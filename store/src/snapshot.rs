@@ -5,7 +5,7 @@
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::image::StoredImage;
+use crate::image::{LayerRef, StoredImage};
 use crate::layer::extract::CountingReader;
 use crate::layer::{decompressed, extract, ExtractOptions, WhiteoutMode};
 use crate::store::Store;
@@ -44,6 +44,16 @@ impl Mount {
         self.release()
     }
 
+    /// Unmounts the overlay but keeps the upper dir (to commit it as a layer).
+    pub fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH)
+                .ctx(|| format!("cannot unmount {}", self.merged.display()))?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+
     fn release(&mut self) -> Result<()> {
         if self.mounted {
             rustix::mount::unmount(&self.merged, rustix::mount::UnmountFlags::DETACH)
@@ -69,16 +79,17 @@ impl Store {
         self.root().join("snapshots")
     }
 
-    /// The snapshot of one layer, extracted on first use.
+    /// The snapshot of one layer of `image`, extracted on first use.
     pub fn snapshot(&self, image: &StoredImage, index: usize) -> Result<PathBuf> {
-        let diff_id =
-            image.config.rootfs.diff_ids.get(index).ok_or_else(|| {
-                Error::Archive(format!("image {} has no layer {index}", image.id))
-            })?;
-        let layer = image
-            .layers
-            .get(index)
+        let (layer, diff_id) = image_layers(image)?
+            .into_iter()
+            .nth(index)
             .ok_or_else(|| Error::Archive(format!("image {} has no layer {index}", image.id)))?;
+        self.layer_snapshot(&layer, &diff_id)
+    }
+
+    /// The snapshot of a layer blob whose uncompressed digest is `diff_id`.
+    pub fn layer_snapshot(&self, layer: &LayerRef, diff_id: &Digest) -> Result<PathBuf> {
         let dir = self.snapshots_dir();
         let path = dir.join(diff_id.hex());
         if path.is_dir() {
@@ -123,6 +134,17 @@ impl Store {
     /// over the layers' snapshots, or the copy-based fallback when overlayfs
     /// cannot be mounted (or `copy` asks for it).
     pub fn prepare_rootfs(&self, image: &StoredImage, id: &str, copy: bool) -> Result<Mount> {
+        self.prepare_layers(&image_layers(image)?, id, copy)
+    }
+
+    /// Like [`Store::prepare_rootfs`] for a list of (layer, diff ID), oldest
+    /// first: what a build step has before it is an image.
+    pub fn prepare_layers(
+        &self,
+        layers: &[(LayerRef, Digest)],
+        id: &str,
+        copy: bool,
+    ) -> Result<Mount> {
         let dir = self.root().join("mounts").join(id);
         if dir.exists() {
             return Err(Error::Conflict(format!(
@@ -142,9 +164,15 @@ impl Store {
             mounted: false,
         };
         if !copy {
-            let mut lowers = Vec::new();
-            for i in (0..image.layers.len()).rev() {
-                lowers.push(self.snapshot(image, i)?);
+            let mut lowers: Vec<PathBuf> = Vec::new();
+            for (layer, diff_id) in layers.iter().rev() {
+                let snap = self.layer_snapshot(layer, diff_id)?;
+                // overlayfs refuses a lower dir twice. A layer repeated below
+                // itself adds nothing: everything it sets, its topmost copy
+                // sets again above whatever lies between.
+                if !lowers.contains(&snap) {
+                    lowers.push(snap);
+                }
             }
             if lowers.is_empty() {
                 let empty = self.snapshots_dir().join("empty");
@@ -177,7 +205,7 @@ impl Store {
                 return Ok(mount);
             }
         }
-        for layer in &image.layers {
+        for (layer, _) in layers {
             let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
             let mut plain =
                 decompressed(blob).ctx(|| format!("cannot read layer {}", layer.digest))?;
@@ -208,6 +236,25 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// An image's layers paired with their diff IDs; a config that lists a
+/// different number of diff IDs than the manifest has layers is corrupt.
+pub fn image_layers(image: &StoredImage) -> Result<Vec<(LayerRef, Digest)>> {
+    if image.layers.len() != image.config.rootfs.diff_ids.len() {
+        return Err(Error::Archive(format!(
+            "image {} has {} layers but its config lists {} diff IDs",
+            image.id,
+            image.layers.len(),
+            image.config.rootfs.diff_ids.len()
+        )));
+    }
+    Ok(image
+        .layers
+        .iter()
+        .cloned()
+        .zip(image.config.rootfs.diff_ids.iter().cloned())
+        .collect())
 }
 
 fn remove_tree(p: &Path) -> std::io::Result<()> {

@@ -403,6 +403,10 @@ impl Store {
         }
         let mut report = GcReport::default();
         let mut live_diffs = BTreeSet::new();
+        for entry in self.cache_entries() {
+            live.extend(entry.layers.iter().map(|l| l.digest.clone()));
+            live_diffs.extend(entry.config.rootfs.diff_ids);
+        }
         for d in &live {
             if let Ok(c) = self.blobs.read(d).and_then(|data| {
                 serde_json::from_slice::<ImageConfig>(&data).map_err(json_err("config", &self.root))

@@ -1,3 +1,4 @@
+pub mod build;
 mod change;
 mod format;
 pub mod images;

@@ -3,11 +3,10 @@
 //! single-threaded helper process (`berth __runtime SPEC`).
 
 use anyhow::{bail, Context};
-use berth_runner::{docker_spec, user, Network, RunConfig};
+use berth_runner::{bundle, docker_spec, user, Bundle, Network, RunConfig};
 use berth_store::Store;
 use clap::Args;
 use std::io::Read;
-use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -83,40 +82,6 @@ fn env_entry(e: &str) -> Option<String> {
     }
 }
 
-fn files_for(
-    dir: &Path,
-    hostname: &str,
-    network: Network,
-) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
-    let hosts = dir.join("hosts");
-    std::fs::write(
-        &hosts,
-        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
-    )?;
-    let hn = dir.join("hostname");
-    std::fs::write(&hn, format!("{hostname}\n"))?;
-    let resolv = dir.join("resolv.conf");
-    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    std::fs::write(
-        &resolv,
-        if network == Network::Host {
-            host_resolv
-        } else {
-            host_resolv
-                .lines()
-                .filter(|l| !l.contains("127.0.0."))
-                .collect::<Vec<_>>()
-                .join("\n")
-                + "\n"
-        },
-    )?;
-    Ok(vec![
-        ("/etc/hosts".into(), hosts),
-        ("/etc/hostname".into(), hn),
-        ("/etc/resolv.conf".into(), resolv),
-    ])
-}
-
 /// `-v /host:/ctr[:ro|rw]`: a bind mount of a host path.
 fn bind_mount(v: &str) -> anyhow::Result<oci_spec::runtime::Mount> {
     let parts: Vec<&str> = v.split(':').collect();
@@ -131,21 +96,15 @@ fn bind_mount(v: &str) -> anyhow::Result<oci_spec::runtime::Mount> {
     if !ctr.starts_with('/') {
         bail!("invalid volume specification: {v:?}: the container path must be absolute");
     }
-    let mut options = vec!["rbind".to_string(), "rprivate".to_string()];
-    match mode {
-        "ro" => options.push("ro".into()),
-        "rw" => {}
+    let readonly = match mode {
+        "ro" => true,
+        "rw" => false,
         other => bail!("invalid mode {other:?} in volume {v:?}: use ro or rw"),
-    }
+    };
     let source = std::fs::canonicalize(host).with_context(|| {
         format!("invalid mount config: bind source path does not exist: {host}")
     })?;
-    Ok(oci_spec::runtime::MountBuilder::default()
-        .destination(ctr)
-        .typ("bind")
-        .source(source)
-        .options(options)
-        .build()?)
+    Ok(bundle::bind(&source, ctr, readonly)?)
 }
 
 pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -177,7 +136,7 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 
     let mount = store.prepare_rootfs(&image, &id, false)?;
-    let bundle = store.root().join("containers").join(&id);
+    let bundle = Bundle::create(&store.root().join("containers").join(&id))?;
     let result = (|| -> anyhow::Result<i32> {
         let hostname = args.hostname.clone().unwrap_or_else(|| short.clone());
         let u = user::resolve(
@@ -236,35 +195,21 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
             privileged: args.privileged,
         };
         let mut spec = docker_spec(&cfg)?;
-        std::fs::create_dir_all(&bundle)
-            .with_context(|| format!("cannot create {}", bundle.display()))?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
-        for (dest, src) in files_for(&bundle, &hostname, network)? {
-            mounts.push(
-                oci_spec::runtime::MountBuilder::default()
-                    .destination(dest)
-                    .typ("bind")
-                    .source(src)
-                    .options(vec!["rbind".to_string(), "rprivate".to_string()])
-                    .build()?,
-            );
-        }
+        mounts.extend(bundle.etc_files(&hostname, network)?);
         for v in &args.volume {
             mounts.push(bind_mount(v)?);
         }
         spec.set_mounts(Some(mounts));
-        let config_path = bundle.join("config.json");
-        spec.save(&config_path)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        bundle.save(&spec)?;
         let exe = std::env::current_exe().context("cannot find the berth binary")?;
-        let status = std::process::Command::new(exe)
-            .arg("__runtime")
-            .arg(&config_path)
+        let status = bundle
+            .helper(&exe)
             .status()
             .context("cannot start the runtime helper")?;
         Ok(status.code().unwrap_or(125))
     })();
-    let _ = std::fs::remove_dir_all(&bundle);
+    drop(bundle);
     // The container's changes go with it: container records (ps, start, rm,
     // commit) arrive with the supervisor.
     mount.remove()?;

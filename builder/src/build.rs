@@ -1,0 +1,460 @@
+//! The build: stages run in dependency order (independent ones in parallel,
+//! at most one per core), each step looked up in the cache by its key and
+//! run on a miss, and the target stage committed as an image.
+
+use crate::context::Context;
+use crate::error::{Error, Result, StepFailure};
+use crate::key::CacheKey;
+use crate::plan::{self, Plan, Source, Stage};
+use crate::progress::{Progress, Step};
+use crate::request::{BuildRequest, Output};
+use crate::state::State;
+use berth_grammar::shell::ShellLex;
+use berth_grammar::{Command, Dockerfile, Instruction};
+use berth_store::image::{creation_time, rfc3339, ImageConfig};
+use berth_store::{CacheEntry, CachedLayer, Store, StoredImage};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// What a finished build gives.
+#[derive(Debug)]
+pub struct BuildResult {
+    pub image: StoredImage,
+    pub warnings: Vec<String>,
+}
+
+pub(crate) struct Builder<'a> {
+    pub store: &'a Store,
+    pub req: &'a BuildRequest,
+    pub ctx: Context,
+    pub plan: Plan,
+    pub df: Dockerfile,
+    pub lex: ShellLex,
+    pub progress: Progress,
+    /// `created` of every new config and history entry.
+    pub created: String,
+    results: Mutex<HashMap<usize, Option<Arc<State>>>>,
+    done: Condvar,
+    failed: AtomicBool,
+    /// Build args some step read (for the unused-arg warning).
+    pub used_args: Mutex<BTreeSet<String>>,
+}
+
+/// Counts the stages running at once.
+struct Slots {
+    free: Mutex<usize>,
+    cv: Condvar,
+}
+
+impl Slots {
+    fn take(&self) {
+        let mut n = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *n == 0 {
+            n = self.cv.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n -= 1;
+    }
+    fn give(&self) {
+        let mut n = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        self.cv.notify_one();
+    }
+}
+
+/// Runs the build `req` describes against `store`.
+pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<BuildResult> {
+    let t = progress.step(&format!(
+        "[internal] load build definition from {}",
+        req.dockerfile_name
+    ));
+    let df = berth_grammar::parse(&req.dockerfile)
+        .map_err(|e| Error::Parse(e.in_file(req.dockerfile_name.clone())))?;
+    t.done();
+    let plan = plan::lower(&df, &req.build_args)?;
+    let target = plan.target(req.target.as_deref())?;
+    let needed = plan.needed(target);
+    let t = progress.step("[internal] load .dockerignore");
+    let cache_file = store.root().join("context-cache").join(format!(
+        "{}.json",
+        blake3::hash(
+            std::fs::canonicalize(&req.context)
+                .unwrap_or_else(|_| req.context.clone())
+                .to_string_lossy()
+                .as_bytes()
+        )
+        .to_hex()
+    ));
+    let ctx = Context::open(&req.context, req.dockerignore.as_deref(), Some(cache_file))?;
+    t.done();
+    let lex = ShellLex::new(df.escape);
+    let builder = Builder {
+        store,
+        req,
+        ctx,
+        plan,
+        df,
+        lex,
+        progress: progress.clone(),
+        created: rfc3339(creation_time()),
+        results: Mutex::new(HashMap::new()),
+        done: Condvar::new(),
+        failed: AtomicBool::new(false),
+        used_args: Mutex::new(BTreeSet::new()),
+    };
+    // Blobs written by this build stay out of GC's reach until it is recorded.
+    let _lease = store.lease()?;
+    let slots = Slots {
+        free: Mutex::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+        ),
+        cv: Condvar::new(),
+    };
+    let errors: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for &i in &needed {
+            let (builder, slots, errors) = (&builder, &slots, &errors);
+            s.spawn(move || {
+                let result = builder.wait_for_deps(i).and_then(|()| {
+                    slots.take();
+                    let r = builder.run_stage(&builder.plan.stages[i]);
+                    slots.give();
+                    r
+                });
+                let ok = match result {
+                    Ok(state) => Some(Arc::new(state)),
+                    Err(e) => {
+                        builder.failed.store(true, Ordering::SeqCst);
+                        if !matches!(e, Error::Interrupted) {
+                            if let Ok(mut errs) = errors.lock() {
+                                errs.push((i, e));
+                            }
+                        }
+                        None
+                    }
+                };
+                if let Ok(mut r) = builder.results.lock() {
+                    r.insert(i, ok);
+                }
+                builder.done.notify_all();
+            });
+        }
+    });
+    builder.ctx.save_cache();
+    let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, e)) = errors.drain(..).next() {
+        return Err(e);
+    }
+    let state = builder.stage_result(target)?;
+    let mut warnings = Vec::new();
+    let used = builder
+        .used_args
+        .lock()
+        .map(|u| u.clone())
+        .unwrap_or_default();
+    let unused: Vec<&String> = req
+        .build_args
+        .keys()
+        .filter(|k| {
+            !builder.plan.declared.contains(*k)
+                && !used.contains(*k)
+                && !crate::vars::is_predefined(k)
+        })
+        .collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        let w = format!(
+            "One or more build-args [{}] were not consumed",
+            names.join(" ")
+        );
+        progress.warn(&w);
+        warnings.push(w);
+    }
+    let image = builder.export(&state)?;
+    Ok(BuildResult { image, warnings })
+}
+
+impl Builder<'_> {
+    fn wait_for_deps(&self, i: usize) -> Result<()> {
+        let deps = &self.plan.stages[i].deps;
+        let mut r = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if deps.iter().any(|d| matches!(r.get(d), Some(None))) {
+                return Err(Error::Interrupted);
+            }
+            if deps.iter().all(|d| r.contains_key(d)) {
+                return Ok(());
+            }
+            r = self.done.wait(r).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The final state of a finished stage.
+    pub fn stage_result(&self, i: usize) -> Result<Arc<State>> {
+        match self.results.lock().ok().and_then(|r| r.get(&i).cloned()) {
+            Some(Some(s)) => Ok(s),
+            _ => Err(Error::Interrupted),
+        }
+    }
+
+    fn stage_title(&self, stage: &Stage, pos: usize) -> String {
+        let total = stage.instructions.len() + 1;
+        match stage.label(self.plan.stages.len()) {
+            Some(l) => format!("[{l} {pos}/{total}]"),
+            None => format!("[{pos}/{total}]"),
+        }
+    }
+
+    /// The instruction's first logical line (continuations joined, heredoc
+    /// bodies left out), for progress titles and errors.
+    pub fn instruction_text(&self, ins: &Instruction) -> String {
+        let text = self
+            .req
+            .dockerfile
+            .get(ins.span.start..ins.span.end)
+            .unwrap_or("");
+        let escape = self.df.escape;
+        let mut out = String::new();
+        for l in text.lines() {
+            let t = l.trim();
+            let cont = t.ends_with(escape);
+            let t = if cont {
+                t[..t.len() - escape.len_utf8()].trim_end()
+            } else {
+                t
+            };
+            if !t.is_empty() && !t.starts_with('#') {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(t);
+            }
+            if !cont {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Wraps a step's failure with where it happened, as BuildKit prints it.
+    pub fn step_error(&self, ins: &Instruction, reason: String) -> Error {
+        let line = ins.span.start_line;
+        let lines: Vec<&str> = self.req.dockerfile.lines().collect();
+        let from = line.saturating_sub(3).max(1);
+        let to = ins.span.end_line.min(lines.len()).min(line + 2);
+        let mut excerpt = String::from("--------------------\n");
+        for n in from..=to {
+            let marker = if n >= line && n <= ins.span.end_line {
+                ">>>"
+            } else {
+                "   "
+            };
+            let text = lines.get(n - 1).copied().unwrap_or("");
+            excerpt.push_str(&format!(" {n:>3} | {marker} {text}\n"));
+        }
+        excerpt.push_str("--------------------");
+        Error::Step {
+            where_: format!("{}:{line}", self.req.dockerfile_name),
+            instruction: self.instruction_text(ins),
+            reason,
+            excerpt,
+        }
+    }
+
+    fn no_cache_for(&self, stage: &Stage) -> bool {
+        self.req.no_cache
+            || stage
+                .name
+                .as_ref()
+                .is_some_and(|n| self.req.no_cache_filter.contains(n))
+            || self.req.no_cache_filter.contains(&stage.index.to_string())
+    }
+
+    /// Looks `key` up unless the stage is built without cache.
+    pub fn cache_lookup(&self, stage: &Stage, key: &str) -> Result<Option<CacheEntry>> {
+        if self.no_cache_for(stage) {
+            return Ok(None);
+        }
+        Ok(self.store.cache_get(key)?)
+    }
+
+    pub fn cache_record(&self, key: &str, state: &State) -> Result<()> {
+        let entry = CacheEntry {
+            config: state.config.clone(),
+            layers: state.layers.iter().map(CachedLayer::from).collect(),
+        };
+        Ok(self.store.cache_put(key, &entry)?)
+    }
+
+    /// The state a stage starts from: its FROM.
+    fn base_state(&self, stage: &Stage, step: &Step) -> Result<State> {
+        let mut state = match self.plan.source(&stage.base, stage.index) {
+            Source::Scratch => {
+                step.done();
+                let mut config = ImageConfig::new_for_host();
+                config.created = Some(self.created.clone());
+                State::new(
+                    config,
+                    Vec::new(),
+                    CacheKey::new("FROM", "scratch").finish(),
+                )
+            }
+            Source::Stage(i) => {
+                let parent = self.stage_result(i)?;
+                step.done();
+                State::new(
+                    parent.config.clone(),
+                    parent.layers.clone(),
+                    parent.key.clone(),
+                )
+            }
+            Source::Image(name) => {
+                let image = self.store.resolve(&name).map_err(|e| match e {
+                    berth_store::Error::NoSuchImage(_) => self.step_error(
+                        &stage.from,
+                        format!(
+                            "failed to resolve source metadata for {name}: not found in the local store (pulling from a registry is not available yet: make it with berth import or berth load)"
+                        ),
+                    ),
+                    other => Error::Store(other),
+                })?;
+                step.done();
+                let key = CacheKey::new("FROM", &image.id.to_string()).finish();
+                State::new(image.config.clone(), image.layers.clone(), key)
+            }
+        };
+        if let Command::From(f) = &stage.from.command {
+            if let Some(p) = &f.platform {
+                let vars = self.plan.meta_args.clone();
+                let platform = crate::vars::expand_word(&self.lex, &p.value, &vars)
+                    .map_err(|e| self.step_error(&stage.from, e.to_string()))?;
+                crate::state::check_platform(&platform)
+                    .map_err(|e| self.step_error(&stage.from, e))?;
+            }
+        }
+        // A new stage gets the meta ARGs only through ARG lines of its own.
+        state.args = crate::vars::Vars::default();
+        Ok(state)
+    }
+
+    fn run_stage(&self, stage: &Stage) -> Result<State> {
+        let title = format!(
+            "{} FROM {}",
+            self.stage_title(stage, 1),
+            match self.plan.source(&stage.base, stage.index) {
+                Source::Image(n) => n
+                    .parse::<berth_store::ImageRef>()
+                    .map(|r| r.to_string())
+                    .unwrap_or(n),
+                _ => stage.base.clone(),
+            }
+        );
+        let step = self.progress.step(&title);
+        let mut state = self.base_state(stage, &step)?;
+        // ONBUILD triggers of the base run right after FROM, then are gone.
+        let triggers = state
+            .config
+            .config
+            .as_mut()
+            .and_then(|c| c.on_build.take())
+            .unwrap_or_default();
+        for t in triggers {
+            let parsed = berth_grammar::parse(&t).map_err(|e| {
+                self.step_error(&stage.from, format!("invalid ONBUILD trigger {t:?}: {e}"))
+            })?;
+            for ins in &parsed.instructions {
+                let step = self
+                    .progress
+                    .step(&format!("{} ONBUILD {t}", self.stage_title(stage, 1)));
+                self.step(stage, &mut state, ins, &step, &stage.from)?;
+            }
+        }
+        for (n, ins) in stage.instructions.iter().enumerate() {
+            if self.failed.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
+            let shows = matches!(
+                ins.command,
+                Command::Run(_) | Command::Copy(_) | Command::Add(_) | Command::Workdir { .. }
+            );
+            let step = if shows {
+                self.progress.step(&format!(
+                    "{} {}",
+                    self.stage_title(stage, n + 2),
+                    self.instruction_text(ins)
+                ))
+            } else {
+                self.progress.quiet_step()
+            };
+            self.step(stage, &mut state, ins, &step, ins)?;
+        }
+        Ok(state)
+    }
+
+    /// Runs one instruction; `at` is what errors point to (the instruction,
+    /// or the FROM for ONBUILD triggers).
+    fn step(
+        &self,
+        stage: &Stage,
+        state: &mut State,
+        ins: &Instruction,
+        step: &Step,
+        at: &Instruction,
+    ) -> Result<()> {
+        let result: std::result::Result<(), StepFailure> = match &ins.command {
+            Command::Run(r) => self.run(stage, state, ins, r, step),
+            Command::Copy(c) => self.copy(stage, state, ins, c, false, step),
+            Command::Add(c) => self.copy(stage, state, ins, c, true, step),
+            Command::From(_) => Err(StepFailure("FROM cannot be used here".into())),
+            _ => self.metadata(stage, state, ins, step),
+        };
+        result.map_err(|StepFailure(reason)| {
+            step.error(&reason);
+            let mut reason = reason;
+            let tail = step.tail();
+            if !tail.is_empty() {
+                reason.push_str("\nlast output:\n");
+                for l in tail {
+                    reason.push_str("  ");
+                    reason.push_str(&l);
+                    reason.push('\n');
+                }
+                reason.pop();
+            }
+            self.step_error(at, reason)
+        })
+    }
+
+    /// Commits the target stage as an image and writes the outputs.
+    fn export(&self, state: &State) -> Result<StoredImage> {
+        let step = self.progress.step("exporting to image");
+        let mut config = state.config.clone();
+        if !self.req.labels.is_empty() {
+            let cc = config.config.get_or_insert_with(Default::default);
+            let labels = cc.labels.get_or_insert_with(BTreeMap::new);
+            for (k, v) in &self.req.labels {
+                labels.insert(k.clone(), v.clone());
+            }
+        }
+        let layers: Vec<_> = state.layers.clone();
+        let to_store = self.req.outputs.is_empty()
+            || self.req.outputs.iter().any(|o| matches!(o, Output::Image));
+        let tags = if to_store {
+            self.req.tags.clone()
+        } else {
+            Vec::new()
+        };
+        let image = self.store.commit_image(&config, &layers, &tags)?;
+        step.note(&format!("writing image {} done", image.id));
+        for t in &tags {
+            step.note(&format!("naming to {t} done"));
+        }
+        for o in &self.req.outputs {
+            crate::export::write_output(self, &image, o, &step)?;
+        }
+        step.done();
+        Ok(image)
+    }
+}

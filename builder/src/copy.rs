@@ -1,0 +1,657 @@
+//! COPY and ADD: sources found in the context (or a stage or image), keyed by
+//! their content, then streamed as a tar into the step's root filesystem
+//! through the store's safe extraction (every path resolved inside the root,
+//! so a symlink in the image cannot send a file to the host), and the
+//! overlay's upper dir committed as the layer.
+
+use crate::build::Builder;
+use crate::context::{Context, ContextFile};
+use crate::error::StepFailure;
+use crate::ignore::Ignore;
+use crate::key::CacheKey;
+use crate::plan::{Source, Stage};
+use crate::progress::Step;
+use crate::run::scratch_name;
+use crate::state::State;
+use berth_grammar::{Copy, Instruction, Source as CopySource};
+use berth_store::layer::{extract, ExtractOptions};
+use berth_store::snapshot::MountKind;
+use berth_store::LayerOptions;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+type StepResult = Result<(), StepFailure>;
+
+/// `rel` inside `root`, symlinks followed but never out of `root`.
+pub fn resolve_in(root: &Path, rel: &str) -> Result<PathBuf, StepFailure> {
+    let root = fs::canonicalize(root)?;
+    let mut cur = root.clone();
+    let mut todo: Vec<String> = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(String::from)
+        .rev()
+        .collect();
+    let mut hops = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            if cur != root {
+                cur.pop();
+            }
+            continue;
+        }
+        let next = cur.join(&c);
+        match fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(StepFailure(format!(
+                        "too many levels of symbolic links in {rel}"
+                    )));
+                }
+                let target = fs::read_link(&next)?;
+                let t = target.to_string_lossy().to_string();
+                if t.starts_with('/') {
+                    cur = root.clone();
+                }
+                todo.extend(
+                    t.split('/')
+                        .filter(|c| !c.is_empty() && *c != ".")
+                        .map(String::from)
+                        .rev(),
+                );
+            }
+            _ => cur = next,
+        }
+    }
+    Ok(cur)
+}
+
+/// A plain recursive copy (for writable bind mounts of a RUN step).
+pub fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    for entry in walkdir::WalkDir::new(src).follow_links(false) {
+        let entry = entry?;
+        let rel = entry.path().strip_prefix(src).unwrap_or(Path::new(""));
+        let to = dst.join(rel);
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            fs::create_dir_all(&to)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path())?, &to)?;
+        } else if ft.is_file() {
+            fs::copy(entry.path(), &to)?;
+        }
+    }
+    Ok(())
+}
+
+/// One thing to put into the root filesystem.
+enum Item {
+    /// A file, directory or symlink at `path` (on this machine).
+    Path {
+        path: PathBuf,
+        meta: fs::Metadata,
+        target: String,
+    },
+    /// A heredoc's text.
+    Data { data: Vec<u8>, target: String },
+    /// A local archive to unpack under `target`.
+    Archive { path: PathBuf, target: String },
+}
+
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")
+}
+
+fn join_target(dir: &str, name: &str) -> String {
+    if name.is_empty() {
+        dir.trim_end_matches('/').to_string()
+    } else {
+        format!("{}/{}", dir.trim_end_matches('/'), name)
+    }
+}
+
+fn basename(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+/// True when the file starts like a tar archive, compressed or not.
+fn is_archive(path: &Path) -> bool {
+    let mut head = [0u8; 512];
+    let Ok(mut f) = fs::File::open(path) else {
+        return false;
+    };
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) | Err(_) => break,
+            Ok(k) => n += k,
+        }
+    }
+    let head = &head[..n];
+    head.starts_with(&[0x1f, 0x8b])
+        || head.starts_with(b"BZh")
+        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
+        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (n >= 262 && &head[257..262] == b"ustar")
+}
+
+fn open_archive(path: &Path) -> io::Result<Box<dyn Read>> {
+    let mut f = io::BufReader::new(fs::File::open(path)?);
+    let head = io::BufRead::fill_buf(&mut f)?.to_vec();
+    Ok(if head.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(f))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(liblzma::read::XzDecoder::new_multi_decoder(f))
+    } else {
+        berth_store::layer::decompressed(f)?
+    })
+}
+
+/// `--chmod`: octal only, as BuildKit's classic form.
+fn parse_chmod(s: &str) -> Result<u32, StepFailure> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| {
+            StepFailure(format!(
+                "invalid chmod parameter {s:?}: use an octal mode like 755"
+            ))
+        })
+}
+
+/// `--chown=user[:group]`: names from the image's passwd and group files;
+/// a user without a group gets the group with the same number, as docker does.
+fn parse_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32), StepFailure> {
+    let resolved = berth_runner::user::resolve(rootfs, spec).map_err(|e| {
+        StepFailure(format!(
+            "unable to convert uid/gid chown string to host mapping: {e}"
+        ))
+    })?;
+    if spec.contains(':') {
+        Ok((resolved.uid, resolved.gid))
+    } else {
+        Ok((resolved.uid, resolved.uid))
+    }
+}
+
+impl Builder<'_> {
+    pub(crate) fn copy(
+        &self,
+        stage: &Stage,
+        state: &mut State,
+        ins: &Instruction,
+        c: &Copy,
+        add: bool,
+        step: &Step,
+    ) -> StepResult {
+        let name = if add { "ADD" } else { "COPY" };
+        let vars = state.vars();
+        let expand = |w: &str| -> Result<String, StepFailure> {
+            let e = self.lex.expand(w, &vars)?;
+            self.note_used(state, &e.matched);
+            Ok(e.result)
+        };
+        let dest_raw = expand(&c.dest.value)?;
+        let dest_is_dir = dest_raw.ends_with('/') || dest_raw == "." || dest_raw.ends_with("/.");
+        let dest = if dest_raw.starts_with('/') {
+            dest_raw.clone()
+        } else {
+            format!("{}/{}", state.workdir().trim_end_matches('/'), dest_raw)
+        };
+        let dest = crate::meta::resolve_workdir("/", &dest);
+        let chown = c.chown.as_ref().map(|w| expand(&w.value)).transpose()?;
+        let chmod = c
+            .chmod
+            .as_ref()
+            .map(|w| expand(&w.value).and_then(|m| parse_chmod(&m)))
+            .transpose()?;
+        let excludes: Vec<String> = c
+            .exclude
+            .iter()
+            .map(|w| expand(&w.value))
+            .collect::<Result<_, _>>()?;
+        let exclude = Ignore::new(&excludes).map_err(|e| StepFailure(e.to_string()))?;
+        if c.sources.len() > 1 && !dest_is_dir {
+            return Err(StepFailure(format!(
+                "When using {name} with more than one source file, the destination must be a directory and end with a /"
+            )));
+        }
+
+        // Where the sources come from, and what names that origin in the key.
+        let mut origin_mount = None;
+        let (origin, origin_key): (Context, Option<String>) = match &c.from {
+            None => (
+                Context::open(self.ctx.root(), None, None).map_err(StepFailure::from)?,
+                None,
+            ),
+            Some(f) => {
+                let from = self.expand_from(state, &f.value)?;
+                let (layers, k) = match self.plan.source(&from, stage.index) {
+                    Source::Stage(i) => {
+                        let s = self.stage_result(i)?;
+                        (s.layer_pairs(), s.key.clone())
+                    }
+                    Source::Image(n) => {
+                        let img = self.store.resolve(&n).map_err(|e| {
+                            StepFailure(format!(
+                                "{e} (COPY --from={n}: pulling is not available yet)"
+                            ))
+                        })?;
+                        (
+                            berth_store::snapshot::image_layers(&img)?,
+                            img.id.to_string(),
+                        )
+                    }
+                    Source::Scratch => (Vec::new(), "scratch".into()),
+                };
+                let m = self
+                    .store
+                    .prepare_layers(&layers, &scratch_name("from"), false)?;
+                let ctx = Context::open(&m.merged, None, None)?;
+                origin_mount = Some(m);
+                (ctx, Some(k))
+            }
+        };
+        let from_context = origin_key.is_none();
+
+        let mut key = CacheKey::new(name, &state.key);
+        key.field(&dest_raw).field(&dest).field(&format!(
+            "{chown:?} {chmod:?} {excludes:?} {} {}",
+            c.parents, c.link
+        ));
+        if let Some(k) = &origin_key {
+            key.field(k);
+        }
+        let mut items = Vec::new();
+        let multiple = c.sources.len() > 1;
+        for src in &c.sources {
+            match src {
+                CopySource::Heredoc(h) => {
+                    let text = if h.expand {
+                        expand(&h.chomped_content())?
+                    } else {
+                        h.chomped_content()
+                    };
+                    let target = if dest_is_dir {
+                        join_target(&dest, &h.name)
+                    } else {
+                        dest.clone()
+                    };
+                    key.field("heredoc").field(&target).field(&text);
+                    items.push(Item::Data {
+                        data: text.into_bytes(),
+                        target,
+                    });
+                }
+                CopySource::Path(w) => {
+                    let s = expand(&w.value)?;
+                    if is_url(&s) {
+                        return Err(StepFailure(if add {
+                            format!("ADD {s}: downloading from a URL is not supported yet")
+                        } else {
+                            format!("{name} cannot copy from a URL ({s}); use ADD")
+                        }));
+                    }
+                    let matches = if from_context {
+                        self.ctx.resolve(&s)?
+                    } else {
+                        origin.resolve(&s)?
+                    };
+                    let ctx = if from_context { &self.ctx } else { &origin };
+                    let several = multiple || matches.len() > 1;
+                    for m in matches {
+                        self.add_items(
+                            ctx,
+                            &m,
+                            &dest,
+                            dest_is_dir || several,
+                            c.parents,
+                            add,
+                            &exclude,
+                            &mut key,
+                            &mut items,
+                        )?;
+                    }
+                }
+            }
+        }
+        let key = key.finish();
+        if let Some(entry) = self.cache_lookup(stage, &key)? {
+            let (a, cs) = (state.args.clone(), state.cmd_set);
+            state.apply_entry(entry, key);
+            state.args = a;
+            state.cmd_set = cs;
+            step.cached();
+            return Ok(());
+        }
+
+        let rootfs =
+            self.store
+                .prepare_layers(&state.layer_pairs(), &scratch_name("copy"), false)?;
+        if rootfs.kind != MountKind::Overlay {
+            return Err(StepFailure(
+                "COPY needs overlayfs to capture the step's changes, and it cannot be mounted here"
+                    .into(),
+            ));
+        }
+        let result = (|| -> Result<Option<berth_store::Layer>, StepFailure> {
+            let owner = match &chown {
+                Some(spec) => Some(parse_chown(&rootfs.merged, spec)?),
+                None => None,
+            };
+            // A single file into an existing directory keeps its name.
+            let items = items
+                .into_iter()
+                .map(|it| match it {
+                    Item::Path { path, meta, target }
+                        if !dest_is_dir && !multiple && !meta.is_dir() && target == dest =>
+                    {
+                        let inside = resolve_in(&rootfs.merged, &dest)?;
+                        let target = if inside.is_dir() {
+                            join_target(
+                                &dest,
+                                path.file_name()
+                                    .map(|n| n.to_string_lossy().to_string())
+                                    .unwrap_or_default()
+                                    .as_str(),
+                            )
+                        } else {
+                            target
+                        };
+                        Ok(Item::Path { path, meta, target })
+                    }
+                    other => Ok(other),
+                })
+                .collect::<Result<Vec<_>, StepFailure>>()?;
+            let epoch = LayerOptions::default().source_date_epoch;
+            write_items(&rootfs.merged, &items, owner, chmod, epoch)?;
+            let upper_empty = fs::read_dir(&rootfs.upper)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(true);
+            if upper_empty {
+                return Ok(None);
+            }
+            let opts = LayerOptions {
+                compression: self.req.compression,
+                ..LayerOptions::default()
+            };
+            Ok(Some(berth_store::layer::write_layer_from_dir(
+                self.store.blobs(),
+                &rootfs.upper,
+                &opts,
+            )?))
+        })();
+        let removed = rootfs.remove();
+        drop(origin_mount);
+        let layer = result?;
+        removed?;
+        let shown: Vec<String> = c
+            .sources
+            .iter()
+            .map(|s| match s {
+                CopySource::Path(w) => w.value.clone(),
+                CopySource::Heredoc(h) => format!("<<{}", h.name),
+            })
+            .collect();
+        let mut flags = String::new();
+        if let Some(f) = &c.from {
+            flags.push_str(&format!("--from={} ", f.value));
+        }
+        if let Some(o) = &chown {
+            flags.push_str(&format!("--chown={o} "));
+        }
+        let _ = ins;
+        state.commit(
+            &self.created,
+            format!("{name} {flags}{} {dest_raw} # buildkit", shown.join(" ")),
+            layer,
+        );
+        state.key = key;
+        self.cache_record(&state.key, state)?;
+        step.done();
+        Ok(())
+    }
+
+    /// Adds what one matched source gives to `items` and to the key.
+    #[allow(clippy::too_many_arguments)]
+    fn add_items(
+        &self,
+        ctx: &Context,
+        m: &str,
+        dest: &str,
+        into_dir: bool,
+        parents: bool,
+        add: bool,
+        exclude: &Ignore,
+        key: &mut CacheKey,
+        items: &mut Vec<Item>,
+    ) -> StepResult {
+        let top = resolve_in(ctx.root(), m)?;
+        let root = fs::canonicalize(ctx.root())?;
+        if !top.starts_with(&root) {
+            return Err(StepFailure(format!("{m} points outside the source")));
+        }
+        let meta = fs::metadata(&top).map_err(|e| StepFailure(format!("{m}: {e}")))?;
+        // The top-level source is followed when it is a symlink.
+        let rel_top = top
+            .strip_prefix(&root)
+            .map(|p| p.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let base_target = |sub: &str| -> String {
+            let name = if parents {
+                m.to_string()
+            } else {
+                String::new()
+            };
+            join_target(&join_target(dest, &name), sub)
+        };
+        if meta.is_dir() {
+            let files: Vec<ContextFile> = ctx
+                .walk(&rel_top)?
+                .into_iter()
+                .filter(|f| {
+                    let sub = f
+                        .rel
+                        .strip_prefix(&rel_top)
+                        .unwrap_or(&f.rel)
+                        .trim_start_matches('/');
+                    sub.is_empty() || !exclude.matches(sub).unwrap_or(false)
+                })
+                .collect();
+            key.field("dir")
+                .field(m)
+                .field(&ctx.digest(&rel_top, &files)?);
+            for f in files {
+                let sub = f
+                    .rel
+                    .strip_prefix(&rel_top)
+                    .unwrap_or(&f.rel)
+                    .trim_start_matches('/')
+                    .to_string();
+                if sub.is_empty() {
+                    continue;
+                }
+                items.push(Item::Path {
+                    path: ctx.root().join(&f.rel),
+                    meta: f.meta,
+                    target: base_target(&sub),
+                });
+            }
+            return Ok(());
+        }
+        if exclude.matches(basename(m)).unwrap_or(false) || exclude.matches(m).unwrap_or(false) {
+            return Ok(());
+        }
+        let target = if parents {
+            join_target(dest, m)
+        } else if into_dir {
+            join_target(dest, basename(m))
+        } else {
+            dest.to_string()
+        };
+        let file = ContextFile {
+            rel: rel_top.clone(),
+            meta: meta.clone(),
+        };
+        key.field("file")
+            .field(m)
+            .field(&target)
+            .field(&ctx.digest("", &[file])?);
+        if add && is_archive(&top) {
+            items.push(Item::Archive {
+                path: top,
+                target: dest.to_string(),
+            });
+        } else {
+            items.push(Item::Path {
+                path: top,
+                meta,
+                target,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn header_for(
+    meta: &fs::Metadata,
+    kind: tar::EntryType,
+    owner: Option<(u32, u32)>,
+    chmod: Option<u32>,
+    epoch: Option<i64>,
+) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    let mode = chmod.unwrap_or(meta.mode() & 0o7777);
+    h.set_mode(mode);
+    let (uid, gid) = owner.unwrap_or((0, 0));
+    h.set_uid(uid as u64);
+    h.set_gid(gid as u64);
+    let mut mtime = meta.mtime().max(0);
+    if let Some(e) = epoch {
+        mtime = mtime.min(e.max(0));
+    }
+    h.set_mtime(mtime as u64);
+    h.set_size(0);
+    h
+}
+
+/// Streams `items` as a tar into `rootfs` through the store's safe
+/// extraction.
+fn write_items(
+    rootfs: &Path,
+    items: &[Item],
+    owner: Option<(u32, u32)>,
+    chmod: Option<u32>,
+    epoch: Option<i64>,
+) -> Result<(), StepFailure> {
+    let (reader, writer) = io::pipe()?;
+    std::thread::scope(|s| {
+        let producer = s.spawn(move || -> Result<(), StepFailure> {
+            let mut b = tar::Builder::new(writer);
+            b.mode(tar::HeaderMode::Complete);
+            for it in items {
+                append_item(&mut b, it, owner, chmod, epoch)?;
+            }
+            b.finish()?;
+            Ok(())
+        });
+        let mut reader = reader;
+        let extracted = extract(&mut reader, rootfs, &ExtractOptions::default());
+        // Drain so the producer never blocks on a full pipe after an error.
+        let _ = io::copy(&mut reader, &mut io::sink());
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(StepFailure("the copy thread panicked".into())));
+        extracted?;
+        produced
+    })
+}
+
+fn strip_root(target: &str) -> &str {
+    target.trim_start_matches('/')
+}
+
+fn append_item<W: Write>(
+    b: &mut tar::Builder<W>,
+    it: &Item,
+    owner: Option<(u32, u32)>,
+    chmod: Option<u32>,
+    epoch: Option<i64>,
+) -> Result<(), StepFailure> {
+    match it {
+        Item::Data { data, target } => {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(chmod.unwrap_or(0o644));
+            let (uid, gid) = owner.unwrap_or((0, 0));
+            h.set_uid(uid as u64);
+            h.set_gid(gid as u64);
+            h.set_mtime(epoch.unwrap_or(0).max(0) as u64);
+            h.set_size(data.len() as u64);
+            b.append_data(&mut h, strip_root(target), &data[..])?;
+        }
+        Item::Path { path, meta, target } => {
+            let ft = meta.file_type();
+            let name = strip_root(target);
+            if ft.is_dir() {
+                let mut h = header_for(meta, tar::EntryType::Directory, owner, chmod, epoch);
+                b.append_data(&mut h, format!("{name}/"), io::empty())?;
+            } else if ft.is_symlink() {
+                let link = fs::read_link(path)?;
+                let mut h = header_for(meta, tar::EntryType::Symlink, owner, None, epoch);
+                h.set_mode(0o777);
+                b.append_link(&mut h, name, link)?;
+            } else if ft.is_file() {
+                let mut h = header_for(meta, tar::EntryType::Regular, owner, chmod, epoch);
+                h.set_size(meta.len());
+                let f = fs::File::open(path)?;
+                b.append_data(&mut h, name, f.take(meta.len()))?;
+            }
+            // Devices, fifos and sockets of a context are not copied.
+        }
+        Item::Archive { path, target } => {
+            let mut archive = tar::Archive::new(open_archive(path)?);
+            let prefix = strip_root(target).trim_end_matches('/').to_string();
+            let join = |p: &Path| -> String {
+                let p = p.to_string_lossy();
+                let p = p.trim_start_matches("./").trim_start_matches('/');
+                if prefix.is_empty() {
+                    p.to_string()
+                } else {
+                    format!("{prefix}/{p}")
+                }
+            };
+            for entry in archive.entries()? {
+                let mut entry = entry?;
+                let path = entry.path()?.into_owned();
+                let mut h = entry.header().clone();
+                let name = join(&path);
+                if name.is_empty() || name == prefix {
+                    continue;
+                }
+                match h.entry_type() {
+                    tar::EntryType::Link => {
+                        let link = entry.link_name()?.map(|l| join(&l)).unwrap_or_default();
+                        b.append_link(&mut h, &name, link)?;
+                    }
+                    tar::EntryType::Symlink => {
+                        let link = entry
+                            .link_name()?
+                            .map(|l| l.into_owned())
+                            .unwrap_or_default();
+                        b.append_link(&mut h, &name, link)?;
+                    }
+                    _ => {
+                        let size = h.size()?;
+                        b.append_data(&mut h, &name, (&mut entry).take(size))?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,363 @@
+//! Instructions that only change the image config (ENV, LABEL, CMD, ...)
+//! and ARG, which changes only the variables of later steps.
+
+use crate::build::Builder;
+use crate::error::StepFailure;
+use crate::key::CacheKey;
+use crate::plan::Stage;
+use crate::progress::Step;
+use crate::state::{set_env, State};
+use berth_grammar::{CommandLine, Instruction};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+type StepResult = Result<(), StepFailure>;
+
+/// Go's `%q` of a string slice, as docker prints CMD and friends in history.
+fn go_list(words: &[String]) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| berth_grammar::go_quote(w)).collect();
+    format!("[{}]", quoted.join(" "))
+}
+
+fn clean_path(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// `WORKDIR` relative to the previous one, cleaned.
+pub fn resolve_workdir(current: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        clean_path(path)
+    } else {
+        clean_path(&format!("{current}/{path}"))
+    }
+}
+
+/// `80`, `80/udp`, `8000-8002/tcp` → docker's `port/proto` keys.
+fn exposed_ports(word: &str) -> Result<Vec<String>, String> {
+    let (ports, proto) = match word.split_once('/') {
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        None => (word, "tcp".to_string()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!("invalid proto: {proto}"));
+    }
+    let parse = |s: &str| {
+        s.parse::<u16>()
+            .map_err(|_| format!("invalid containerPort: {s}"))
+    };
+    let (start, end) = match ports.split_once('-') {
+        Some((a, b)) => (parse(a)?, parse(b)?),
+        None => {
+            let p = parse(ports)?;
+            (p, p)
+        }
+    };
+    if end < start {
+        return Err(format!("invalid port range: {ports}"));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS",
+];
+
+fn valid_signal(s: &str) -> bool {
+    if let Ok(n) = s.parse::<u32>() {
+        return (1..=64).contains(&n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    SIGNALS.contains(&name) || name.starts_with("RTMIN") || name.starts_with("RTMAX")
+}
+
+impl Builder<'_> {
+    fn expand(&self, state: &State, word: &str) -> Result<String, StepFailure> {
+        let vars = state.vars();
+        let e = self.lex.expand(word, &vars)?;
+        self.note_used(state, &e.matched);
+        Ok(e.result)
+    }
+
+    /// Marks the build args a step read.
+    pub fn note_used(&self, state: &State, names: &std::collections::BTreeSet<String>) {
+        if let Ok(mut used) = self.used_args.lock() {
+            for n in names {
+                if state.args.get(n).is_some() {
+                    used.insert(n.clone());
+                }
+            }
+        }
+    }
+
+    fn command_words(&self, state: &State, c: &CommandLine) -> Vec<String> {
+        match c {
+            CommandLine::Exec { args } => args.iter().map(|w| w.value.clone()).collect(),
+            CommandLine::Shell { command } => {
+                let mut v = state.shell();
+                v.push(command.value.clone());
+                v
+            }
+        }
+    }
+
+    /// The value of `ARG name` in a stage: `--build-arg` first, then the
+    /// meta ARG of that name (for a bare `ARG name`), then the default.
+    fn arg_value(
+        &self,
+        state: &State,
+        name: &str,
+        default: Option<&str>,
+    ) -> Result<Option<String>, StepFailure> {
+        if let Some(v) = self.req.build_args.get(name) {
+            return Ok(Some(v.clone()));
+        }
+        if let Some((_, v)) = crate::vars::predefined_args()
+            .into_iter()
+            .find(|(k, _)| k == name)
+        {
+            if default.is_none() {
+                return Ok(Some(v));
+            }
+        }
+        match default {
+            Some(d) => Ok(Some(self.expand(state, d)?)),
+            None => Ok(self.plan.meta_args.get(name).map(String::from)),
+        }
+    }
+
+    pub(crate) fn metadata(
+        &self,
+        stage: &Stage,
+        state: &mut State,
+        ins: &Instruction,
+        step: &Step,
+    ) -> StepResult {
+        use berth_grammar::Command as C;
+        let created_by = match &ins.command {
+            C::Arg { args } => {
+                for a in args {
+                    let value = self.arg_value(
+                        state,
+                        &a.name.value,
+                        a.default.as_ref().map(|d| d.value.as_str()),
+                    )?;
+                    if let Ok(mut used) = self.used_args.lock() {
+                        used.insert(a.name.value.clone());
+                    }
+                    match value {
+                        Some(v) => state.args.set(&a.name.value, &v),
+                        None => state.args.unset(&a.name.value),
+                    }
+                }
+                return Ok(());
+            }
+            C::Env { pairs } => {
+                let mut env = state.env_list();
+                let mut shown = Vec::new();
+                for p in pairs {
+                    let k = self.expand(state, &p.key.value)?;
+                    // Later pairs of one ENV see the values of earlier ones.
+                    let mut scratch = state.clone();
+                    scratch.container().env = Some(env.clone());
+                    let v = self.expand(&scratch, &p.value.value)?;
+                    set_env(&mut env, &k, &v);
+                    shown.push(format!("{k}={v}"));
+                }
+                state.container().env = Some(env);
+                format!("ENV {}", shown.join(" "))
+            }
+            C::Label { pairs } => {
+                let mut shown = Vec::new();
+                for p in pairs {
+                    let k = self.expand(state, &p.key.value)?;
+                    let v = self.expand(state, &p.value.value)?;
+                    state
+                        .container()
+                        .labels
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(k.clone(), v.clone());
+                    shown.push(format!("{k}={v}"));
+                }
+                format!("LABEL {}", shown.join(" "))
+            }
+            C::Maintainer { name } => {
+                let n = self.expand(state, &name.value)?;
+                state.config.author = Some(n.clone());
+                format!("MAINTAINER {n}")
+            }
+            C::Expose { ports } => {
+                let mut all = Vec::new();
+                for p in ports {
+                    let p = self.expand(state, &p.value)?;
+                    all.extend(exposed_ports(&p).map_err(StepFailure)?);
+                }
+                let map = state
+                    .container()
+                    .exposed_ports
+                    .get_or_insert_with(BTreeMap::new);
+                for p in &all {
+                    map.insert(p.clone(), json!({}));
+                }
+                let shown: Vec<String> = all.iter().map(|p| format!("{p}:{{}}")).collect();
+                format!("EXPOSE map[{}]", shown.join(" "))
+            }
+            C::User { user } => {
+                let u = self.expand(state, &user.value)?;
+                state.container().user = Some(u.clone());
+                format!("USER {u}")
+            }
+            C::Workdir { path } => {
+                let p = self.expand(state, &path.value)?;
+                let wd = resolve_workdir(&state.workdir(), &p);
+                state.container().working_dir = Some(wd.clone());
+                format!("WORKDIR {wd}")
+            }
+            C::Cmd { command } => {
+                let words = self.command_words(state, command);
+                state.container().cmd = Some(words.clone());
+                state.cmd_set = true;
+                format!("CMD {}", go_list(&words))
+            }
+            C::Entrypoint { command } => {
+                let words = self.command_words(state, command);
+                let cmd_set = state.cmd_set;
+                let c = state.container();
+                c.entrypoint = Some(words.clone());
+                if !cmd_set {
+                    c.cmd = None;
+                }
+                format!("ENTRYPOINT {}", go_list(&words))
+            }
+            C::Volume { paths } => {
+                let mut all = Vec::new();
+                for p in paths {
+                    let v = self.expand(state, &p.value)?;
+                    if v.trim().is_empty() {
+                        return Err(StepFailure(
+                            "VOLUME specified can not be an empty string".into(),
+                        ));
+                    }
+                    all.push(v);
+                }
+                let map = state.container().volumes.get_or_insert_with(BTreeMap::new);
+                for v in &all {
+                    map.insert(v.clone(), json!({}));
+                }
+                format!("VOLUME {}", go_list(&all).replace('"', ""))
+            }
+            C::StopSignal { signal } => {
+                let s = self.expand(state, &signal.value)?;
+                if !valid_signal(&s) {
+                    return Err(StepFailure(format!("invalid signal: {s}")));
+                }
+                state.container().stop_signal = Some(s.clone());
+                format!("STOPSIGNAL {s}")
+            }
+            C::Healthcheck(h) => {
+                let test: Vec<String> = match &h.test {
+                    None => vec!["NONE".into()],
+                    Some(CommandLine::Exec { args }) => std::iter::once("CMD".to_string())
+                        .chain(args.iter().map(|w| w.value.clone()))
+                        .collect(),
+                    Some(CommandLine::Shell { command }) => {
+                        vec!["CMD-SHELL".into(), command.value.clone()]
+                    }
+                };
+                let mut hc = serde_json::Map::new();
+                hc.insert("Test".into(), json!(test));
+                for (k, v) in [
+                    ("Interval", h.interval_ns),
+                    ("Timeout", h.timeout_ns),
+                    ("StartPeriod", h.start_period_ns),
+                    ("StartInterval", h.start_interval_ns),
+                ] {
+                    if let Some(v) = v {
+                        hc.insert(k.into(), json!(v));
+                    }
+                }
+                if let Some(r) = h.retries {
+                    hc.insert("Retries".into(), json!(r));
+                }
+                let value = Value::Object(hc);
+                let shown = value.to_string();
+                state.container().healthcheck = Some(value);
+                format!("HEALTHCHECK {shown}")
+            }
+            C::Shell { shell } => {
+                let words: Vec<String> = shell.iter().map(|w| w.value.clone()).collect();
+                state.container().shell = Some(words.clone());
+                format!("SHELL {}", go_list(&words))
+            }
+            C::Onbuild { trigger } => {
+                let text = self.instruction_text(ins);
+                let body = text
+                    .split_once(char::is_whitespace)
+                    .map(|(_, rest)| rest.trim().to_string())
+                    .unwrap_or_else(|| trigger.command.name().to_string());
+                state
+                    .container()
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(body.clone());
+                format!("ONBUILD {body}")
+            }
+            C::Run(_) | C::Copy(_) | C::Add(_) | C::From(_) => {
+                return Err(StepFailure(format!(
+                    "{} is not a metadata instruction",
+                    ins.command.name()
+                )))
+            }
+        };
+        let key = CacheKey::new("META", &state.key)
+            .field(&created_by)
+            .finish();
+        // A cached entry keeps the history times of the build that made it,
+        // so an unchanged Dockerfile gives the same image ID.
+        if let Some(entry) = self.cache_lookup(stage, &key)? {
+            let (args, cmd_set) = (state.args.clone(), state.cmd_set);
+            state.apply_entry(entry, key);
+            state.args = args;
+            state.cmd_set = cmd_set;
+            step.cached();
+            return Ok(());
+        }
+        state.commit(&self.created, created_by, None);
+        state.key = key;
+        self.cache_record(&state.key, state)?;
+        step.done();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workdir_is_relative_to_the_previous_one() {
+        assert_eq!(resolve_workdir("/", "app"), "/app");
+        assert_eq!(resolve_workdir("/app", "src/../lib"), "/app/lib");
+        assert_eq!(resolve_workdir("/app", "/x/"), "/x");
+    }
+
+    #[test]
+    fn ports_as_docker_writes_them() {
+        assert_eq!(exposed_ports("80").unwrap(), vec!["80/tcp"]);
+        assert_eq!(exposed_ports("53/UDP").unwrap(), vec!["53/udp"]);
+        assert_eq!(exposed_ports("8000-8001").unwrap().len(), 2);
+        assert!(exposed_ports("http").is_err());
+    }
+}

@@ -1,0 +1,594 @@
+//! RUN: the step's root filesystem on overlayfs, the command run by berth's
+//! runtime in a helper process with the build's mounts, its output streamed
+//! line by line, and the overlay's upper dir committed as the layer.
+
+use crate::build::Builder;
+use crate::error::StepFailure;
+use crate::key::CacheKey;
+use crate::plan::{Source, Stage};
+use crate::progress::Step;
+use crate::request::SecretSource;
+use crate::state::{State, DEFAULT_PATH};
+use berth_grammar::{CommandLine, Instruction, MountType, Run};
+use berth_runner::{bundle, docker_spec, user, Bundle, Network, RunConfig};
+use berth_store::snapshot::MountKind;
+use berth_store::LayerOptions;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+type StepResult = Result<(), StepFailure>;
+
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// A name for a step's scratch folders, unique across processes.
+pub fn scratch_name(kind: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{kind}-{}-{}-{nanos}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// One `--mount` made ready for the spec.
+struct PreparedMount {
+    spec: oci_spec::runtime::Mount,
+    /// A rootfs kept mounted for the step (`from=stage`).
+    _rootfs: Option<berth_store::snapshot::Mount>,
+}
+
+fn option_bool(v: Option<bool>) -> bool {
+    v.unwrap_or(false)
+}
+
+/// The command line and the scripts heredocs turn into.
+fn command_args(state: &State, r: &Run) -> Vec<String> {
+    match &r.command {
+        CommandLine::Exec { args } => args.iter().map(|w| w.value.clone()).collect(),
+        CommandLine::Shell { command } => {
+            let mut script = command.value.clone();
+            let only_heredoc = r.heredocs.len() == 1
+                && script.trim() == format!("<<{}", r.heredocs[0].name)
+                || r.heredocs.len() == 1 && script.trim() == format!("<<-{}", r.heredocs[0].name);
+            if only_heredoc {
+                // The heredoc is the script itself.
+                let body = r.heredocs[0].chomped_content();
+                if body.starts_with("#!") {
+                    return vec!["/dev/pipes/script".into()];
+                }
+                script = body;
+            } else {
+                for h in &r.heredocs {
+                    script.push('\n');
+                    script.push_str(&h.content);
+                    script.push_str(&h.name);
+                }
+            }
+            let mut v = state.shell();
+            v.push(script);
+            v
+        }
+    }
+}
+
+impl Builder<'_> {
+    /// The environment of a RUN: the image's, then build ARGs under it.
+    fn run_env(&self, state: &State) -> Vec<String> {
+        let mut env = state.env_list();
+        let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+        for (k, v) in state.args.iter() {
+            if !has(&env, k) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        for k in crate::vars::PROXY_ARGS {
+            if let Some(v) = self.req.build_args.get(*k) {
+                if !has(&env, k) {
+                    env.push(format!("{k}={v}"));
+                }
+            }
+        }
+        if !has(&env, "PATH") {
+            env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        env
+    }
+
+    pub(crate) fn run(
+        &self,
+        stage: &Stage,
+        state: &mut State,
+        _ins: &Instruction,
+        r: &Run,
+        step: &Step,
+    ) -> StepResult {
+        let args = command_args(state, r);
+        let network = match r.network.as_ref().map(|w| w.value.as_str()) {
+            None | Some("default") | Some("host") => Network::Host,
+            Some("none") => Network::None,
+            Some(other) => {
+                return Err(StepFailure(format!(
+                    "unsupported network mode {other:?}: use default, none or host"
+                )))
+            }
+        };
+        let privileged = match r.security.as_ref().map(|w| w.value.as_str()) {
+            None | Some("sandbox") => false,
+            Some("insecure") => true,
+            Some(other) => return Err(StepFailure(format!("unsupported security mode {other:?}"))),
+        };
+        let env = self.run_env(state);
+        // History shows the build args the step ran with, as docker's does.
+        let arg_pairs: Vec<String> = state
+            .args
+            .iter()
+            .filter(|(k, _)| !crate::vars::PROXY_ARGS.contains(&k.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if let Ok(mut used) = self.used_args.lock() {
+            used.extend(state.args.iter().map(|(k, _)| k.clone()));
+        }
+        let shown = match &r.command {
+            CommandLine::Shell { .. } => args.join(" "),
+            CommandLine::Exec { .. } => format!(
+                "[{}]",
+                args.iter()
+                    .map(|a| berth_grammar::go_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        };
+        let created_by = if arg_pairs.is_empty() {
+            format!("RUN {shown} # buildkit")
+        } else {
+            format!(
+                "RUN |{} {} {shown} # buildkit",
+                arg_pairs.len(),
+                arg_pairs.join(" ")
+            )
+        };
+
+        let mut key = CacheKey::new("RUN", &state.key);
+        key.field(&serde_json::to_string(&args).unwrap_or_default())
+            .field(&arg_pairs.join("\n"))
+            .field(&format!("{network:?} {privileged}"));
+        for h in &r.heredocs {
+            key.field(&h.content);
+        }
+        for m in &r.mounts {
+            key.field(&self.mount_key(stage, state, m)?);
+        }
+        let key = key.finish();
+        if let Some(entry) = self.cache_lookup(stage, &key)? {
+            let (a, c) = (state.args.clone(), state.cmd_set);
+            state.apply_entry(entry, key);
+            state.args = a;
+            state.cmd_set = c;
+            step.cached();
+            return Ok(());
+        }
+
+        let name = scratch_name("run");
+        let mut rootfs = self
+            .store
+            .prepare_layers(&state.layer_pairs(), &name, false)?;
+        if rootfs.kind != MountKind::Overlay {
+            return Err(StepFailure(
+                "RUN needs overlayfs to capture the step's changes, and it cannot be mounted here (run berth as root on a kernel with overlayfs)".into(),
+            ));
+        }
+        let bundle = Bundle::create(&self.store.root().join("build").join(&name))?;
+        let outcome = self.run_in(
+            stage, state, r, &args, env, network, privileged, &rootfs, &bundle, step,
+        );
+        drop(bundle);
+        let layer = match outcome.and_then(|stubs| {
+            rootfs.unmount()?;
+            prune_copied_up(&rootfs.upper, &rootfs.lowers, &stubs);
+            Ok(())
+        }) {
+            Ok(()) => {
+                let upper_empty = std::fs::read_dir(&rootfs.upper)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(true);
+                if upper_empty {
+                    Ok(None)
+                } else {
+                    let opts = LayerOptions {
+                        compression: self.req.compression,
+                        ..LayerOptions::default()
+                    };
+                    berth_store::layer::write_layer_from_dir(
+                        self.store.blobs(),
+                        &rootfs.upper,
+                        &opts,
+                    )
+                    .map(Some)
+                }
+            }
+            Err(e) => {
+                let _ = rootfs.remove();
+                return Err(e);
+            }
+        };
+        rootfs.remove()?;
+        let layer = layer?;
+        state.commit(&self.created, created_by, layer);
+        state.key = key;
+        self.cache_record(&state.key, state)?;
+        step.done();
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run_in(
+        &self,
+        stage: &Stage,
+        state: &State,
+        r: &Run,
+        args: &[String],
+        env: Vec<String>,
+        network: Network,
+        privileged: bool,
+        rootfs: &berth_store::snapshot::Mount,
+        bundle: &Bundle,
+        step: &Step,
+    ) -> Result<Vec<String>, StepFailure> {
+        let merged = &rootfs.merged;
+        let u = user::resolve(merged, &state.user())?;
+        let mut env = env;
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", u.home));
+        }
+        let cfg = RunConfig {
+            rootfs: merged.clone(),
+            args: args.to_vec(),
+            env,
+            cwd: state.workdir(),
+            uid: u.uid,
+            gid: u.gid,
+            additional_gids: u.additional_gids,
+            hostname: "buildkitsandbox".into(),
+            network,
+            readonly_rootfs: false,
+            privileged,
+        };
+        let mut spec = docker_spec(&cfg)?;
+        let mut mounts = spec.mounts().clone().unwrap_or_default();
+        mounts.extend(bundle.etc_files("buildkitsandbox", network)?);
+        let mut keep = Vec::new();
+        if let CommandLine::Shell { .. } = &r.command {
+            if args.first().map(String::as_str) == Some("/dev/pipes/script") {
+                let script = bundle.dir().join("script");
+                std::fs::write(&script, r.heredocs[0].chomped_content())?;
+                std::fs::set_permissions(
+                    &script,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                )?;
+                mounts.push(bundle::bind(&script, "/dev/pipes/script", true)?);
+            }
+        }
+        let mut secret_env = Vec::new();
+        for (i, m) in r.mounts.iter().enumerate() {
+            if let Some(p) =
+                self.prepare_mount(stage, state, m, bundle.dir(), i, &mut secret_env)?
+            {
+                mounts.push(p.spec);
+                keep.push(p._rootfs);
+            }
+        }
+        if !secret_env.is_empty() {
+            if let Some(p) = spec.process_mut() {
+                let mut e = p.env().clone().unwrap_or_default();
+                e.extend(secret_env);
+                p.set_env(Some(e));
+            }
+        }
+        // Mount points the runtime has to create are not the step's output.
+        let stubs: Vec<PathBuf> = mounts
+            .iter()
+            .filter_map(|m| first_missing(merged, &m.destination().to_string_lossy()))
+            .collect();
+        spec.set_mounts(Some(mounts));
+        bundle.save(&spec)?;
+        let mut child = bundle
+            .helper(&self.req.helper)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| StepFailure(format!("cannot start the runtime helper: {e}")))?;
+        let out = child.stdout.take();
+        let err = child.stderr.take();
+        let status = std::thread::scope(|s| {
+            for pipe in [
+                out.map(|o| Box::new(o) as Box<dyn Read + Send>),
+                err.map(|e| Box::new(e) as Box<dyn Read + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let step = step.clone();
+                s.spawn(move || {
+                    let mut reader = BufReader::new(pipe);
+                    let mut buf = Vec::new();
+                    while matches!(reader.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                        step.line(String::from_utf8_lossy(&buf).trim_end_matches('\n'));
+                        buf.clear();
+                    }
+                });
+            }
+            child.wait()
+        })
+        .map_err(|e| StepFailure(format!("cannot wait for the runtime helper: {e}")))?;
+        drop(keep);
+        let mut rels = Vec::new();
+        for stub in stubs {
+            let _ = if stub.is_dir() && !stub.is_symlink() {
+                std::fs::remove_dir_all(&stub)
+            } else {
+                std::fs::remove_file(&stub)
+            };
+            if let Ok(rel) = stub.strip_prefix(merged) {
+                rels.push(rel.to_string_lossy().to_string());
+            }
+        }
+        let code = status.code().unwrap_or(125);
+        if code != 0 {
+            let shown = match &r.command {
+                CommandLine::Shell { .. } => args.join(" "),
+                CommandLine::Exec { .. } => serde_json::to_string(args).unwrap_or_default(),
+            };
+            return Err(StepFailure(format!(
+                "process \"{shown}\" did not complete successfully: exit code: {code}"
+            )));
+        }
+        Ok(rels)
+    }
+
+    /// What a `--mount` adds to the step's cache key: its options, and for a
+    /// bind of the context the content it shows.
+    fn mount_key(
+        &self,
+        stage: &Stage,
+        state: &State,
+        m: &berth_grammar::Mount,
+    ) -> Result<String, StepFailure> {
+        let mut k = format!(
+            "{:?} target={:?} source={:?} from={:?} id={:?} ro={:?} mode={:?} uid={:?} gid={:?} env={:?}",
+            m.kind, m.target, m.source, m.from, m.id, m.readonly, m.mode, m.uid, m.gid, m.env
+        );
+        if m.kind == MountType::Bind {
+            match &m.from {
+                None => {
+                    let src = m.source.clone().unwrap_or_default();
+                    let rel = crate::context::clean_source(&src)?;
+                    let files = self.ctx.walk(&rel)?;
+                    k.push_str(&self.ctx.digest(&rel, &files)?);
+                }
+                Some(from) => {
+                    let from = self.expand_from(state, from)?;
+                    match self.plan.source(&from, stage.index) {
+                        Source::Stage(i) => k.push_str(&self.stage_result(i)?.key),
+                        Source::Image(n) => k.push_str(&self.store.resolve(&n)?.id.to_string()),
+                        Source::Scratch => {}
+                    }
+                }
+            }
+        }
+        Ok(k)
+    }
+
+    pub(crate) fn expand_from(&self, state: &State, from: &str) -> Result<String, StepFailure> {
+        Ok(self.lex.process_word(from, &state.vars())?)
+    }
+
+    fn prepare_mount(
+        &self,
+        stage: &Stage,
+        state: &State,
+        m: &berth_grammar::Mount,
+        scratch: &Path,
+        index: usize,
+        secret_env: &mut Vec<String>,
+    ) -> Result<Option<PreparedMount>, StepFailure> {
+        let target = m.target.clone().map(|t| {
+            if t.starts_with('/') {
+                t
+            } else {
+                format!("{}/{t}", state.workdir().trim_end_matches('/'))
+            }
+        });
+        match m.kind {
+            MountType::Cache => {
+                let target =
+                    target.ok_or_else(|| StepFailure("cache mount needs a target".into()))?;
+                let id = m.id.clone().unwrap_or_else(|| target.clone());
+                let dir = self
+                    .store
+                    .root()
+                    .join("cache-mounts")
+                    .join(blake3::hash(id.as_bytes()).to_hex().as_str());
+                if !dir.exists() {
+                    std::fs::create_dir_all(&dir)?;
+                    let mode = m
+                        .mode
+                        .as_deref()
+                        .and_then(|s| u32::from_str_radix(s, 8).ok())
+                        .unwrap_or(0o755);
+                    std::fs::set_permissions(
+                        &dir,
+                        std::os::unix::fs::PermissionsExt::from_mode(mode),
+                    )?;
+                    let uid = m.uid.as_deref().and_then(|s| s.parse().ok());
+                    let gid = m.gid.as_deref().and_then(|s| s.parse().ok());
+                    if uid.is_some() || gid.is_some() {
+                        std::os::unix::fs::chown(&dir, uid, gid)?;
+                    }
+                }
+                Ok(Some(PreparedMount {
+                    spec: bundle::bind(&dir, &target, option_bool(m.readonly))?,
+                    _rootfs: None,
+                }))
+            }
+            MountType::Tmpfs => {
+                let target =
+                    target.ok_or_else(|| StepFailure("tmpfs mount needs a target".into()))?;
+                let size = m.size.as_deref().and_then(|s| s.parse().ok());
+                Ok(Some(PreparedMount {
+                    spec: bundle::tmpfs(&target, size)?,
+                    _rootfs: None,
+                }))
+            }
+            MountType::Bind => {
+                let target =
+                    target.ok_or_else(|| StepFailure("bind mount needs a target".into()))?;
+                let src = crate::context::clean_source(m.source.as_deref().unwrap_or(""))?;
+                let (root, rootfs) = match &m.from {
+                    None => (self.ctx.root().to_path_buf(), None),
+                    Some(from) => {
+                        let from = self.expand_from(state, from)?;
+                        let layers = match self.plan.source(&from, stage.index) {
+                            Source::Stage(i) => self.stage_result(i)?.layer_pairs(),
+                            Source::Image(n) => {
+                                berth_store::snapshot::image_layers(&self.store.resolve(&n)?)?
+                            }
+                            Source::Scratch => Vec::new(),
+                        };
+                        let mnt =
+                            self.store
+                                .prepare_layers(&layers, &scratch_name("bind"), false)?;
+                        (mnt.merged.clone(), Some(mnt))
+                    }
+                };
+                let source = crate::copy::resolve_in(&root, &src)?;
+                // A writable bind gets a copy: its writes are discarded, and
+                // the context must never change.
+                let rw = m.readonly == Some(false);
+                let source = if rw {
+                    let copy = scratch.join(format!("bind-{index}"));
+                    crate::copy::copy_tree(&source, &copy)?;
+                    copy
+                } else {
+                    source
+                };
+                Ok(Some(PreparedMount {
+                    spec: bundle::bind(&source, &target, !rw)?,
+                    _rootfs: rootfs,
+                }))
+            }
+            MountType::Secret => {
+                let id = m
+                    .id
+                    .clone()
+                    .or_else(|| {
+                        m.target
+                            .as_ref()
+                            .and_then(|t| t.rsplit('/').next().map(String::from))
+                    })
+                    .ok_or_else(|| StepFailure("secret mount needs an id or a target".into()))?;
+                let value = match self.req.secrets.get(&id) {
+                    Some(SecretSource::File(p)) => Some(std::fs::read(p).map_err(|e| {
+                        StepFailure(format!("secret {id}: cannot read {}: {e}", p.display()))
+                    })?),
+                    Some(SecretSource::Env(name)) => {
+                        std::env::var(name).ok().map(String::into_bytes)
+                    }
+                    None => None,
+                };
+                let Some(value) = value else {
+                    if m.required == Some(true) {
+                        return Err(StepFailure(format!(
+                            "secret {id} not found (pass it with --secret id={id},src=FILE)"
+                        )));
+                    }
+                    return Ok(None);
+                };
+                if let Some(var) = &m.env {
+                    secret_env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+                    if m.target.is_none() {
+                        return Ok(None);
+                    }
+                }
+                let file = scratch.join(format!("secret-{index}"));
+                std::fs::write(&file, &value)?;
+                let mode = m
+                    .mode
+                    .as_deref()
+                    .and_then(|s| u32::from_str_radix(s, 8).ok())
+                    .unwrap_or(0o400);
+                std::fs::set_permissions(
+                    &file,
+                    std::os::unix::fs::PermissionsExt::from_mode(mode),
+                )?;
+                let uid = m.uid.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
+                let gid = m.gid.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
+                std::os::unix::fs::chown(&file, Some(uid), Some(gid))?;
+                let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+                Ok(Some(PreparedMount {
+                    spec: bundle::bind(&file, &target, true)?,
+                    _rootfs: None,
+                }))
+            }
+            MountType::Ssh => Err(StepFailure(
+                "RUN --mount=type=ssh is not supported: berth does not forward an SSH agent".into(),
+            )),
+        }
+    }
+}
+
+/// Removes from `upper` the directories overlayfs copied up only because a
+/// mount point was created in them (and removed again): empty, not opaque,
+/// and a directory with the same owner and mode below. They are not changes.
+fn prune_copied_up(upper: &Path, lowers: &[PathBuf], stubs: &[String]) {
+    use std::os::unix::fs::MetadataExt;
+    for stub in stubs {
+        let mut rel = Path::new(stub).parent();
+        while let Some(r) = rel.filter(|r| !r.as_os_str().is_empty()) {
+            let up = upper.join(r);
+            let empty = std::fs::read_dir(&up)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+            let mut opaque = [0u8; 1];
+            let is_opaque =
+                rustix::fs::lgetxattr(&up, "trusted.overlay.opaque", &mut opaque).is_ok();
+            let (Ok(meta), true, false) = (up.symlink_metadata(), empty, is_opaque) else {
+                break;
+            };
+            let below = lowers
+                .iter()
+                .find_map(|l| l.join(r).symlink_metadata().ok());
+            match below {
+                Some(b)
+                    if b.is_dir()
+                        && b.mode() == meta.mode()
+                        && b.uid() == meta.uid()
+                        && b.gid() == meta.gid() =>
+                {
+                    if std::fs::remove_dir(&up).is_err() {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+            rel = r.parent();
+        }
+    }
+}
+
+/// The first component of `dest` (inside `root`) that does not exist yet.
+fn first_missing(root: &Path, dest: &str) -> Option<PathBuf> {
+    let mut p = root.to_path_buf();
+    for c in dest.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        p.push(c);
+        if p.symlink_metadata().is_err() {
+            return Some(p);
+        }
+    }
+    None
+}
