@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end on a fresh machine: build berth, make the offline
-# busybox base image, then work on the example project testdata/examples/hello.
-#
-# Until the builder lands, "work on" means: import the base image into a store,
-# show it, save it and load it back, run a container from it, and parse the
-# example's Dockerfile. This
-# script becomes `berth build -t hello testdata/examples/hello` and
-# `berth run --rm hello` as the runner and builder arrive.
+# busybox base image, build the example project testdata/examples/hello with
+# `berth build` and run the result with `berth run`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -20,12 +15,14 @@ example=testdata/examples/hello
 
 echo "== make the busybox base image (store: $BERTH_ROOT)"
 bash testdata/make-busybox.sh "$BERTH"
+echo "== berth build -t hello $example"
+"$BERTH" build -t hello "$example"
+echo "== berth run --rm hello"
+"$BERTH" run --rm hello
+echo
+echo "== berth build -t hello $example (again: every step from the cache)"
+"$BERTH" build -t hello "$example" 2>&1 | grep -E 'CACHED|writing image'
 echo "== berth images"
 "$BERTH" images
-echo "== berth save busybox | berth load (into a second store)"
-"$BERTH" save busybox:latest | "$BERTH" --root "$BERTH_ROOT-copy" load
-"$BERTH" --root "$BERTH_ROOT-copy" inspect busybox:latest | grep '"Id"'
-echo "== berth run --rm busybox (a real container: own namespaces, docker's capability set)"
-"$BERTH" run --rm busybox sh -c 'echo "hello from $(hostname), pid $$, as $(id -un)"'
-echo "== berth parse $example/Dockerfile"
-"$BERTH" parse "$example/Dockerfile"
+echo "== berth history hello"
+"$BERTH" history hello

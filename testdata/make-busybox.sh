@@ -37,10 +37,11 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:
 printf 'root:x:0:\nnogroup:x:65534:\n' > "$rootfs/etc/group"
 chmod 1777 "$rootfs/tmp" "$rootfs/var/tmp"
 chmod 700 "$rootfs/root"
-# Fixed times and owners: the same busybox gives the same image.
+# Fixed times and owners, and the tarball read from stdin (its path would be
+# in the history): the same busybox gives the same image.
 find "$rootfs" -exec touch -h -d @0 {} +
 tar --numeric-owner --owner=0 --group=0 --sort=name --mtime=@0 -C "$rootfs" -cf "$OUT" .
 SOURCE_DATE_EPOCH=0 "$BERTH" import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["sh"]' \
-  "$OUT" busybox:latest
+  - busybox:latest < "$OUT"

@@ -1,0 +1,489 @@
+//! `berth build` end to end: every case folder under `testdata/build/` is a
+//! context with a Dockerfile and a `case.json` saying what the build must
+//! give (image config, the output of commands run in the image with
+//! `berth run`) or how it must fail. Real builds, as root (CI runs as root).
+
+#[path = "../../testdata/support/busybox.rs"]
+mod busybox;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn berth(root: &Path, args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("berth runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+fn cases_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/build")
+}
+
+fn strings(v: &Value, ctx: &Path) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str())
+                .map(|s| {
+                    s.replace("{CTX}", &ctx.display().to_string())
+                        .replace("{ARCH}", berth_arch())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn berth_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Runs one case; returns what went wrong.
+fn run_case(root: &Path, work: &Path, name: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let src = cases_dir().join(name);
+    let case: Value = serde_json::from_slice(&std::fs::read(src.join("case.json")).unwrap())
+        .unwrap_or_else(|e| panic!("{name}/case.json: {e}"));
+    let ctx = work.join(name);
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&src)
+        .arg(&ctx)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    if let Some(setup) = case["setup"].as_str() {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(setup)
+            .current_dir(&ctx)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "{name}: setup failed");
+    }
+    for before in case["before"].as_array().cloned().unwrap_or_default() {
+        let args = strings(&before, &ctx);
+        let o = berth(root, &args);
+        if !o.status.success() {
+            problems.push(format!("before {args:?} failed: {}", text(&o.stderr)));
+            return problems;
+        }
+    }
+    let tag = format!("case-{name}");
+    let mut args: Vec<String> = vec![
+        "build".into(),
+        "--progress=plain".into(),
+        "-t".into(),
+        tag.clone(),
+    ];
+    args.extend(strings(&case["build"], &ctx));
+    args.push(ctx.display().to_string());
+    let o = berth(root, &args);
+    let stderr = text(&o.stderr);
+    if let Some(fails) = case.get("fails") {
+        if o.status.success() {
+            problems.push("the build succeeded; it must fail".into());
+        }
+        for s in strings(fails, &ctx) {
+            if !stderr.contains(&s) {
+                problems.push(format!("the error does not say {s:?}:\n{stderr}"));
+            }
+        }
+        let images = berth(root, &["images".into(), "-q".into(), tag.clone()]);
+        if !text(&images.stdout).trim().is_empty() {
+            problems.push("a failed build tagged an image".into());
+        }
+        return problems;
+    }
+    if !o.status.success() {
+        problems.push(format!("build failed:\n{stderr}"));
+        return problems;
+    }
+    for s in strings(&case["stderr"], &ctx) {
+        if !stderr.contains(&s) {
+            problems.push(format!("the build output does not say {s:?}"));
+        }
+    }
+    let inspect = berth(root, &["inspect".into(), tag.clone()]);
+    let info: Value = serde_json::from_slice(&inspect.stdout).unwrap_or(Value::Null);
+    let config = &info[0]["Config"];
+    if let Some(want) = case["config"].as_object() {
+        for (k, v) in want {
+            if &config[k] != v {
+                problems.push(format!("Config.{k} is {}, not {v}", config[k]));
+            }
+        }
+    }
+    for e in strings(&case["env"], &ctx) {
+        if !config["Env"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == &Value::String(e.clone())))
+        {
+            problems.push(format!("Config.Env lacks {e:?}: {}", config["Env"]));
+        }
+    }
+    if let Some(a) = case["author"].as_str() {
+        if info[0]["Author"] != a {
+            problems.push(format!("Author is {}, not {a}", info[0]["Author"]));
+        }
+    }
+    for k in strings(&case["absent"], &ctx) {
+        if !config[&k].is_null() {
+            problems.push(format!("Config.{k} must be unset, is {}", config[&k]));
+        }
+    }
+    for r in case["run"].as_array().cloned().unwrap_or_default() {
+        let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
+        args.extend(strings(&r["flags"], &ctx));
+        args.push(tag.clone());
+        args.extend(strings(&r["cmd"], &ctx));
+        let o = berth(root, &args);
+        let want = r["stdout"]
+            .as_str()
+            .unwrap_or("")
+            .replace("{ARCH}", berth_arch());
+        let got = text(&o.stdout).trim().to_string();
+        if got != want || !o.status.success() {
+            problems.push(format!(
+                "run {:?}: got {got:?} (exit {:?}, stderr {:?}), want {want:?}",
+                r["cmd"],
+                o.status.code(),
+                text(&o.stderr)
+            ));
+        }
+    }
+    if let Some(secret) = case["not_in_layers"].as_str() {
+        let archive = work.join(format!("{name}.tar"));
+        let o = berth(
+            root,
+            &[
+                "save".into(),
+                "-o".into(),
+                archive.display().to_string(),
+                tag.clone(),
+            ],
+        );
+        assert!(o.status.success(), "{name}: save: {}", text(&o.stderr));
+        let bytes = std::fs::read(&archive).unwrap();
+        if bytes.windows(secret.len()).any(|w| w == secret.as_bytes()) {
+            problems.push(format!("{secret:?} ended up in the image"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn build_cases_give_what_docker_gives() {
+    if !is_root() {
+        eprintln!("skipped: builds run containers, which need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox::busybox_store(tmp.path());
+    let work = tmp.path().join("cases");
+    std::fs::create_dir_all(&work).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(cases_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().join("case.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 10, "the build cases are missing");
+    let mut report = String::new();
+    for name in &names {
+        let problems = run_case(&root, &work, name);
+        if !problems.is_empty() {
+            report.push_str(&format!("\n== {name}\n{}\n", problems.join("\n")));
+        }
+    }
+    assert!(report.is_empty(), "build cases failed:{report}");
+}
+
+fn build_in(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
+    let mut args: Vec<String> = vec!["build".into(), "--progress=plain".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(ctx.display().to_string());
+    berth(root, &args)
+}
+
+/// The numbers of the steps a build printed as `CACHED`, by instruction.
+fn cached_steps(o: &Output) -> Vec<String> {
+    let err = text(&o.stderr);
+    let mut titles = std::collections::HashMap::new();
+    let mut cached = Vec::new();
+    for l in err.lines() {
+        let Some((n, rest)) = l.split_once(' ') else {
+            continue;
+        };
+        if rest == "CACHED" {
+            if let Some(t) = titles.get(n) {
+                cached.push(t.clone());
+            }
+        } else if rest.starts_with('[') {
+            titles.insert(
+                n.to_string(),
+                rest.split_once("] ")
+                    .map(|x| x.1)
+                    .unwrap_or(rest)
+                    .to_string(),
+            );
+        }
+    }
+    cached
+}
+
+#[test]
+fn the_cache_follows_content_not_times() {
+    if !is_root() {
+        eprintln!("skipped: builds need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox::busybox_store(tmp.path());
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("a.txt"), "one").unwrap();
+    std::fs::write(ctx.join("b.txt"), "bee").unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nARG USED=x\nCOPY a.txt /a\nRUN echo $USED > /used\nCOPY b.txt /b\nRUN cat /a /b /used\n",
+    )
+    .unwrap();
+    let first = build_in(&root, &ctx, &["-t", "cached"]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(cached_steps(&first).is_empty());
+    let id = |o: &Output| {
+        text(&o.stderr)
+            .lines()
+            .find_map(|l| {
+                l.split("writing image ")
+                    .nth(1)
+                    .map(|s| s.split(' ').next().unwrap_or("").to_string())
+            })
+            .unwrap_or_default()
+    };
+
+    // Nothing changed: every step is a hit and the image is the same.
+    let again = build_in(&root, &ctx, &["-t", "cached"]);
+    assert_eq!(cached_steps(&again).len(), 4, "{}", text(&again.stderr));
+    assert_eq!(id(&first), id(&again));
+
+    // Touching a file changes its times, not its content.
+    let now = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(ctx.join("a.txt"))
+        .unwrap()
+        .set_modified(now)
+        .unwrap();
+    let touched = build_in(&root, &ctx, &["-t", "cached"]);
+    assert_eq!(cached_steps(&touched).len(), 4, "{}", text(&touched.stderr));
+
+    // One byte of b.txt: the steps from COPY b.txt on run again.
+    std::fs::write(ctx.join("b.txt"), "bea").unwrap();
+    let changed = build_in(&root, &ctx, &["-t", "cached"]);
+    assert_eq!(
+        cached_steps(&changed),
+        vec!["COPY a.txt /a", "RUN echo $USED > /used"],
+        "{}",
+        text(&changed.stderr)
+    );
+
+    // A mode change is a change too.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ctx.join("b.txt"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let moded = build_in(&root, &ctx, &["-t", "cached"]);
+    assert_eq!(cached_steps(&moded).len(), 2, "{}", text(&moded.stderr));
+
+    // A build arg the RUN uses invalidates it, not the COPY before it.
+    let arg = build_in(&root, &ctx, &["-t", "cached", "--build-arg", "USED=y"]);
+    assert_eq!(
+        cached_steps(&arg),
+        vec!["COPY a.txt /a"],
+        "{}",
+        text(&arg.stderr)
+    );
+
+    // --no-cache runs everything; builder prune forgets everything.
+    let nc = build_in(&root, &ctx, &["-t", "cached", "--no-cache"]);
+    assert!(cached_steps(&nc).is_empty());
+    let prune = berth(&root, &["builder".into(), "prune".into(), "-f".into()]);
+    assert!(prune.status.success(), "{}", text(&prune.stderr));
+    assert!(text(&prune.stdout).contains("Deleted build cache objects"));
+    let after = build_in(&root, &ctx, &["-t", "other"]);
+    assert!(cached_steps(&after).is_empty(), "{}", text(&after.stderr));
+    let check = berth(&root, &["images".into(), "--verify".into()]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+}
+
+#[test]
+fn builds_with_source_date_epoch_are_reproducible() {
+    if !is_root() {
+        eprintln!("skipped: builds need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = cases_dir().join("../examples/hello");
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let dir = tmp.path().join(format!("r{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let root = busybox::busybox_store(&dir);
+        let iid = tmp.path().join(format!("iid{n}"));
+        let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(&root)
+            .args(["build", "-q", "--iidfile"])
+            .arg(&iid)
+            .arg(&ctx)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        // -q prints the ID only; the ID file holds the same.
+        let printed = text(&o.stdout).trim().to_string();
+        assert!(
+            printed.starts_with("sha256:") && o.stderr.is_empty(),
+            "{printed} / {}",
+            text(&o.stderr)
+        );
+        assert_eq!(std::fs::read_to_string(&iid).unwrap(), printed);
+        ids.push(printed);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    assert_eq!(ids[0], ids[1]);
+}
+
+#[test]
+fn outputs_stdin_and_dockerfile_flags() {
+    if !is_root() {
+        eprintln!("skipped: builds need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox::busybox_store(tmp.path());
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("f.txt"), "file").unwrap();
+    std::fs::write(
+        ctx.join("other.Dockerfile"),
+        "FROM busybox\nCOPY f.txt /f\n",
+    )
+    .unwrap();
+
+    // -f elsewhere, --output local and oci; the store gets no tag then.
+    let local = tmp.path().join("out");
+    let oci = tmp.path().join("img.tar");
+    let o = build_in(
+        &root,
+        &ctx,
+        &[
+            "-f",
+            &ctx.join("other.Dockerfile").display().to_string(),
+            "-t",
+            "not-stored",
+            "-o",
+            &format!("type=local,dest={}", local.display()),
+            "--output",
+            &format!("type=oci,dest={}", oci.display()),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(local.join("f")).unwrap(), "file");
+    assert!(local.join("bin/busybox").exists());
+    let skopeo = Command::new("skopeo")
+        .args(["inspect", &format!("oci-archive:{}", oci.display())])
+        .output();
+    if let Ok(s) = skopeo {
+        assert!(s.status.success(), "skopeo: {}", text(&s.stderr));
+    }
+
+    // The Dockerfile on stdin.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "-q", "-t", "from-stdin", "-f", "-"])
+        .arg(&ctx)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM busybox\nCOPY f.txt /stdin-f\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let r = berth(
+        &root,
+        &[
+            "run".into(),
+            "--rm".into(),
+            "from-stdin".into(),
+            "cat".into(),
+            "/stdin-f".into(),
+        ],
+    );
+    assert_eq!(text(&r.stdout), "file");
+
+    // The context as a tarball on stdin.
+    let tarball = tmp.path().join("ctx.tar");
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\nCOPY f.txt /tar-f\n").unwrap();
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "-q", "-t", "tar-ctx", "-"])
+        .stdin(std::fs::File::open(&tarball).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let r = berth(
+        &root,
+        &[
+            "run".into(),
+            "--rm".into(),
+            "tar-ctx".into(),
+            "cat".into(),
+            "/tar-f".into(),
+        ],
+    );
+    assert_eq!(text(&r.stdout), "file");
+
+    // Another platform is a clear error.
+    let o = build_in(&root, &ctx, &["--platform", "linux/s390x"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("native platform"),
+        "{}",
+        text(&o.stderr)
+    );
+}
