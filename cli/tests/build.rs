@@ -225,7 +225,7 @@ fn build_in(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
 /// The numbers of the steps a build printed as `CACHED`, by instruction.
 fn cached_steps(o: &Output) -> Vec<String> {
     let err = text(&o.stderr);
-    let mut titles = std::collections::HashMap::new();
+    let mut titles: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut cached = Vec::new();
     for l in err.lines() {
         let Some((n, rest)) = l.split_once(' ') else {
