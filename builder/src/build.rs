@@ -104,6 +104,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
     };
     // Blobs written by this build stay out of GC's reach until it is recorded.
     let _lease = store.lease()?;
+    crate::run::reap_stale(store.root());
     let slots = Slots {
         free: Mutex::new(
             std::thread::available_parallelism()

@@ -35,6 +35,33 @@ pub fn scratch_name(kind: &str) -> String {
     )
 }
 
+/// Unmounts and removes the step folders a killed build left behind: their
+/// names carry the pid of the build that made them.
+pub fn reap_stale(root: &Path) {
+    for dir in ["mounts", "build"] {
+        let Ok(rd) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(pid) = name.split('-').nth(1).and_then(|p| p.parse::<i32>().ok()) else {
+                continue;
+            };
+            let is_step = ["run-", "copy-", "from-", "bind-"]
+                .iter()
+                .any(|k| name.starts_with(k));
+            if !is_step || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let merged = e.path().join("merged");
+            let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+            if std::fs::remove_dir_all(e.path()).is_ok() {
+                tracing::info!("removed {} left by a build that died", e.path().display());
+            }
+        }
+    }
+}
+
 /// One `--mount` made ready for the spec.
 struct PreparedMount {
     spec: oci_spec::runtime::Mount,

@@ -487,3 +487,69 @@ fn outputs_stdin_and_dockerfile_flags() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn an_interrupted_build_tags_nothing_and_leaves_nothing_running() {
+    if !is_root() {
+        eprintln!("skipped: builds need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox::busybox_store(tmp.path());
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo before > /before\nRUN sleep 3217\n",
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["build", "--progress=plain", "-t", "interrupted"])
+        .arg(&ctx)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let sleeping = || {
+        let ps = Command::new("pgrep")
+            .args(["-f", "sleep 3217"])
+            .output()
+            .unwrap();
+        !ps.stdout.is_empty()
+    };
+    let start = std::time::Instant::now();
+    while !sleeping() && start.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(sleeping(), "the RUN step never started");
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(!sleeping(), "the RUN step outlived the build");
+    let images = berth(&root, &["images".into(), "-q".into(), "interrupted".into()]);
+    assert!(
+        text(&images.stdout).trim().is_empty(),
+        "an interrupted build tagged an image"
+    );
+    let check = berth(&root, &["images".into(), "--verify".into()]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    // The next build reaps the dead one's mount and keeps its cache.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo before > /before\n",
+    )
+    .unwrap();
+    let o = build_in(&root, &ctx, &["-t", "after"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(cached_steps(&o).len(), 1, "{}", text(&o.stderr));
+    let left: Vec<_> = std::fs::read_dir(root.join("mounts"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "mounts left behind: {left:?}");
+}

@@ -64,6 +64,9 @@ fn in_root(root: &Path, path: &str) -> Result<PathBuf> {
 /// Runs the spec's process and returns its exit code (128 + signal when it
 /// was killed), as docker reports it.
 pub fn run(spec: &Spec) -> Result<i32> {
+    // The helper and its container go when berth goes (a killed build or a
+    // killed `berth run`): nothing is left running that no one supervises.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     let namespaces = spec
         .linux()
         .as_ref()
@@ -133,6 +136,7 @@ pub fn run(spec: &Spec) -> Result<i32> {
 enum Never {}
 
 fn child(spec: &Spec) -> Result<Never> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
     let root = spec
         .root()
         .as_ref()
