@@ -7,6 +7,7 @@
 use crate::build::Builder;
 use crate::context::{Context, ContextFile};
 use crate::error::StepFailure;
+use crate::fetch;
 use crate::ignore::Ignore;
 use crate::key::CacheKey;
 use crate::plan::{Source, Stage};
@@ -99,6 +100,12 @@ enum Item {
     Data { data: Vec<u8>, target: String },
     /// A local archive to unpack under `target`.
     Archive { path: PathBuf, target: String },
+    /// A URL whose checksum is known, fetched only on a cache miss.
+    Url {
+        url: String,
+        checksum: String,
+        target: String,
+    },
 }
 
 fn is_url(s: &str) -> bool {
@@ -182,7 +189,7 @@ impl Builder<'_> {
         &self,
         stage: &Stage,
         state: &mut State,
-        ins: &Instruction,
+        _ins: &Instruction,
         c: &Copy,
         add: bool,
         step: &Step,
@@ -267,6 +274,8 @@ impl Builder<'_> {
         }
         let mut items = Vec::new();
         let multiple = c.sources.len() > 1;
+        let downloads = self.store.root().join("downloads");
+        let mut downloaded: Vec<PathBuf> = Vec::new();
         for src in &c.sources {
             match src {
                 CopySource::Heredoc(h) => {
@@ -289,11 +298,52 @@ impl Builder<'_> {
                 CopySource::Path(w) => {
                     let s = expand(&w.value)?;
                     if is_url(&s) {
-                        return Err(StepFailure(if add {
-                            format!("ADD {s}: downloading from a URL is not supported yet")
+                        if !add {
+                            return Err(StepFailure(format!(
+                                "{name} cannot copy from a URL ({s}); use ADD"
+                            )));
+                        }
+                        if s.starts_with("git@") || s.ends_with(".git") {
+                            return Err(StepFailure(format!(
+                                "ADD {s}: git sources are not supported"
+                            )));
+                        }
+                        let checksum = c
+                            .checksum
+                            .as_ref()
+                            .map(|w| expand(&w.value).and_then(|v| fetch::parse_checksum(&v)))
+                            .transpose()?;
+                        let file_name = fetch::url_file_name(&s);
+                        let target = if dest_is_dir || multiple {
+                            join_target(&dest, &file_name)
                         } else {
-                            format!("{name} cannot copy from a URL ({s}); use ADD")
-                        }));
+                            dest.clone()
+                        };
+                        key.field("url").field(&s).field(&target);
+                        match checksum {
+                            // The checksum names the content: a cache hit
+                            // needs no download.
+                            Some(sum) => {
+                                key.field(&sum);
+                                items.push(Item::Url {
+                                    url: s,
+                                    checksum: sum,
+                                    target,
+                                });
+                            }
+                            None => {
+                                let dl = fetch::download(&s, &downloads, None)?;
+                                key.field(&dl.digest);
+                                let meta = fs::metadata(&dl.path)?;
+                                downloaded.push(dl.path.clone());
+                                items.push(Item::Path {
+                                    path: dl.path,
+                                    meta,
+                                    target,
+                                });
+                            }
+                        }
+                        continue;
                     }
                     let matches = if from_context {
                         self.ctx.resolve(&s)?
@@ -319,6 +369,51 @@ impl Builder<'_> {
             }
         }
         let key = key.finish();
+        let result = self.copy_with_key(
+            stage,
+            state,
+            c,
+            add,
+            step,
+            key,
+            items,
+            dest,
+            dest_raw,
+            dest_is_dir,
+            multiple,
+            chown,
+            chmod,
+            downloads.as_path(),
+            &mut downloaded,
+            origin_mount,
+        );
+        for p in downloaded {
+            let _ = fs::remove_file(p);
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy_with_key(
+        &self,
+        stage: &Stage,
+        state: &mut State,
+        c: &Copy,
+        add: bool,
+        step: &Step,
+        key: String,
+        items: Vec<Item>,
+        dest: String,
+        dest_raw: String,
+        dest_is_dir: bool,
+        multiple: bool,
+        chown: Option<String>,
+        chmod: Option<u32>,
+        downloads: &Path,
+        downloaded: &mut Vec<PathBuf>,
+        origin_mount: Option<berth_store::snapshot::Mount>,
+    ) -> StepResult {
+        let name = if add { "ADD" } else { "COPY" };
         if let Some(entry) = self.cache_lookup(stage, &key)? {
             let (a, cs) = (state.args.clone(), state.cmd_set);
             state.apply_entry(entry, key);
@@ -346,6 +441,20 @@ impl Builder<'_> {
             let items = items
                 .into_iter()
                 .map(|it| match it {
+                    Item::Url {
+                        url,
+                        checksum,
+                        target,
+                    } => {
+                        let dl = fetch::download(&url, downloads, Some(&checksum))?;
+                        let meta = fs::metadata(&dl.path)?;
+                        downloaded.push(dl.path.clone());
+                        Ok(Item::Path {
+                            path: dl.path,
+                            meta,
+                            target,
+                        })
+                    }
                     Item::Path { path, meta, target }
                         if !dest_is_dir && !multiple && !meta.is_dir() && target == dest =>
                     {
@@ -403,7 +512,6 @@ impl Builder<'_> {
         if let Some(o) = &chown {
             flags.push_str(&format!("--chown={o} "));
         }
-        let _ = ins;
         state.commit(
             &self.created,
             format!("{name} {flags}{} {dest_raw} # buildkit", shown.join(" ")),
@@ -612,6 +720,9 @@ fn append_item<W: Write>(
                 b.append_data(&mut h, name, f.take(meta.len()))?;
             }
             // Devices, fifos and sockets of a context are not copied.
+        }
+        Item::Url { url, .. } => {
+            return Err(StepFailure(format!("{url} was not downloaded")));
         }
         Item::Archive { path, target } => {
             let mut archive = tar::Archive::new(open_archive(path)?);

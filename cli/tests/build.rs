@@ -553,3 +553,124 @@ fn an_interrupted_build_tags_nothing_and_leaves_nothing_running() {
         .unwrap_or_default();
     assert!(left.is_empty(), "mounts left behind: {left:?}");
 }
+
+/// A one-file HTTP server on loopback: `/files/tool.txt` with a
+/// Last-Modified header, 404 for anything else. Returns its address and the
+/// number of requests it served.
+fn http_server(body: &'static str) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            let _ = reader.read_line(&mut request);
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut s = stream;
+            if request.starts_with("GET /files/tool.txt ") {
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            } else {
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        }
+    });
+    (addr, hits)
+}
+
+#[test]
+fn add_downloads_urls_and_checks_checksums() {
+    if !is_root() {
+        eprintln!("skipped: builds need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox::busybox_store(tmp.path());
+    let (addr, hits) = http_server("downloaded content\n");
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let url = format!("http://{addr}/files/tool.txt");
+    use sha2::Digest;
+    let sum = hex::encode(sha2::Sha256::digest(b"downloaded content\n"));
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nADD {url} /dl/\nADD --checksum=sha256:{sum} {url} /named\n"),
+    )
+    .unwrap();
+    let o = build_in(&root, &ctx, &["-t", "fetched"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let r = berth(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "fetched",
+            "sh",
+            "-c",
+            "cat /dl/tool.txt /named; stat -c '%a %Y' /dl/tool.txt",
+        ]
+        .map(String::from),
+    );
+    assert_eq!(
+        text(&r.stdout),
+        "downloaded content\ndownloaded content\n600 784111777\n"
+    );
+
+    // With a checksum a cached step needs no download; without, it does.
+    let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+    let again = build_in(&root, &ctx, &["-t", "fetched"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(cached_steps(&again).len(), 2);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst) - before, 1);
+
+    // A wrong checksum and a 404 are clear errors.
+    let wrong = "0".repeat(64);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nADD --checksum=sha256:{wrong} {url} /x\n"),
+    )
+    .unwrap();
+    let o = build_in(&root, &ctx, &["-t", "bad-sum"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("digest mismatch"),
+        "{}",
+        text(&o.stderr)
+    );
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nADD http://{addr}/nothing /x\n"),
+    )
+    .unwrap();
+    let o = build_in(&root, &ctx, &["-t", "missing"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("invalid response status 404"),
+        "{}",
+        text(&o.stderr)
+    );
+    // COPY does not fetch.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM busybox\nCOPY {url} /x\n"),
+    )
+    .unwrap();
+    let o = build_in(&root, &ctx, &["-t", "copy-url"]);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("use ADD"), "{}", text(&o.stderr));
+}
