@@ -1,6 +1,8 @@
-//! Build progress on stderr, in BuildKit's plain format: `#N title`, then
-//! `#N 0.123 output line`, then `#N DONE 0.2s` or `#N CACHED` — what CI logs
-//! need, every RUN's output streamed with its step prefix.
+//! Build progress on stderr. Plain mode is BuildKit's plain format: `#N
+//! title`, then `#N 0.123 output line`, then `#N DONE 0.2s` or `#N CACHED` —
+//! what CI logs need, every RUN's output streamed with its step prefix. Tty
+//! mode is a live view (indicatif): one line per running step with its time
+//! and the last line of its output; finished steps stay as one line each.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +13,8 @@ use std::time::Instant;
 pub enum ProgressMode {
     /// Every line, as BuildKit's `--progress=plain`.
     Plain,
+    /// The live view on a terminal (`--progress=tty`, `auto` on a tty).
+    Tty,
     /// Nothing but errors (`-q`, `--progress=quiet`).
     Quiet,
 }
@@ -25,6 +29,7 @@ pub struct Progress {
 
 struct Inner {
     mode: ProgressMode,
+    multi: Option<indicatif::MultiProgress>,
     next: AtomicUsize,
     out: Mutex<Box<dyn Write + Send>>,
 }
@@ -35,9 +40,13 @@ impl Progress {
     }
 
     pub fn to(mode: ProgressMode, out: Box<dyn Write + Send>) -> Progress {
+        let multi = (mode == ProgressMode::Tty).then(|| {
+            indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stderr())
+        });
         Progress {
             inner: Arc::new(Inner {
                 mode,
+                multi,
                 next: AtomicUsize::new(1),
                 out: Mutex::new(out),
             }),
@@ -46,6 +55,10 @@ impl Progress {
 
     fn print(&self, line: &str) {
         if self.inner.mode == ProgressMode::Quiet {
+            return;
+        }
+        if let Some(m) = &self.inner.multi {
+            let _ = m.println(line);
             return;
         }
         if let Ok(mut out) = self.inner.out.lock() {
@@ -57,10 +70,24 @@ impl Progress {
     /// Starts a numbered step: `#N title`.
     pub fn step(&self, title: &str) -> Step {
         let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        self.print(&format!("#{n} {title}"));
+        let bar = self.inner.multi.as_ref().map(|m| {
+            let bar = m.add(indicatif::ProgressBar::new_spinner());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner:.blue} {prefix} {elapsed:>4} {wide_msg:.dim}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(title.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
+        if bar.is_none() {
+            self.print(&format!("#{n} {title}"));
+        }
         Step {
             progress: self.clone(),
             n,
+            title: title.to_string(),
+            bar,
             silent: false,
             start: Instant::now(),
             tail: Arc::new(Mutex::new(Vec::new())),
@@ -72,6 +99,8 @@ impl Progress {
         Step {
             progress: self.clone(),
             n: 0,
+            title: String::new(),
+            bar: None,
             silent: true,
             start: Instant::now(),
             tail: Arc::new(Mutex::new(Vec::new())),
@@ -92,6 +121,9 @@ impl Progress {
 pub struct Step {
     progress: Progress,
     n: usize,
+    title: String,
+    /// The step's live line in tty mode.
+    bar: Option<indicatif::ProgressBar>,
     silent: bool,
     start: Instant,
     tail: Arc<Mutex<Vec<String>>>,
@@ -104,14 +136,27 @@ impl Step {
         }
     }
 
+    /// Ends the live line with `status`, leaving one line behind.
+    fn finish(&self, status: &str) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+            let t = self.start.elapsed().as_secs_f64();
+            self.progress.print(&format!("=> {} {status} {t:.1}s", self.title));
+        }
+    }
+
     /// One line of the step's output.
     pub fn line(&self, text: &str) {
         let t = self.start.elapsed().as_secs_f64();
-        self.print(format!(
-            "#{} {t:.3} {}",
-            self.n,
-            text.trim_end_matches('\r')
-        ));
+        if let Some(bar) = &self.bar {
+            bar.set_message(text.trim_end_matches('\r').to_string());
+        } else {
+            self.print(format!(
+                "#{} {t:.3} {}",
+                self.n,
+                text.trim_end_matches('\r')
+            ));
+        }
         if let Ok(mut tail) = self.tail.lock() {
             if tail.len() == TAIL_LINES {
                 tail.remove(0);
@@ -126,15 +171,24 @@ impl Step {
     }
 
     pub fn cached(&self) {
+        if self.bar.is_some() {
+            return self.finish("CACHED");
+        }
         self.print(format!("#{} CACHED", self.n));
     }
 
     pub fn done(&self) {
+        if self.bar.is_some() {
+            return self.finish("DONE");
+        }
         let t = self.start.elapsed().as_secs_f64();
         self.print(format!("#{} DONE {t:.1}s", self.n));
     }
 
     pub fn error(&self, message: &str) {
+        if self.bar.is_some() {
+            return self.finish(&format!("ERROR: {message}"));
+        }
         let t = self.start.elapsed().as_secs_f64();
         self.print(format!("#{} ERROR: {message} ({t:.1}s)", self.n));
     }

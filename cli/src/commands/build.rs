@@ -6,7 +6,7 @@ use berth_builder::{BuildRequest, Output, Progress, ProgressMode, SecretSource};
 use berth_store::{Compression, ImageRef, Store};
 use clap::Args;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -243,7 +243,9 @@ pub fn build(store: &Store, args: BuildArgs) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
     let progress = match (args.quiet, args.progress.as_str()) {
         (true, _) | (_, "quiet") => ProgressMode::Quiet,
-        (_, "auto" | "plain" | "tty" | "rawjson") => ProgressMode::Plain,
+        (_, "auto") if std::io::stderr().is_terminal() => ProgressMode::Tty,
+        (_, "tty") => ProgressMode::Tty,
+        (_, "auto" | "plain" | "rawjson") => ProgressMode::Plain,
         (_, other) => bail!("invalid progress mode {other:?}: use auto, plain, tty or quiet"),
     };
     let _ = args.pull;
@@ -275,8 +277,6 @@ pub fn build(store: &Store, args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
     if args.quiet {
         println!("{id}");
-    } else if !std::io::stderr().is_terminal() {
-        let _ = std::io::stderr().flush();
     }
     Ok(ExitCode::SUCCESS)
 }
