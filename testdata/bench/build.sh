@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Build times of berth side by side with `buildah bud --layers` in one run, on
+# Build times of berth side by side with BuildKit (a private dockerd from
+# Debian's docker.io on its own socket and data root, DOCKER_BUILDKIT=1) and
+# `buildah bud --layers` in one run, on
 #   (a) FROM busybox + RUN + CMD,
 #   (b) a two-stage build,
 #   (c) a context of FILES small files (~SMALL_MB MB) plus one BIG_MB MB file,
@@ -8,8 +10,8 @@
 # changing one small file. Medians of RUNS runs; ratios berth/peer.
 #
 #   testdata/bench/build.sh [WORKDIR]     (as root)
-# Env: RUNS (5), FILES (20000), SMALL_MB (200), BIG_MB (500), PEERS ("buildah";
-# empty for berth alone).
+# Env: RUNS (5), FILES (20000), SMALL_MB (200), BIG_MB (500), PEERS
+# ("buildkit buildah"; empty for berth alone).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 W="${1:-${TMPDIR:-/tmp}/berth-bench-build}"
@@ -17,10 +19,13 @@ RUNS="${RUNS:-5}"
 FILES="${FILES:-20000}"
 SMALL_MB="${SMALL_MB:-200}"
 BIG_MB="${BIG_MB:-500}"
-PEERS="${PEERS-buildah}"
+PEERS="${PEERS-buildkit buildah}"
 [ "$(id -u)" = 0 ] || { echo "build.sh: builds need root" >&2; exit 1; }
 if [[ " $PEERS " == *" buildah "* ]] && ! command -v buildah >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends buildah runc >/dev/null
+fi
+if [[ " $PEERS " == *" buildkit "* ]] && ! dpkg -L docker.io >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >/dev/null
 fi
 cargo build --release -p berth-cli >/dev/null 2>&1
 BERTH="$PWD/target/release/berth"
@@ -42,10 +47,24 @@ driver = "overlay"
 graphroot = "$W/cstorage"
 runroot = "$W/crun"
 EOF
+"$BERTH" save -o "$W/busybox.tar" busybox:latest
 if [[ " $PEERS " == *" buildah "* ]]; then
-  "$BERTH" save -o "$W/busybox.tar" busybox:latest
   buildah pull -q "docker-archive:$W/busybox.tar" >/dev/null
   buildah tag "$(buildah images -q | head -1)" localhost/busybox:latest
+fi
+
+# BuildKit inside a private dockerd; the docker.io package's own client (a
+# newer CLI elsewhere on PATH wants the buildx plugin for DOCKER_BUILDKIT=1).
+DOCKER="$(dpkg -L docker.io 2>/dev/null | grep -m1 '/bin/docker$' || echo docker)"
+export DOCKER_HOST="unix://$W/docker.sock"
+stop_dockerd() { [ -f "$W/dockerd.pid" ] && kill "$(cat "$W/dockerd.pid")" 2>/dev/null || true; }
+trap stop_dockerd EXIT
+if [[ " $PEERS " == *" buildkit "* ]]; then
+  nohup dockerd --host "$DOCKER_HOST" --data-root "$W/docker-root" --exec-root "$W/docker-exec" \
+    --pidfile "$W/docker.pid" > "$W/dockerd.log" 2>&1 &
+  echo $! > "$W/dockerd.pid"
+  for _ in $(seq 60); do "$DOCKER" version >/dev/null 2>&1 && break; sleep 0.5; done
+  "$DOCKER" load -i "$W/busybox.tar" >/dev/null
 fi
 
 mkdir -p "$W/a" "$W/b" "$W/c/app"
@@ -78,12 +97,14 @@ build_cmd() { # tool dir tag
   case "$1" in
     berth) echo "$BERTH build -q -t $3 $2" ;;
     buildah) echo "buildah bud --layers -q -t $3 $2" ;;
+    buildkit) echo "env DOCKER_BUILDKIT=1 $DOCKER build -q -t $3 $2" ;;
   esac
 }
 drop_cache() { # tool
   case "$1" in
     berth) "$BERTH" builder prune -f >/dev/null; "$BERTH" rmi -f bench-a bench-b bench-c >/dev/null 2>&1 || true ;;
     buildah) buildah rmi -f bench-a bench-b bench-c >/dev/null 2>&1 || true; buildah rmi --prune >/dev/null 2>&1 || true ;;
+    buildkit) "$DOCKER" rmi -f bench-a bench-b bench-c >/dev/null 2>&1 || true; "$DOCKER" builder prune -af >/dev/null 2>&1 || true ;;
   esac
 }
 
