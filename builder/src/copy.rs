@@ -10,6 +10,7 @@ use crate::error::StepFailure;
 use crate::fetch;
 use crate::ignore::Ignore;
 use crate::key::CacheKey;
+use crate::lower::LowerView;
 use crate::plan::{Source, Stage};
 use crate::progress::Step;
 use crate::run::scratch_name;
@@ -423,80 +424,100 @@ impl Builder<'_> {
             return Ok(());
         }
 
-        let rootfs =
-            self.store
-                .prepare_layers(&state.layer_pairs(), &scratch_name("copy"), false)?;
-        if rootfs.kind != MountKind::Overlay {
-            return Err(StepFailure(
-                "COPY needs overlayfs to capture the step's changes, and it cannot be mounted here"
-                    .into(),
-            ));
+        let opts = LayerOptions {
+            compression: self.req.compression,
+            ..LayerOptions::default()
+        };
+        let epoch = opts.source_date_epoch;
+        // Numeric owners (or none) and a destination without symlinks in the
+        // image: the files stream straight into the layer. Otherwise the
+        // step's root filesystem is mounted and the files extracted into it.
+        let numeric_owner = chown
+            .as_deref()
+            .map(|s| s.split(':').all(|p| p.parse::<u32>().is_ok()))
+            .unwrap_or(true);
+        let mut lowers = Vec::new();
+        for (l, d) in state.layer_pairs().iter().rev() {
+            lowers.push(self.store.layer_snapshot(l, d)?);
         }
-        let result = (|| -> Result<Option<berth_store::Layer>, StepFailure> {
-            let owner = match &chown {
-                Some(spec) => Some(parse_chown(&rootfs.merged, spec)?),
-                None => None,
-            };
-            // A single file into an existing directory keeps its name.
-            let items = items
-                .into_iter()
-                .map(|it| match it {
-                    Item::Url {
-                        url,
-                        checksum,
-                        target,
-                    } => {
-                        let dl = fetch::download(&url, downloads, Some(&checksum))?;
-                        let meta = fs::metadata(&dl.path)?;
-                        downloaded.push(dl.path.clone());
-                        Ok(Item::Path {
-                            path: dl.path,
-                            meta,
-                            target,
-                        })
-                    }
-                    Item::Path { path, meta, target }
-                        if !dest_is_dir && !multiple && !meta.is_dir() && target == dest =>
-                    {
-                        let inside = resolve_in(&rootfs.merged, &dest)?;
-                        let target = if inside.is_dir() {
-                            join_target(
-                                &dest,
-                                path.file_name()
-                                    .map(|n| n.to_string_lossy().to_string())
-                                    .unwrap_or_default()
-                                    .as_str(),
-                            )
-                        } else {
-                            target
-                        };
-                        Ok(Item::Path { path, meta, target })
-                    }
-                    other => Ok(other),
-                })
-                .collect::<Result<Vec<_>, StepFailure>>()?;
-            let epoch = LayerOptions::default().source_date_epoch;
-            write_items(&rootfs.merged, &items, owner, chmod, epoch)?;
-            let upper_empty = fs::read_dir(&rootfs.upper)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(true);
-            if upper_empty {
-                return Ok(None);
-            }
-            let opts = LayerOptions {
-                compression: self.req.compression,
-                ..LayerOptions::default()
-            };
-            Ok(Some(berth_store::layer::write_layer_from_dir(
+        let view = LowerView::new(lowers);
+        let direct = numeric_owner && !view.has_symlink(&dest);
+        let layer = if direct {
+            let owner = chown.as_deref().map(|s| {
+                let mut ids = s.split(':').map(|p| p.parse::<u32>().unwrap_or(0));
+                let uid = ids.next().unwrap_or(0);
+                (uid, ids.next().unwrap_or(uid))
+            });
+            let items = prepare_items(
+                items,
+                &dest,
+                dest_is_dir,
+                multiple,
+                downloads,
+                downloaded,
+                |d| {
+                    Ok(view
+                        .lookup(d.trim_start_matches('/'))
+                        .is_some_and(|m| m.is_dir()))
+                },
+            )?;
+            let created = time_of(&self.created);
+            let layer = write_direct(
                 self.store.blobs(),
-                &rootfs.upper,
                 &opts,
-            )?))
-        })();
-        let removed = rootfs.remove();
-        drop(origin_mount);
-        let layer = result?;
-        removed?;
+                &items,
+                &view,
+                owner,
+                chmod,
+                epoch,
+                created,
+            );
+            drop(origin_mount);
+            Some(layer?)
+        } else {
+            let rootfs =
+                self.store
+                    .prepare_layers(&state.layer_pairs(), &scratch_name("copy"), false)?;
+            if rootfs.kind != MountKind::Overlay {
+                return Err(StepFailure(
+                    "COPY needs overlayfs to capture the step's changes, and it cannot be mounted here"
+                        .into(),
+                ));
+            }
+            let result = (|| -> Result<Option<berth_store::Layer>, StepFailure> {
+                let owner = match &chown {
+                    Some(spec) => Some(parse_chown(&rootfs.merged, spec)?),
+                    None => None,
+                };
+                let merged = rootfs.merged.clone();
+                let items = prepare_items(
+                    items,
+                    &dest,
+                    dest_is_dir,
+                    multiple,
+                    downloads,
+                    downloaded,
+                    |d| Ok(resolve_in(&merged, d)?.is_dir()),
+                )?;
+                write_items(&rootfs.merged, &items, owner, chmod, epoch)?;
+                let upper_empty = fs::read_dir(&rootfs.upper)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(true);
+                if upper_empty {
+                    return Ok(None);
+                }
+                Ok(Some(berth_store::layer::write_layer_from_dir(
+                    self.store.blobs(),
+                    &rootfs.upper,
+                    &opts,
+                )?))
+            })();
+            let removed = rootfs.remove();
+            drop(origin_mount);
+            let layer = result?;
+            removed?;
+            layer
+        };
         let shown: Vec<String> = c
             .sources
             .iter()
@@ -621,6 +642,144 @@ impl Builder<'_> {
             });
         }
         Ok(())
+    }
+}
+
+/// Downloads the URLs whose checksum was known, and sends a single file
+/// copied onto an existing directory into it (keeping its name).
+fn prepare_items(
+    items: Vec<Item>,
+    dest: &str,
+    dest_is_dir: bool,
+    multiple: bool,
+    downloads: &Path,
+    downloaded: &mut Vec<PathBuf>,
+    is_dir: impl Fn(&str) -> Result<bool, StepFailure>,
+) -> Result<Vec<Item>, StepFailure> {
+    items
+        .into_iter()
+        .map(|it| match it {
+            Item::Url {
+                url,
+                checksum,
+                target,
+            } => {
+                let dl = fetch::download(&url, downloads, Some(&checksum))?;
+                let meta = fs::metadata(&dl.path)?;
+                downloaded.push(dl.path.clone());
+                Ok(Item::Path {
+                    path: dl.path,
+                    meta,
+                    target,
+                })
+            }
+            Item::Path { path, meta, target }
+                if !dest_is_dir && !multiple && !meta.is_dir() && target == dest =>
+            {
+                let target = if is_dir(dest)? {
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    join_target(dest, &name)
+                } else {
+                    target
+                };
+                Ok(Item::Path { path, meta, target })
+            }
+            other => Ok(other),
+        })
+        .collect()
+}
+
+fn time_of(rfc3339: &str) -> i64 {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .unwrap_or(0)
+}
+
+/// Where an item lands, relative to the root.
+fn item_target(it: &Item) -> &str {
+    match it {
+        Item::Path { target, .. }
+        | Item::Data { target, .. }
+        | Item::Archive { target, .. }
+        | Item::Url { target, .. } => strip_root(target),
+    }
+}
+
+/// Writes the step's layer straight from its sources: the parent
+/// directories (as the image has them, or new ones owned like the files),
+/// then the items.
+#[allow(clippy::too_many_arguments)]
+fn write_direct(
+    blobs: &berth_store::BlobStore,
+    opts: &LayerOptions,
+    items: &[Item],
+    view: &LowerView,
+    owner: Option<(u32, u32)>,
+    chmod: Option<u32>,
+    epoch: Option<i64>,
+    created: i64,
+) -> Result<berth_store::Layer, StepFailure> {
+    let targets: std::collections::HashSet<&str> = items
+        .iter()
+        .filter(|i| !matches!(i, Item::Archive { .. }))
+        .map(item_target)
+        .collect();
+    let mut parents = std::collections::BTreeSet::new();
+    for it in items {
+        let t = item_target(it);
+        let mut anc = Path::new(t).parent();
+        if matches!(it, Item::Archive { .. }) {
+            anc = Some(Path::new(t));
+        }
+        while let Some(d) = anc.filter(|d| !d.as_os_str().is_empty()) {
+            let ds = d.to_string_lossy().to_string();
+            if !targets.contains(ds.as_str()) {
+                parents.insert(ds);
+            }
+            anc = d.parent();
+        }
+    }
+    let layer = berth_store::layer::write_layer_with(blobs, opts, |w| {
+        let mut b = tar::Builder::new(w);
+        b.mode(tar::HeaderMode::Complete);
+        for d in &parents {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            match view.lookup(d) {
+                Some(m) if m.is_dir() => {
+                    h.set_mode(m.mode() & 0o7777);
+                    h.set_uid(m.uid() as u64);
+                    h.set_gid(m.gid() as u64);
+                    h.set_mtime(clamp(m.mtime(), epoch));
+                }
+                _ => {
+                    h.set_mode(0o755);
+                    let (uid, gid) = owner.unwrap_or((0, 0));
+                    h.set_uid(uid as u64);
+                    h.set_gid(gid as u64);
+                    h.set_mtime(clamp(created, epoch));
+                }
+            }
+            b.append_data(&mut h, format!("{d}/"), io::empty())?;
+        }
+        for it in items {
+            append_item(&mut b, it, owner, chmod, epoch)
+                .map_err(|StepFailure(m)| io::Error::other(m))?;
+        }
+        b.finish()
+    })?;
+    Ok(layer)
+}
+
+fn clamp(t: i64, epoch: Option<i64>) -> u64 {
+    let t = t.max(0);
+    match epoch {
+        Some(e) if t > e => e.max(0) as u64,
+        _ => t as u64,
     }
 }
 

@@ -11,6 +11,7 @@ mod export;
 mod fetch;
 pub mod ignore;
 mod key;
+mod lower;
 mod meta;
 pub mod plan;
 pub mod progress;

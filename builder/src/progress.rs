@@ -73,8 +73,10 @@ impl Progress {
         let bar = self.inner.multi.as_ref().map(|m| {
             let bar = m.add(indicatif::ProgressBar::new_spinner());
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner:.blue} {prefix} {elapsed:>4} {wide_msg:.dim}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                indicatif::ProgressStyle::with_template(
+                    "{spinner:.blue} {prefix} {elapsed:>4} {wide_msg:.dim}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
             );
             bar.set_prefix(title.to_string());
             bar.enable_steady_tick(std::time::Duration::from_millis(100));
@@ -141,7 +143,8 @@ impl Step {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
             let t = self.start.elapsed().as_secs_f64();
-            self.progress.print(&format!("=> {} {status} {t:.1}s", self.title));
+            self.progress
+                .print(&format!("=> {} {status} {t:.1}s", self.title));
         }
     }
 

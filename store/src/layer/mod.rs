@@ -8,7 +8,7 @@ pub mod writer;
 
 pub use compress::{decompressed, Compression};
 pub use extract::{extract, ExtractOptions, WhiteoutMode};
-pub use writer::{write_layer_from_dir, write_layer_from_tar};
+pub use writer::{write_layer_from_dir, write_layer_from_tar, write_layer_with};
 
 use crate::digest::Digest;
 

@@ -55,6 +55,18 @@ pub fn write_layer_from_tar(
     finish(blobs, sink, opts)
 }
 
+/// Writes as a layer the tar stream `produce` writes (a COPY step streams
+/// its files straight into the compressed blob this way).
+pub fn write_layer_with(
+    blobs: &BlobStore,
+    opts: &LayerOptions,
+    produce: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> Result<Layer> {
+    let mut sink = start(blobs, opts)?;
+    produce(&mut sink).ctx(|| "cannot write the layer".to_string())?;
+    finish(blobs, sink, opts)
+}
+
 /// Writes the tree under `dir` as a layer.
 pub fn write_layer_from_dir(blobs: &BlobStore, dir: &Path, opts: &LayerOptions) -> Result<Layer> {
     let sink = start(blobs, opts)?;

@@ -1,0 +1,85 @@
+//! A read-only look at a stack of layer snapshots without mounting them:
+//! what a path is in the image, with overlay whiteouts and opaque
+//! directories applied. A COPY step uses it to learn whether its destination
+//! exists and what its parent directories look like, so that it can stream
+//! its files straight into a layer.
+
+use std::fs::Metadata;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
+
+pub struct LowerView {
+    /// Snapshot folders, topmost first.
+    lowers: Vec<PathBuf>,
+}
+
+fn is_whiteout(m: &Metadata) -> bool {
+    m.file_type().is_char_device() && m.rdev() == 0
+}
+
+fn is_opaque(p: &std::path::Path) -> bool {
+    let mut v = [0u8; 1];
+    matches!(rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut v), Ok(1) if v[0] == b'y')
+}
+
+impl LowerView {
+    pub fn new(lowers: Vec<PathBuf>) -> LowerView {
+        LowerView { lowers }
+    }
+
+    /// What `rel` (no leading `/`) is in the image, without following a
+    /// symlink at its end; `None` when it does not exist.
+    pub fn lookup(&self, rel: &str) -> Option<Metadata> {
+        let rel = rel.trim_matches('/');
+        if rel.is_empty() {
+            return self.lowers.first().and_then(|l| l.symlink_metadata().ok());
+        }
+        let comps: Vec<&str> = rel.split('/').collect();
+        'layers: for lower in &self.lowers {
+            // A whiteout or non-directory at a parent hides everything below;
+            // an opaque parent hides the layers under this one.
+            let mut p = lower.clone();
+            let mut opaque_parent = false;
+            for c in &comps[..comps.len() - 1] {
+                p.push(c);
+                match p.symlink_metadata() {
+                    Ok(m) if is_whiteout(&m) || !m.is_dir() => return None,
+                    Ok(_) => opaque_parent |= is_opaque(&p),
+                    Err(_) => {
+                        if opaque_parent {
+                            return None;
+                        }
+                        continue 'layers;
+                    }
+                }
+            }
+            p.push(comps[comps.len() - 1]);
+            match p.symlink_metadata() {
+                Ok(m) if is_whiteout(&m) => return None,
+                Ok(m) => return Some(m),
+                Err(_) if opaque_parent => return None,
+                Err(_) => {}
+            }
+        }
+        None
+    }
+
+    /// True when a component of `path` is a symlink in the image (the
+    /// destination then has to be resolved in a mounted root filesystem).
+    pub fn has_symlink(&self, path: &str) -> bool {
+        let mut prefix = String::new();
+        for c in path.split('/').filter(|c| !c.is_empty()) {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(c);
+            match self.lookup(&prefix) {
+                Some(m) if m.file_type().is_symlink() => return true,
+                Some(m) if !m.is_dir() => return false,
+                Some(_) => {}
+                None => return false,
+            }
+        }
+        false
+    }
+}
