@@ -16,28 +16,22 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// (device, inode, size, mtime s, mtime ns, ctime s, ctime ns): a tuple, so
+/// the cache file stays small and quick to read for big contexts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_ns: i64,
-    ctime: i64,
-    ctime_ns: i64,
-}
+struct Stamp(u64, u64, u64, i64, i64, i64, i64);
 
 impl Stamp {
     fn of(m: &fs::Metadata) -> Stamp {
-        Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_ns: m.mtime_nsec(),
-            ctime: m.ctime(),
-            ctime_ns: m.ctime_nsec(),
-        }
+        Stamp(
+            m.dev(),
+            m.ino(),
+            m.size(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        )
     }
 }
 
@@ -59,7 +53,9 @@ pub struct ContextFile {
 pub struct Context {
     root: PathBuf,
     ignore: Ignore,
-    cache: Mutex<HashCache>,
+    /// Loaded on a helper thread while the tree is walked.
+    cache: std::sync::OnceLock<Mutex<HashCache>>,
+    loading: Mutex<Option<std::thread::JoinHandle<HashCache>>>,
     cache_path: Option<PathBuf>,
 }
 
@@ -117,15 +113,17 @@ impl Context {
             None => Ignore::new::<&str>(&[])
                 .map_err(|e| Error::Invalid(format!("error reading .dockerignore: {e}")))?,
         };
-        let cache = cache_path
-            .as_ref()
-            .and_then(|p| fs::read(p).ok())
-            .and_then(|d| serde_json::from_slice(&d).ok())
-            .unwrap_or_default();
+        let path = cache_path.clone();
+        let loading = std::thread::spawn(move || {
+            path.and_then(|p| fs::read(p).ok())
+                .and_then(|d| serde_json::from_slice(&d).ok())
+                .unwrap_or_default()
+        });
         Ok(Context {
             root: root.to_path_buf(),
             ignore,
-            cache: Mutex::new(cache),
+            cache: std::sync::OnceLock::new(),
+            loading: Mutex::new(Some(loading)),
             cache_path,
         })
     }
@@ -207,41 +205,73 @@ impl Context {
     /// pattern may re-include something below it.
     pub fn walk(&self, rel: &str) -> Result<Vec<ContextFile>> {
         let start = self.root.join(rel);
+        let meta = start
+            .symlink_metadata()
+            .ctx(|| format!("cannot stat {}", start.display()))?;
+        self.walk_entry(rel.to_string(), meta, true)
+    }
+
+    /// `rel` and, for a directory, everything below it in name order (the
+    /// order of one sorted walk). Directories are listed and their entries
+    /// stat'ed in parallel: those calls are what a rebuild costs.
+    fn walk_entry(
+        &self,
+        rel: String,
+        meta: fs::Metadata,
+        include: bool,
+    ) -> Result<Vec<ContextFile>> {
+        let is_dir = meta.is_dir();
         let mut out = Vec::new();
-        let mut it = walkdir::WalkDir::new(&start)
-            .follow_links(false)
-            .sort_by_file_name()
-            .into_iter();
-        while let Some(entry) = it.next() {
-            let entry = entry.map_err(|e| Error::Io {
-                context: format!("cannot walk the build context at {}", start.display()),
-                source: e.into(),
-            })?;
-            let sub = entry
-                .path()
-                .strip_prefix(&self.root)
-                .map(|p| p.to_string_lossy().to_string())
-                .unwrap_or_default();
-            if entry.depth() > 0 && self.ignored(&sub)? {
-                if entry.file_type().is_dir() && !self.ignore.may_include_below(&sub) {
-                    it.skip_current_dir();
-                }
-                continue;
-            }
-            let meta = entry
-                .path()
-                .symlink_metadata()
-                .ctx(|| format!("cannot stat {}", entry.path().display()))?;
-            out.push(ContextFile { rel: sub, meta });
+        if include {
+            out.push(ContextFile {
+                rel: rel.clone(),
+                meta,
+            });
         }
+        if !is_dir {
+            return Ok(out);
+        }
+        let dir = self.root.join(&rel);
+        let mut names: Vec<std::ffi::OsString> = fs::read_dir(&dir)
+            .ctx(|| format!("cannot list {}", dir.display()))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .ctx(|| format!("cannot list {}", dir.display()))?;
+        names.sort();
+        let parts: Vec<Vec<ContextFile>> = names
+            .par_iter()
+            .map(|n| -> Result<Vec<ContextFile>> {
+                let child = join_rel(&rel, &n.to_string_lossy());
+                let path = self.root.join(&child);
+                let meta = path
+                    .symlink_metadata()
+                    .ctx(|| format!("cannot stat {}", path.display()))?;
+                if self.ignored(&child)? {
+                    // An exception may bring back something below.
+                    if meta.is_dir() && self.ignore.may_include_below(&child) {
+                        return self.walk_entry(child, meta, false);
+                    }
+                    return Ok(Vec::new());
+                }
+                self.walk_entry(child, meta, true)
+            })
+            .collect::<Result<_>>()?;
+        out.extend(parts.into_iter().flatten());
         Ok(out)
+    }
+
+    fn cache(&self) -> &Mutex<HashCache> {
+        self.cache.get_or_init(|| {
+            let handle = self.loading.lock().ok().and_then(|mut h| h.take());
+            Mutex::new(handle.and_then(|h| h.join().ok()).unwrap_or_default())
+        })
     }
 
     /// The content hash of one file (blake3), from the cache when its stamp
     /// is unchanged.
     fn file_hash(&self, f: &ContextFile) -> Result<String> {
         let stamp = Stamp::of(&f.meta);
-        if let Ok(cache) = self.cache.lock() {
+        if let Ok(cache) = self.cache().lock() {
             if let Some((s, h)) = cache.files.get(&f.rel) {
                 if *s == stamp {
                     return Ok(h.clone());
@@ -262,7 +292,7 @@ impl Context {
             hasher.update(&buf[..n]);
         }
         let hash = hasher.finalize().to_hex().to_string();
-        if let Ok(mut cache) = self.cache.lock() {
+        if let Ok(mut cache) = self.cache().lock() {
             cache.files.insert(f.rel.clone(), (stamp, hash.clone()));
             cache.dirty = true;
         }
@@ -300,7 +330,9 @@ impl Context {
     /// Writes the hash cache back when it learned something.
     pub fn save_cache(&self) {
         let Some(path) = &self.cache_path else { return };
-        let Ok(cache) = self.cache.lock() else { return };
+        let Ok(cache) = self.cache().lock() else {
+            return;
+        };
         if !cache.dirty {
             return;
         }

@@ -234,6 +234,9 @@ impl Ignore {
 
     /// True when `path` or one of its parent directories is excluded.
     pub fn matches(&self, path: &str) -> Result<bool, IgnoreError> {
+        if self.patterns.is_empty() {
+            return Ok(false);
+        }
         let path = clean(path);
         if path == "." {
             return Ok(false);
