@@ -20,6 +20,8 @@ pub struct BlobStore {
     /// Uncompressed sizes of layer blobs (docker reports image sizes
     /// unpacked), one small file per blob, outside the OCI layout.
     sizes: PathBuf,
+    /// Where the gzip members of written layers are indexed for reuse.
+    chunks: PathBuf,
 }
 
 static INGEST_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -43,11 +45,23 @@ impl BlobStore {
             blobs,
             ingest,
             sizes,
+            chunks: root.join("chunks.idx"),
         })
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.blobs.join(digest.hex())
+    }
+
+    /// The index of reusable compressed members.
+    pub fn chunk_index(&self) -> crate::layer::chunks::ChunkIndex {
+        crate::layer::chunks::ChunkIndex::load(&self.chunks, &self.blobs)
+    }
+
+    /// Forgets members of blobs GC removed.
+    pub(crate) fn prune_chunk_index(&self) -> Result<()> {
+        crate::layer::chunks::ChunkIndex::prune(&self.chunks, &self.blobs)
+            .ctx(|| format!("cannot prune {}", self.chunks.display()))
     }
 
     pub fn ingest_dir(&self) -> &Path {

@@ -199,6 +199,10 @@ impl<W: Write> TeeHasher<W> {
         TeeHasher { inner, hasher }
     }
 
+    pub fn inner_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
     /// The inner writer, and the digest and size of what went through.
     pub fn finish(self) -> io::Result<(W, Digest, u64)> {
         let (digest, count) = self.hasher.finish()?;

@@ -422,6 +422,7 @@ impl Store {
                 report.blobs_removed += 1;
             }
         }
+        self.blobs.prune_chunk_index()?;
         // Holding gc.lock exclusively means no writer is running: every temp
         // file left is from a process that died.
         if let Ok(rd) = fs::read_dir(self.blobs.ingest_dir()) {

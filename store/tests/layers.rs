@@ -152,6 +152,7 @@ fn tree_round_trips_through_a_layer() {
             compression,
             source_date_epoch: None,
             threads: 2,
+            reuse: true,
         };
         let layer = write_layer_from_dir(store.blobs(), &src, &opts).unwrap();
         assert_eq!(layer.media_type, compression.media_type());
@@ -175,6 +176,7 @@ fn same_tree_same_bytes_and_epoch_clamps() {
             compression: Compression::Gzip,
             source_date_epoch: epoch,
             threads,
+            reuse: true,
         };
         write_layer_from_dir(store.blobs(), &src, &opts).unwrap()
     };
@@ -197,6 +199,7 @@ fn same_tree_same_bytes_and_epoch_clamps() {
             compression: Compression::Gzip,
             source_date_epoch: None,
             threads: 1,
+            reuse: true,
         },
     )
     .unwrap();

@@ -2,6 +2,7 @@
 //! independently compressed members so all cores work on a large layer, zstd
 //! with its own worker threads, or none.
 
+use super::chunks::{ChunkIndex, ChunkKey};
 use flate2::write::GzEncoder;
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -37,6 +38,14 @@ impl Compression {
 /// the number of threads.
 const GZIP_CHUNK: usize = 1 << 20;
 
+/// The smallest member a content-defined boundary may close.
+const MIN_CHUNK: usize = 256 << 10;
+
+type Member = io::Result<(Option<ChunkKey>, Vec<u8>)>;
+
+/// Members written: (key, offset in the blob, length).
+pub(crate) type Members = Vec<(ChunkKey, u64, u64)>;
+
 /// Gzip with each 1 MiB of input compressed as its own member by a pool of
 /// `threads` workers, while the caller keeps producing input; members are
 /// written in order. Concatenated members are one valid gzip stream (RFC 1952).
@@ -44,12 +53,29 @@ pub(crate) struct ParallelGzip<W: Write> {
     inner: W,
     current: Vec<u8>,
     jobs: Option<mpsc::SyncSender<(u64, Vec<u8>)>>,
-    results: mpsc::Receiver<(u64, io::Result<Vec<u8>>)>,
+    results: mpsc::Receiver<(u64, Member)>,
     workers: Vec<std::thread::JoinHandle<()>>,
     sent: u64,
     written: u64,
-    done: BTreeMap<u64, io::Result<Vec<u8>>>,
+    done: BTreeMap<u64, Member>,
     max_in_flight: u64,
+    /// Members written so far: (key, offset, length), for the chunk index.
+    pub(crate) members: Members,
+    out_offset: u64,
+}
+
+/// Compresses one member, or takes it from an earlier layer.
+fn member(data: &[u8], index: Option<&ChunkIndex>) -> Member {
+    let Some(index) = index else {
+        return Ok((None, gzip_member(data)?));
+    };
+    let key: ChunkKey = *blake3::hash(data).as_bytes();
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    if let Some(bytes) = index.lookup(&key, crc.sum(), data.len() as u32) {
+        return Ok((Some(key), bytes));
+    }
+    Ok((Some(key), gzip_member(data)?))
 }
 
 fn gzip_member(data: &[u8]) -> io::Result<Vec<u8>> {
@@ -62,7 +88,14 @@ fn gzip_member(data: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 impl<W: Write> ParallelGzip<W> {
+    #[cfg(test)]
     pub fn new(inner: W, threads: usize) -> Self {
+        ParallelGzip::with_index(inner, threads, None)
+    }
+
+    /// With `index`, members are looked up there before being compressed and
+    /// their keys are kept for recording.
+    pub fn with_index(inner: W, threads: usize, index: Option<Arc<ChunkIndex>>) -> Self {
         let threads = threads.max(1);
         let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(threads);
         let (res_tx, res_rx) = mpsc::channel();
@@ -71,13 +104,14 @@ impl<W: Write> ParallelGzip<W> {
             .map(|_| {
                 let rx = job_rx.clone();
                 let tx = res_tx.clone();
+                let index = index.clone();
                 std::thread::spawn(move || loop {
                     let job = match rx.lock() {
                         Ok(r) => r.recv(),
                         Err(_) => return,
                     };
                     let Ok((seq, data)) = job else { return };
-                    if tx.send((seq, gzip_member(&data))).is_err() {
+                    if tx.send((seq, member(&data, index.as_deref()))).is_err() {
                         return;
                     }
                 })
@@ -93,7 +127,23 @@ impl<W: Write> ParallelGzip<W> {
             written: 0,
             done: BTreeMap::new(),
             max_in_flight: 2 * threads as u64 + 1,
+            members: Vec::new(),
+            out_offset: 0,
         }
+    }
+
+    /// A place where a member may end (before a tar entry): members end
+    /// where the content says, so the same files give the same members
+    /// whatever came before them. `hint` is a hash of the entry's name; an
+    /// entry of `next_size` bytes or more always starts its own member.
+    pub fn boundary(&mut self, hint: u64, next_size: u64) -> io::Result<()> {
+        let big = next_size >= GZIP_CHUNK as u64;
+        if (!self.current.is_empty() && big)
+            || (self.current.len() >= MIN_CHUNK && hint.is_multiple_of(4))
+        {
+            self.send_current()?;
+        }
+        Ok(())
     }
 
     /// Writes finished members in order; waits while too many are in flight
@@ -101,7 +151,12 @@ impl<W: Write> ParallelGzip<W> {
     fn drain(&mut self, all: bool) -> io::Result<()> {
         loop {
             while let Some(out) = self.done.remove(&self.written) {
-                self.inner.write_all(&out?)?;
+                let (key, bytes) = out?;
+                self.inner.write_all(&bytes)?;
+                if let Some(k) = key {
+                    self.members.push((k, self.out_offset, bytes.len() as u64));
+                }
+                self.out_offset += bytes.len() as u64;
                 self.written += 1;
             }
             let in_flight = self.sent - self.written;
@@ -139,7 +194,13 @@ impl<W: Write> ParallelGzip<W> {
         self.drain(false)
     }
 
-    pub fn finish(mut self) -> io::Result<W> {
+    #[cfg(test)]
+    pub fn finish(self) -> io::Result<W> {
+        self.finish_members().map(|(w, _)| w)
+    }
+
+    /// Finishes the stream; also returns the members written.
+    pub fn finish_members(mut self) -> io::Result<(W, Members)> {
         if !self.current.is_empty() || self.sent == 0 {
             self.send_current()?;
         }
@@ -148,7 +209,8 @@ impl<W: Write> ParallelGzip<W> {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
-        Ok(self.inner)
+        let members = std::mem::take(&mut self.members);
+        Ok((self.inner, members))
     }
 }
 
@@ -175,9 +237,14 @@ pub(crate) enum Compressor<W: Write> {
 }
 
 impl<W: Write> Compressor<W> {
-    pub fn new(inner: W, compression: Compression, threads: usize) -> io::Result<Self> {
+    pub fn new(
+        inner: W,
+        compression: Compression,
+        threads: usize,
+        index: Option<Arc<ChunkIndex>>,
+    ) -> io::Result<Self> {
         Ok(match compression {
-            Compression::Gzip => Compressor::Gzip(ParallelGzip::new(inner, threads)),
+            Compression::Gzip => Compressor::Gzip(ParallelGzip::with_index(inner, threads, index)),
             Compression::Zstd => {
                 let mut e = zstd::stream::write::Encoder::new(inner, 3)?;
                 if threads > 1 {
@@ -189,11 +256,20 @@ impl<W: Write> Compressor<W> {
         })
     }
 
-    pub fn finish(self) -> io::Result<W> {
+    /// Finishes the stream; returns the gzip members written (for reuse).
+    pub fn finish(self) -> io::Result<(W, Members)> {
         match self {
-            Compressor::Gzip(g) => g.finish(),
-            Compressor::Zstd(z) => z.finish(),
-            Compressor::Plain(w) => Ok(w),
+            Compressor::Gzip(g) => g.finish_members(),
+            Compressor::Zstd(z) => z.finish().map(|w| (w, Vec::new())),
+            Compressor::Plain(w) => Ok((w, Vec::new())),
+        }
+    }
+
+    /// See [`ParallelGzip::boundary`]; other compressions ignore it.
+    pub fn boundary(&mut self, hint: u64, next_size: u64) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(g) => g.boundary(hint, next_size),
+            _ => Ok(()),
         }
     }
 }

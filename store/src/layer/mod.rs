@@ -2,13 +2,14 @@
 //! stream, compressed, hashed twice in one pass (diff ID and digest); and the
 //! safe way back from a layer to a directory.
 
+pub mod chunks;
 mod compress;
 pub mod extract;
 pub mod writer;
 
 pub use compress::{decompressed, Compression};
 pub use extract::{extract, ExtractOptions, WhiteoutMode};
-pub use writer::{write_layer_from_dir, write_layer_from_tar, write_layer_with};
+pub use writer::{write_layer_from_dir, write_layer_from_tar, write_layer_with, LayerSink};
 
 use crate::digest::Digest;
 
@@ -20,6 +21,8 @@ pub struct LayerOptions {
     pub source_date_epoch: Option<i64>,
     /// Compression threads (0: one per core).
     pub threads: usize,
+    /// Reuse gzip members of earlier layers with the same bytes.
+    pub reuse: bool,
 }
 
 impl Default for LayerOptions {
@@ -30,6 +33,7 @@ impl Default for LayerOptions {
                 .ok()
                 .and_then(|v| v.trim().parse().ok()),
             threads: 0,
+            reuse: true,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! `.wh.` entries; hard links become tar hard links; xattrs are kept as PAX
 //! records (file capabilities included).
 
+use super::chunks::ChunkIndex;
 use super::compress::Compressor;
 use super::{threads, Layer, LayerOptions};
 use crate::blobs::{BlobStore, Ingest};
@@ -21,21 +22,68 @@ use tar::{EntryType, Header};
 
 type Sink = TeeHasher<Compressor<Ingest>>;
 
-fn start(blobs: &BlobStore, opts: &LayerOptions) -> Result<Sink> {
-    let ingest = blobs.ingest()?;
-    let compressor = Compressor::new(ingest, opts.compression, threads(opts.threads))
-        .ctx(|| "cannot start layer compression".to_string())?;
-    Ok(TeeHasher::new(compressor))
+/// Where a layer's tar stream goes: hashed (diff ID), compressed, stored.
+pub struct LayerSink {
+    sink: Sink,
+    index: Option<std::sync::Arc<ChunkIndex>>,
 }
 
-fn finish(blobs: &BlobStore, sink: Sink, opts: &LayerOptions) -> Result<Layer> {
-    let (compressor, diff_id, diff_size) =
-        sink.finish().ctx(|| "cannot hash the layer".to_string())?;
-    let ingest = compressor
+impl LayerSink {
+    /// Marks a place between tar entries where a compressed member may end
+    /// (see `ParallelGzip::boundary`): `name` is the next entry's name,
+    /// `size` its size.
+    pub fn boundary(&mut self, name: &str, size: u64) -> io::Result<()> {
+        let hint = u64::from_le_bytes(
+            blake3::hash(name.as_bytes()).as_bytes()[..8]
+                .try_into()
+                .unwrap_or([0; 8]),
+        );
+        self.sink.inner_mut().boundary(hint, size)
+    }
+}
+
+impl Write for LayerSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.sink.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.sink.flush()
+    }
+}
+
+fn start(blobs: &BlobStore, opts: &LayerOptions) -> Result<LayerSink> {
+    let ingest = blobs.ingest()?;
+    let index = (opts.reuse && opts.compression == super::Compression::Gzip)
+        .then(|| std::sync::Arc::new(blobs.chunk_index()));
+    let compressor = Compressor::new(
+        ingest,
+        opts.compression,
+        threads(opts.threads),
+        index.clone(),
+    )
+    .ctx(|| "cannot start layer compression".to_string())?;
+    Ok(LayerSink {
+        sink: TeeHasher::new(compressor),
+        index,
+    })
+}
+
+fn finish(blobs: &BlobStore, sink: LayerSink, opts: &LayerOptions) -> Result<Layer> {
+    let (compressor, diff_id, diff_size) = sink
+        .sink
+        .finish()
+        .ctx(|| "cannot hash the layer".to_string())?;
+    let (ingest, members) = compressor
         .finish()
         .ctx(|| "cannot finish layer compression".to_string())?;
     let (digest, size) = ingest.commit(None)?;
     blobs.record_diff_size(&digest, diff_size)?;
+    if let Some(index) = &sink.index {
+        // Losing the index only costs a later recompression.
+        if let Err(e) = index.record(&digest, &members) {
+            tracing::warn!("cannot record the members of {digest}: {e}");
+        }
+    }
     Ok(Layer {
         digest,
         diff_id,
@@ -60,7 +108,7 @@ pub fn write_layer_from_tar(
 pub fn write_layer_with(
     blobs: &BlobStore,
     opts: &LayerOptions,
-    produce: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+    produce: impl FnOnce(&mut LayerSink) -> io::Result<()>,
 ) -> Result<Layer> {
     let mut sink = start(blobs, opts)?;
     produce(&mut sink).ctx(|| "cannot write the layer".to_string())?;
