@@ -76,7 +76,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
     let needed = plan.needed(target);
     let t = progress.step("[internal] load .dockerignore");
     let cache_file = store.root().join("context-cache").join(format!(
-        "{}.json",
+        "{}.bin",
         blake3::hash(
             std::fs::canonicalize(&req.context)
                 .unwrap_or_else(|_| req.context.clone())

@@ -8,7 +8,6 @@
 use crate::error::{Error, IoContext, Result};
 use crate::ignore::Ignore;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
@@ -18,28 +17,191 @@ use std::sync::Mutex;
 
 /// (device, inode, size, mtime s, mtime ns, ctime s, ctime ns): a tuple, so
 /// the cache file stays small and quick to read for big contexts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp(u64, u64, u64, i64, i64, i64, i64);
 
 impl Stamp {
-    fn of(m: &fs::Metadata) -> Stamp {
+    fn of(m: &FileInfo) -> Stamp {
         Stamp(
-            m.dev(),
-            m.ino(),
-            m.size(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
+            m.dev, m.ino, m.size, m.mtime, m.mtime_ns, m.ctime, m.ctime_ns,
         )
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 struct HashCache {
-    files: HashMap<String, (Stamp, String)>,
-    #[serde(skip)]
+    files: HashMap<String, (Stamp, [u8; 32])>,
     dirty: bool,
+}
+
+/// The cache file: `BHC1`, then per file its path length (u32 LE), path,
+/// the seven stamp numbers (i64 LE) and the 32-byte hash. Read in one pass
+/// without a parser: a rebuild of a big context must stay cheap.
+const CACHE_MAGIC: &[u8; 4] = b"BHC1";
+
+impl HashCache {
+    fn decode(data: &[u8]) -> Option<HashCache> {
+        let mut rest = data.strip_prefix(CACHE_MAGIC)?;
+        let mut files = HashMap::new();
+        let take = |rest: &mut &[u8], n: usize| -> Option<Vec<u8>> {
+            if rest.len() < n {
+                return None;
+            }
+            let (a, b) = rest.split_at(n);
+            *rest = b;
+            Some(a.to_vec())
+        };
+        let num = |rest: &mut &[u8]| -> Option<i64> {
+            Some(i64::from_le_bytes(take(rest, 8)?.try_into().ok()?))
+        };
+        while !rest.is_empty() {
+            let len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
+            let path = String::from_utf8(take(&mut rest, len)?).ok()?;
+            let mut n = [0i64; 7];
+            for v in n.iter_mut() {
+                *v = num(&mut rest)?;
+            }
+            let hash: [u8; 32] = take(&mut rest, 32)?.try_into().ok()?;
+            let stamp = Stamp(
+                n[0] as u64,
+                n[1] as u64,
+                n[2] as u64,
+                n[3],
+                n[4],
+                n[5],
+                n[6],
+            );
+            files.insert(path, (stamp, hash));
+        }
+        Some(HashCache {
+            files,
+            dirty: false,
+        })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = CACHE_MAGIC.to_vec();
+        for (path, (st, hash)) in &self.files {
+            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+            out.extend_from_slice(path.as_bytes());
+            for v in [
+                st.0 as i64,
+                st.1 as i64,
+                st.2 as i64,
+                st.3,
+                st.4,
+                st.5,
+                st.6,
+            ] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(hash);
+        }
+        out
+    }
+}
+
+/// What a file is, as one `stat` says (taken relative to its directory's
+/// descriptor when walking: a rebuild of a big context is mostly stats).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileInfo {
+    kind: Kind,
+    mode: u32,
+    size: u64,
+    dev: u64,
+    ino: u64,
+    mtime: i64,
+    mtime_ns: i64,
+    ctime: i64,
+    ctime_ns: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+impl Kind {
+    pub fn is_file(self) -> bool {
+        self == Kind::File
+    }
+    pub fn is_dir(self) -> bool {
+        self == Kind::Dir
+    }
+    pub fn is_symlink(self) -> bool {
+        self == Kind::Symlink
+    }
+}
+
+impl From<&fs::Metadata> for FileInfo {
+    fn from(m: &fs::Metadata) -> FileInfo {
+        let ft = m.file_type();
+        FileInfo {
+            kind: if ft.is_file() {
+                Kind::File
+            } else if ft.is_dir() {
+                Kind::Dir
+            } else if ft.is_symlink() {
+                Kind::Symlink
+            } else {
+                Kind::Other
+            },
+            mode: m.mode(),
+            size: m.size(),
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime: m.mtime(),
+            mtime_ns: m.mtime_nsec(),
+            ctime: m.ctime(),
+            ctime_ns: m.ctime_nsec(),
+        }
+    }
+}
+
+impl FileInfo {
+    fn from_stat(st: &rustix::fs::Stat) -> FileInfo {
+        let kind = match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            rustix::fs::FileType::RegularFile => Kind::File,
+            rustix::fs::FileType::Directory => Kind::Dir,
+            rustix::fs::FileType::Symlink => Kind::Symlink,
+            _ => Kind::Other,
+        };
+        FileInfo {
+            kind,
+            mode: st.st_mode,
+            size: st.st_size as u64,
+            dev: st.st_dev,
+            ino: st.st_ino,
+            mtime: st.st_mtime,
+            mtime_ns: st.st_mtime_nsec as i64,
+            ctime: st.st_ctime,
+            ctime_ns: st.st_ctime_nsec as i64,
+        }
+    }
+    pub fn file_type(&self) -> Kind {
+        self.kind
+    }
+    pub fn is_dir(&self) -> bool {
+        self.kind.is_dir()
+    }
+    pub fn is_file(&self) -> bool {
+        self.kind.is_file()
+    }
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    pub fn mode(&self) -> u32 {
+        self.mode
+    }
+    pub fn mtime(&self) -> i64 {
+        self.mtime
+    }
 }
 
 /// One file found under a source.
@@ -47,7 +209,7 @@ struct HashCache {
 pub struct ContextFile {
     /// Path relative to the context root, `/`-separated.
     pub rel: String,
-    pub meta: fs::Metadata,
+    pub meta: FileInfo,
 }
 
 pub struct Context {
@@ -116,7 +278,7 @@ impl Context {
         let path = cache_path.clone();
         let loading = std::thread::spawn(move || {
             path.and_then(|p| fs::read(p).ok())
-                .and_then(|d| serde_json::from_slice(&d).ok())
+                .and_then(|d| HashCache::decode(&d))
                 .unwrap_or_default()
         });
         Ok(Context {
@@ -208,52 +370,92 @@ impl Context {
         let meta = start
             .symlink_metadata()
             .ctx(|| format!("cannot stat {}", start.display()))?;
-        self.walk_entry(rel.to_string(), meta, true)
+        let info = FileInfo::from(&meta);
+        let dir = if info.is_dir() {
+            Some(
+                rustix::fs::open(
+                    &start,
+                    rustix::fs::OFlags::RDONLY
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::CLOEXEC
+                        | rustix::fs::OFlags::NOFOLLOW,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|e| Error::Io {
+                    context: format!("cannot open {}", start.display()),
+                    source: e.into(),
+                })?,
+            )
+        } else {
+            None
+        };
+        self.walk_entry(rel.to_string(), info, true, dir)
     }
 
-    /// `rel` and, for a directory, everything below it in name order (the
-    /// order of one sorted walk). Directories are listed and their entries
-    /// stat'ed in parallel: those calls are what a rebuild costs.
+    /// `rel` and, for a directory (open as `dir`), everything below it in
+    /// name order (the order of one sorted walk). Entries are stat'ed
+    /// relative to their directory, and directories walked in parallel:
+    /// those calls are what a rebuild costs.
     fn walk_entry(
         &self,
         rel: String,
-        meta: fs::Metadata,
+        info: FileInfo,
         include: bool,
+        dir: Option<rustix::fd::OwnedFd>,
     ) -> Result<Vec<ContextFile>> {
-        let is_dir = meta.is_dir();
         let mut out = Vec::new();
         if include {
             out.push(ContextFile {
                 rel: rel.clone(),
-                meta,
+                meta: info,
             });
         }
-        if !is_dir {
+        let Some(dir) = dir else {
             return Ok(out);
+        };
+        let io_err = |what: &str, e: rustix::io::Errno| Error::Io {
+            context: format!("cannot {what} {}", self.root.join(&rel).display()),
+            source: e.into(),
+        };
+        let mut names: Vec<std::ffi::CString> = Vec::new();
+        let mut listing = rustix::fs::Dir::read_from(&dir).map_err(|e| io_err("list", e))?;
+        for e in listing.by_ref() {
+            let e = e.map_err(|e| io_err("list", e))?;
+            let n = e.file_name();
+            if n.to_bytes() != b"." && n.to_bytes() != b".." {
+                names.push(n.to_owned());
+            }
         }
-        let dir = self.root.join(&rel);
-        let mut names: Vec<std::ffi::OsString> = fs::read_dir(&dir)
-            .ctx(|| format!("cannot list {}", dir.display()))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<std::io::Result<_>>()
-            .ctx(|| format!("cannot list {}", dir.display()))?;
         names.sort();
         let parts: Vec<Vec<ContextFile>> = names
             .par_iter()
             .map(|n| -> Result<Vec<ContextFile>> {
                 let child = join_rel(&rel, &n.to_string_lossy());
-                let path = self.root.join(&child);
-                let meta = path
-                    .symlink_metadata()
-                    .ctx(|| format!("cannot stat {}", path.display()))?;
+                let st =
+                    rustix::fs::statat(&dir, n.as_c_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| io_err("stat", e))?;
+                let info = FileInfo::from_stat(&st);
+                let open = |n: &std::ffi::CStr| {
+                    rustix::fs::openat(
+                        &dir,
+                        n,
+                        rustix::fs::OFlags::RDONLY
+                            | rustix::fs::OFlags::DIRECTORY
+                            | rustix::fs::OFlags::CLOEXEC
+                            | rustix::fs::OFlags::NOFOLLOW,
+                        rustix::fs::Mode::empty(),
+                    )
+                    .map_err(|e| io_err("open", e))
+                };
                 if self.ignored(&child)? {
                     // An exception may bring back something below.
-                    if meta.is_dir() && self.ignore.may_include_below(&child) {
-                        return self.walk_entry(child, meta, false);
+                    if info.is_dir() && self.ignore.may_include_below(&child) {
+                        return self.walk_entry(child, info, false, Some(open(n)?));
                     }
                     return Ok(Vec::new());
                 }
-                self.walk_entry(child, meta, true)
+                let sub = if info.is_dir() { Some(open(n)?) } else { None };
+                self.walk_entry(child, info, true, sub)
             })
             .collect::<Result<_>>()?;
         out.extend(parts.into_iter().flatten());
@@ -269,12 +471,12 @@ impl Context {
 
     /// The content hash of one file (blake3), from the cache when its stamp
     /// is unchanged.
-    fn file_hash(&self, f: &ContextFile) -> Result<String> {
+    fn file_hash(&self, f: &ContextFile) -> Result<[u8; 32]> {
         let stamp = Stamp::of(&f.meta);
         if let Ok(cache) = self.cache().lock() {
             if let Some((s, h)) = cache.files.get(&f.rel) {
                 if *s == stamp {
-                    return Ok(h.clone());
+                    return Ok(*h);
                 }
             }
         }
@@ -291,9 +493,9 @@ impl Context {
             }
             hasher.update(&buf[..n]);
         }
-        let hash = hasher.finalize().to_hex().to_string();
+        let hash = *hasher.finalize().as_bytes();
         if let Ok(mut cache) = self.cache().lock() {
-            cache.files.insert(f.rel.clone(), (stamp, hash.clone()));
+            cache.files.insert(f.rel.clone(), (stamp, hash));
             cache.dirty = true;
         }
         Ok(hash)
@@ -302,27 +504,28 @@ impl Context {
     /// A digest of what copying `files` gives: names (relative to `base`),
     /// types, modes, link targets and contents; not times or owners.
     pub fn digest(&self, base: &str, files: &[ContextFile]) -> Result<String> {
-        let lines: Vec<String> = files
+        let entries: Vec<[u8; 32]> = files
             .par_iter()
-            .map(|f| -> Result<String> {
+            .map(|f| -> Result<[u8; 32]> {
                 let name = f.rel.strip_prefix(base).unwrap_or(&f.rel);
-                let mode = f.meta.mode();
                 let ft = f.meta.file_type();
-                let what = if ft.is_file() {
-                    self.file_hash(f)?
+                let mut h = blake3::Hasher::new();
+                h.update(&(name.len() as u64).to_le_bytes());
+                h.update(name.as_bytes());
+                h.update(&f.meta.mode().to_le_bytes());
+                if ft.is_file() {
+                    h.update(&self.file_hash(f)?);
                 } else if ft.is_symlink() {
                     let t = fs::read_link(self.root.join(&f.rel))
                         .ctx(|| format!("cannot read link {}", f.rel))?;
-                    format!("link:{}", t.display())
-                } else {
-                    String::new()
-                };
-                Ok(format!("{name:?} {mode:o} {what}\n"))
+                    h.update(t.as_os_str().as_encoded_bytes());
+                }
+                Ok(*h.finalize().as_bytes())
             })
             .collect::<Result<_>>()?;
         let mut h = blake3::Hasher::new();
-        for l in lines {
-            h.update(l.as_bytes());
+        for e in entries {
+            h.update(&e);
         }
         Ok(h.finalize().to_hex().to_string())
     }
@@ -340,10 +543,8 @@ impl Context {
             let _ = fs::create_dir_all(dir);
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if let Ok(data) = serde_json::to_vec(&*cache) {
-            if fs::write(&tmp, data).is_ok() {
-                let _ = fs::rename(&tmp, path);
-            }
+        if fs::write(&tmp, cache.encode()).is_ok() {
+            let _ = fs::rename(&tmp, path);
         }
     }
 }

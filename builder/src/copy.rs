@@ -5,7 +5,7 @@
 //! overlay's upper dir committed as the layer.
 
 use crate::build::Builder;
-use crate::context::{Context, ContextFile};
+use crate::context::{Context, ContextFile, FileInfo};
 use crate::error::StepFailure;
 use crate::fetch;
 use crate::ignore::Ignore;
@@ -94,7 +94,7 @@ enum Item {
     /// A file, directory or symlink at `path` (on this machine).
     Path {
         path: PathBuf,
-        meta: fs::Metadata,
+        meta: FileInfo,
         target: String,
     },
     /// A heredoc's text.
@@ -335,7 +335,7 @@ impl Builder<'_> {
                             None => {
                                 let dl = fetch::download(&s, &downloads, None)?;
                                 key.field(&dl.digest);
-                                let meta = fs::metadata(&dl.path)?;
+                                let meta = FileInfo::from(&fs::metadata(&dl.path)?);
                                 downloaded.push(dl.path.clone());
                                 items.push(Item::Path {
                                     path: dl.path,
@@ -538,8 +538,8 @@ impl Builder<'_> {
             format!("{name} {flags}{} {dest_raw} # buildkit", shown.join(" ")),
             layer,
         );
-        state.key = key;
-        self.cache_record(&state.key, state)?;
+        self.cache_record(&key, state)?;
+        state.settle(&key);
         step.done();
         Ok(())
     }
@@ -563,7 +563,8 @@ impl Builder<'_> {
         if !top.starts_with(&root) {
             return Err(StepFailure(format!("{m} points outside the source")));
         }
-        let meta = fs::metadata(&top).map_err(|e| StepFailure(format!("{m}: {e}")))?;
+        let meta =
+            FileInfo::from(&fs::metadata(&top).map_err(|e| StepFailure(format!("{m}: {e}")))?);
         // The top-level source is followed when it is a symlink.
         let rel_top = top
             .strip_prefix(&root)
@@ -623,7 +624,7 @@ impl Builder<'_> {
         };
         let file = ContextFile {
             rel: rel_top.clone(),
-            meta: meta.clone(),
+            meta,
         };
         key.field("file")
             .field(m)
@@ -665,7 +666,7 @@ fn prepare_items(
                 target,
             } => {
                 let dl = fetch::download(&url, downloads, Some(&checksum))?;
-                let meta = fs::metadata(&dl.path)?;
+                let meta = FileInfo::from(&fs::metadata(&dl.path)?);
                 downloaded.push(dl.path.clone());
                 Ok(Item::Path {
                     path: dl.path,
@@ -692,7 +693,7 @@ fn prepare_items(
         .collect()
 }
 
-fn time_of(rfc3339: &str) -> i64 {
+pub(crate) fn time_of(rfc3339: &str) -> i64 {
     time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
         .map(|t| t.unix_timestamp())
         .unwrap_or(0)
@@ -784,7 +785,7 @@ fn clamp(t: i64, epoch: Option<i64>) -> u64 {
 }
 
 fn header_for(
-    meta: &fs::Metadata,
+    meta: &FileInfo,
     kind: tar::EntryType,
     owner: Option<(u32, u32)>,
     chmod: Option<u32>,

@@ -138,6 +138,56 @@ impl Builder<'_> {
         }
     }
 
+    /// A layer with the working directory (and its missing parents) when
+    /// the image does not have it yet.
+    fn workdir_layer(&self, state: &State) -> Result<Option<berth_store::Layer>, StepFailure> {
+        let wd = state.workdir();
+        let mut lowers = Vec::new();
+        for (l, d) in state.layer_pairs().iter().rev() {
+            lowers.push(self.store.layer_snapshot(l, d)?);
+        }
+        let view = crate::lower::LowerView::new(lowers);
+        let rel = wd.trim_matches('/');
+        if rel.is_empty() || view.lookup(rel).is_some() {
+            return Ok(None);
+        }
+        let mut missing = Vec::new();
+        let mut prefix = String::new();
+        for c in rel.split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(c);
+            if view.lookup(&prefix).is_none() {
+                missing.push(prefix.clone());
+            }
+        }
+        let opts = berth_store::LayerOptions {
+            compression: self.req.compression,
+            ..berth_store::LayerOptions::default()
+        };
+        let mtime = crate::copy::time_of(&self.created);
+        let mtime = match opts.source_date_epoch {
+            Some(e) if mtime > e => e,
+            _ => mtime,
+        };
+        let layer = berth_store::layer::write_layer_with(self.store.blobs(), &opts, |w| {
+            let mut b = tar::Builder::new(w);
+            for d in &missing {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_size(0);
+                h.set_mtime(mtime.max(0) as u64);
+                b.append_data(&mut h, format!("{d}/"), std::io::empty())?;
+            }
+            b.finish()
+        })?;
+        Ok(Some(layer))
+    }
+
     pub(crate) fn metadata(
         &self,
         stage: &Stage,
@@ -334,9 +384,14 @@ impl Builder<'_> {
             step.cached();
             return Ok(());
         }
-        state.commit(&self.created, created_by, None);
-        state.key = key;
-        self.cache_record(&state.key, state)?;
+        // WORKDIR creates its folder when the image lacks it, as docker does.
+        let layer = match &ins.command {
+            C::Workdir { .. } => self.workdir_layer(state)?,
+            _ => None,
+        };
+        state.commit(&self.created, created_by, layer);
+        self.cache_record(&key, state)?;
+        state.settle(&key);
         step.done();
         Ok(())
     }

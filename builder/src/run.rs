@@ -246,8 +246,8 @@ impl Builder<'_> {
         rootfs.remove()?;
         let layer = layer?;
         state.commit(&self.created, created_by, layer);
-        state.key = key;
-        self.cache_record(&state.key, state)?;
+        self.cache_record(&key, state)?;
+        state.settle(&key);
         step.done();
         Ok(())
     }

@@ -86,7 +86,19 @@ impl State {
     pub fn apply_entry(&mut self, entry: CacheEntry, key: String) {
         self.config = entry.config;
         self.layers = entry.layers.iter().map(LayerRef::from).collect();
-        self.key = key;
+        self.settle(&key);
+    }
+
+    /// The key later steps chain to: the step's key and what it gave (the
+    /// layers so far). A step run again that gives other content (a stage
+    /// under `--no-cache-filter`) invalidates what follows; one that gives
+    /// the same content does not.
+    pub fn settle(&mut self, step_key: &str) {
+        let mut k = crate::key::CacheKey::new("RESULT", step_key);
+        for d in &self.config.rootfs.diff_ids {
+            k.field(&d.to_string());
+        }
+        self.key = k.finish();
     }
 
     /// Records a step in the history, with its layer when it made one.

@@ -674,3 +674,79 @@ fn add_downloads_urls_and_checks_checksums() {
     assert!(!o.status.success());
     assert!(text(&o.stderr).contains("use ADD"), "{}", text(&o.stderr));
 }
+
+#[test]
+fn flags_labels_filters_and_persistent_cache_mounts() {
+    if !is_root() {
+        eprintln!("skipped: builds need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox::busybox_store(tmp.path());
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("kept.txt"), "kept").unwrap();
+    std::fs::write(ctx.join("dropped.txt"), "dropped").unwrap();
+    std::fs::write(ctx.join(".dockerignore"), "kept.txt\n").unwrap();
+    // <Dockerfile>.dockerignore beside the Dockerfile wins over .dockerignore.
+    std::fs::write(ctx.join("app.Dockerfile.dockerignore"), "dropped.txt\n").unwrap();
+    std::fs::write(
+        ctx.join("app.Dockerfile"),
+        "FROM busybox AS base\nRUN cat /proc/sys/kernel/random/uuid > /base\n\
+         FROM base\nWORKDIR /srv/data\nCOPY . /ctx/\n\
+         RUN --mount=type=cache,target=/cache echo run >> /cache/log && wc -l < /cache/log > /runs\n",
+    )
+    .unwrap();
+    let file = ctx.join("app.Dockerfile").display().to_string();
+    let o = build_in(
+        &root,
+        &ctx,
+        &[
+            "-f",
+            &file,
+            "-t",
+            "one:1",
+            "-t",
+            "two:2",
+            "--label",
+            "team=platform",
+            "--label",
+            "empty=",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let run = |image: &str, cmd: &str| {
+        let o = berth(
+            &root,
+            &["run", "--rm", image, "sh", "-c", cmd].map(String::from),
+        );
+        text(&o.stdout).trim().to_string()
+    };
+    assert_eq!(run("one:1", "ls /ctx | grep txt"), "kept.txt");
+    assert_eq!(
+        run("two:2", "cat /runs; pwd; stat -c %a /srv/data"),
+        "1\n/srv/data\n755"
+    );
+    let inspect = berth(&root, &["inspect".into(), "one:1".into()]);
+    let info: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(info[0]["Config"]["Labels"]["team"], "platform");
+    assert_eq!(info[0]["Config"]["Labels"]["empty"], "");
+    assert_eq!(info[0]["RepoTags"].as_array().map(|a| a.len()), Some(2));
+
+    // --no-cache-filter reruns the named stage only; the cache mount keeps
+    // its content across builds.
+    let o = build_in(
+        &root,
+        &ctx,
+        &["-f", &file, "-t", "one:1", "--no-cache-filter", "base"],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let cached = cached_steps(&o);
+    assert!(
+        !cached.iter().any(|c| c.starts_with("RUN cat /proc")),
+        "{cached:?}"
+    );
+    let o = build_in(&root, &ctx, &["-f", &file, "-t", "one:1", "--no-cache"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(run("one:1", "cat /runs"), "3");
+}

@@ -295,10 +295,14 @@ pub struct BuilderPruneArgs {
 pub fn prune(store: &Store, args: BuilderPruneArgs) -> anyhow::Result<ExitCode> {
     let _ = (args.all, args.force);
     let entries = store.cache_clear()?;
-    let mounts = store.root().join("cache-mounts");
-    if mounts.exists() {
-        std::fs::remove_dir_all(&mounts)
-            .with_context(|| format!("cannot remove {}", mounts.display()))?;
+    // Cache mounts and the remembered hashes of context files are build
+    // cache too.
+    for dir in ["cache-mounts", "context-cache"] {
+        let path = store.root().join(dir);
+        if path.exists() {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("cannot remove {}", path.display()))?;
+        }
     }
     let report = store.gc()?;
     println!(
