@@ -15,7 +15,7 @@ use berth_store::image::{creation_time, rfc3339, ImageConfig};
 use berth_store::{CacheEntry, CachedLayer, Store, StoredImage};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 
 /// What a finished build gives.
 #[derive(Debug)]
@@ -24,9 +24,9 @@ pub struct BuildResult {
     pub warnings: Vec<String>,
 }
 
-pub(crate) struct Builder<'a> {
-    pub store: &'a Store,
-    pub req: &'a BuildRequest,
+pub(crate) struct Builder {
+    pub store: Store,
+    pub req: BuildRequest,
     pub ctx: Context,
     pub plan: Plan,
     pub df: Dockerfile,
@@ -35,31 +35,9 @@ pub(crate) struct Builder<'a> {
     /// `created` of every new config and history entry.
     pub created: String,
     results: Mutex<HashMap<usize, Option<Arc<State>>>>,
-    done: Condvar,
     failed: AtomicBool,
     /// Build args some step read (for the unused-arg warning).
     pub used_args: Mutex<BTreeSet<String>>,
-}
-
-/// Counts the stages running at once.
-struct Slots {
-    free: Mutex<usize>,
-    cv: Condvar,
-}
-
-impl Slots {
-    fn take(&self) {
-        let mut n = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *n == 0 {
-            n = self.cv.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
-        *n -= 1;
-    }
-    fn give(&self) {
-        let mut n = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        *n += 1;
-        self.cv.notify_one();
-    }
 }
 
 /// Runs the build `req` describes against `store`.
@@ -88,9 +66,9 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
     let ctx = Context::open(&req.context, req.dockerignore.as_deref(), Some(cache_file))?;
     t.done();
     let lex = ShellLex::new(df.escape);
-    let builder = Builder {
-        store,
-        req,
+    let builder = Arc::new(Builder {
+        store: store.clone(),
+        req: req.clone(),
         ctx,
         plan,
         df,
@@ -98,54 +76,15 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
         progress: progress.clone(),
         created: rfc3339(creation_time()),
         results: Mutex::new(HashMap::new()),
-        done: Condvar::new(),
         failed: AtomicBool::new(false),
         used_args: Mutex::new(BTreeSet::new()),
-    };
+    });
     // Blobs written by this build stay out of GC's reach until it is recorded.
     let _lease = store.lease()?;
     crate::run::reap_stale(store.root());
-    let slots = Slots {
-        free: Mutex::new(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
-        ),
-        cv: Condvar::new(),
-    };
-    let errors: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for &i in &needed {
-            let (builder, slots, errors) = (&builder, &slots, &errors);
-            s.spawn(move || {
-                let result = builder.wait_for_deps(i).and_then(|()| {
-                    slots.take();
-                    let r = builder.run_stage(&builder.plan.stages[i]);
-                    slots.give();
-                    r
-                });
-                let ok = match result {
-                    Ok(state) => Some(Arc::new(state)),
-                    Err(e) => {
-                        builder.failed.store(true, Ordering::SeqCst);
-                        if !matches!(e, Error::Interrupted) {
-                            if let Ok(mut errs) = errors.lock() {
-                                errs.push((i, e));
-                            }
-                        }
-                        None
-                    }
-                };
-                if let Ok(mut r) = builder.results.lock() {
-                    r.insert(i, ok);
-                }
-                builder.done.notify_all();
-            });
-        }
-    });
+    let errors = schedule(&builder, &needed)?;
     builder.ctx.save_cache();
-    let mut errors = errors.into_inner().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, e)) = errors.drain(..).next() {
+    if let Some(e) = errors.into_iter().next() {
         return Err(e);
     }
     let state = builder.stage_result(target)?;
@@ -177,21 +116,90 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
     Ok(BuildResult { image, warnings })
 }
 
-impl Builder<'_> {
-    fn wait_for_deps(&self, i: usize) -> Result<()> {
-        let deps = &self.plan.stages[i].deps;
-        let mut r = self.results.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            if deps.iter().any(|d| matches!(r.get(d), Some(None))) {
-                return Err(Error::Interrupted);
-            }
-            if deps.iter().all(|d| r.contains_key(d)) {
-                return Ok(());
-            }
-            r = self.done.wait(r).unwrap_or_else(|e| e.into_inner());
+/// Runs the needed stages on a tokio runtime: each stage waits for the
+/// stages it needs, then runs on a blocking thread once one of the
+/// core-count permits is free. The first failure stops the stages after it.
+fn schedule(builder: &Arc<Builder>, needed: &BTreeSet<usize>) -> Result<Vec<Error>> {
+    use tokio::sync::{watch, Semaphore};
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .max_blocking_threads(cores.max(2))
+        .thread_name("berth-build")
+        .build()
+        .map_err(|e| Error::Io {
+            context: "cannot start the build scheduler".into(),
+            source: e,
+        })?;
+    rt.block_on(async {
+        let permits = Arc::new(Semaphore::new(cores));
+        let mut done_tx = HashMap::new();
+        let mut done_rx = HashMap::new();
+        for &i in needed {
+            let (tx, rx) = watch::channel(None::<bool>);
+            done_tx.insert(i, tx);
+            done_rx.insert(i, rx);
         }
-    }
+        let mut tasks = Vec::new();
+        for &i in needed {
+            let deps: Vec<_> = builder.plan.stages[i]
+                .deps
+                .iter()
+                .filter_map(|d| done_rx.get(d).cloned())
+                .collect();
+            let Some(tx) = done_tx.remove(&i) else {
+                continue;
+            };
+            let (builder, permits) = (builder.clone(), permits.clone());
+            tasks.push(tokio::spawn(async move {
+                for mut rx in deps {
+                    let ok = matches!(
+                        rx.wait_for(|v| v.is_some()).await.map(|v| *v),
+                        Ok(Some(true))
+                    );
+                    if !ok {
+                        let _ = tx.send(Some(false));
+                        return Err(Error::Interrupted);
+                    }
+                }
+                let _permit = permits.acquire_owned().await;
+                let b = builder.clone();
+                let result = tokio::task::spawn_blocking(move || b.run_stage(&b.plan.stages[i]))
+                    .await
+                    .unwrap_or(Err(Error::Interrupted));
+                let ok = match result {
+                    Ok(state) => Some(Arc::new(state)),
+                    Err(e) => {
+                        builder.failed.store(true, Ordering::SeqCst);
+                        if let Ok(mut r) = builder.results.lock() {
+                            r.insert(i, None);
+                        }
+                        let _ = tx.send(Some(false));
+                        return Err(e);
+                    }
+                };
+                if let Ok(mut r) = builder.results.lock() {
+                    r.insert(i, ok);
+                }
+                let _ = tx.send(Some(true));
+                Ok(())
+            }));
+        }
+        let mut errors = Vec::new();
+        for t in tasks {
+            match t.await {
+                Ok(Err(Error::Interrupted)) | Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push(Error::Interrupted),
+            }
+        }
+        Ok(errors)
+    })
+}
 
+impl Builder {
     /// The final state of a finished stage.
     pub fn stage_result(&self, i: usize) -> Result<Arc<State>> {
         match self.results.lock().ok().and_then(|r| r.get(&i).cloned()) {

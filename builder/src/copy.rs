@@ -185,7 +185,7 @@ fn parse_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32), StepFailure> {
     }
 }
 
-impl Builder<'_> {
+impl Builder {
     pub(crate) fn copy(
         &self,
         stage: &Stage,

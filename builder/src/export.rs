@@ -9,7 +9,7 @@ use berth_store::archive::{save, MediaTypes, SaveItem};
 use berth_store::StoredImage;
 
 pub(crate) fn write_output(
-    b: &Builder<'_>,
+    b: &Builder,
     image: &StoredImage,
     o: &Output,
     step: &Step,
@@ -29,7 +29,7 @@ pub(crate) fn write_output(
                 image: image.clone(),
                 tags: b.req.tags.clone(),
             }];
-            let written = save(b.store, &items, types, &mut f);
+            let written = save(&b.store, &items, types, &mut f);
             if let Err(e) = written {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(Error::Store(e));

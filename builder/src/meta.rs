@@ -83,7 +83,7 @@ fn valid_signal(s: &str) -> bool {
     SIGNALS.contains(&name) || name.starts_with("RTMIN") || name.starts_with("RTMAX")
 }
 
-impl Builder<'_> {
+impl Builder {
     fn expand(&self, state: &State, word: &str) -> Result<String, StepFailure> {
         let vars = state.vars();
         let e = self.lex.expand(word, &vars)?;

@@ -103,7 +103,7 @@ fn command_args(state: &State, r: &Run) -> Vec<String> {
     }
 }
 
-impl Builder<'_> {
+impl Builder {
     /// The environment of a RUN: the image's, then build ARGs under it.
     fn run_env(&self, state: &State) -> Vec<String> {
         let mut env = state.env_list();

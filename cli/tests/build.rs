@@ -750,3 +750,57 @@ fn flags_labels_filters_and_persistent_cache_mounts() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(run("one:1", "cat /runs"), "3");
 }
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    if !is_root() {
+        eprintln!("skipped: builds need root here (CI runs as root)");
+        return;
+    }
+    if std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        < 2
+    {
+        eprintln!("skipped: one core runs one stage at a time");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox::busybox_store(tmp.path());
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    // Each stage notes when it started and ended (the host's uptime).
+    let stage = |name: &str| {
+        format!(
+            "FROM busybox AS {name}\nRUN cut -d' ' -f1 /proc/uptime > /start && sleep 1 && cut -d' ' -f1 /proc/uptime > /end\n"
+        )
+    };
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "{}{}FROM busybox\nCOPY --from=one /start /one-start\nCOPY --from=one /end /one-end\nCOPY --from=two /start /two-start\nCOPY --from=two /end /two-end\n",
+            stage("one"),
+            stage("two")
+        ),
+    )
+    .unwrap();
+    let o = build_in(&root, &ctx, &["-t", "parallel"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let read = |f: &str| -> f64 {
+        let o = berth(
+            &root,
+            &["run", "--rm", "parallel", "cat", f].map(String::from),
+        );
+        text(&o.stdout).trim().parse().unwrap()
+    };
+    let (s1, e1, s2, e2) = (
+        read("/one-start"),
+        read("/one-end"),
+        read("/two-start"),
+        read("/two-end"),
+    );
+    assert!(
+        s1 < e2 && s2 < e1,
+        "the stages ran one after the other: {s1}-{e1} and {s2}-{e2}"
+    );
+}

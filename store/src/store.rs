@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
-/// The local image store.
-#[derive(Debug)]
+/// The local image store. Cloning gives another handle on the same folder.
+#[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
     blobs: BlobStore,
@@ -514,12 +514,16 @@ pub(crate) fn json_err<'p>(
 /// Writes a file so that readers see the old or the new content, never a mix.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // Threads of one process may write the same file at once (two build
+    // stages recording the same cache entry): the temp name is theirs alone.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{}.tmp",
         path.file_name()
             .map(|n| n.to_string_lossy())
             .unwrap_or_default(),
-        std::process::id()
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let mut f = fs::File::create(&tmp).ctx(|| format!("cannot create {}", tmp.display()))?;
     f.write_all(data)

@@ -102,11 +102,14 @@ build_cmd() { # tool dir tag
 }
 drop_cache() { # tool
   case "$1" in
-    # Images first, then the cache and GC: nothing of the last build (blobs,
-    # snapshots, reusable compressed members) survives into a cold one.
-    berth) "$BERTH" rmi -f bench-a bench-b bench-c >/dev/null 2>&1 || true; "$BERTH" builder prune -f >/dev/null ;;
+    # Images (dangling ones too) first, then the cache and GC: nothing of the
+    # last build (blobs, snapshots, reusable compressed members, remembered
+    # hashes) survives into a cold one.
+    berth) "$BERTH" rmi -f bench-a bench-b bench-c >/dev/null 2>&1 || true
+           "$BERTH" image prune -f >/dev/null; "$BERTH" builder prune -f >/dev/null ;;
     buildah) buildah rmi -f bench-a bench-b bench-c >/dev/null 2>&1 || true; buildah rmi --prune >/dev/null 2>&1 || true ;;
-    buildkit) "$DOCKER" rmi -f bench-a bench-b bench-c >/dev/null 2>&1 || true; "$DOCKER" builder prune -af >/dev/null 2>&1 || true ;;
+    buildkit) "$DOCKER" rmi -f bench-a bench-b bench-c >/dev/null 2>&1 || true
+              "$DOCKER" image prune -f >/dev/null 2>&1 || true; "$DOCKER" builder prune -af >/dev/null 2>&1 || true ;;
   esac
 }
 
