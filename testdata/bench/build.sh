@@ -29,6 +29,8 @@ if [[ " $PEERS " == *" buildkit "* ]] && ! dpkg -L docker.io >/dev/null 2>&1; th
 fi
 cargo build --release -p berth-cli >/dev/null 2>&1
 BERTH="$PWD/target/release/berth"
+# A run that was interrupted may have left peers' mounts under $W.
+awk -v w="$W" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
 rm -rf "$W"; mkdir -p "$W"
 export BERTH_ROOT="$W/root"
 bash testdata/make-busybox.sh "$BERTH" "$W/bb.tar" >/dev/null
