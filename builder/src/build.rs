@@ -289,6 +289,37 @@ impl Builder {
         Ok(self.store.cache_get(key)?)
     }
 
+    /// Takes the cached result of the step keyed `key`, if there is one.
+    pub fn reuse_cached(
+        &self,
+        stage: &Stage,
+        state: &mut State,
+        key: &str,
+        step: &Step,
+    ) -> Result<bool> {
+        match self.cache_lookup(stage, key)? {
+            Some(entry) => {
+                state.apply_entry(entry, key.to_string());
+                step.cached();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Records a step that ran, and chains later steps to its result.
+    pub fn finish_step(
+        &self,
+        state: &mut State,
+        key: &str,
+        step: &Step,
+    ) -> std::result::Result<(), StepFailure> {
+        self.cache_record(key, state)?;
+        state.settle(key);
+        step.done();
+        Ok(())
+    }
+
     pub fn cache_record(&self, key: &str, state: &State) -> Result<()> {
         let entry = CacheEntry {
             config: state.config.clone(),

@@ -221,6 +221,12 @@ pub struct Context {
     cache_path: Option<PathBuf>,
 }
 
+/// How the walk opens directories: never through a symlink.
+const DIR_FLAGS: rustix::fs::OFlags = rustix::fs::OFlags::RDONLY
+    .union(rustix::fs::OFlags::DIRECTORY)
+    .union(rustix::fs::OFlags::CLOEXEC)
+    .union(rustix::fs::OFlags::NOFOLLOW);
+
 fn join_rel(a: &str, b: &str) -> String {
     if a.is_empty() {
         b.to_string()
@@ -373,17 +379,11 @@ impl Context {
         let info = FileInfo::from(&meta);
         let dir = if info.is_dir() {
             Some(
-                rustix::fs::open(
-                    &start,
-                    rustix::fs::OFlags::RDONLY
-                        | rustix::fs::OFlags::DIRECTORY
-                        | rustix::fs::OFlags::CLOEXEC
-                        | rustix::fs::OFlags::NOFOLLOW,
-                    rustix::fs::Mode::empty(),
-                )
-                .map_err(|e| Error::Io {
-                    context: format!("cannot open {}", start.display()),
-                    source: e.into(),
+                rustix::fs::open(&start, DIR_FLAGS, rustix::fs::Mode::empty()).map_err(|e| {
+                    Error::Io {
+                        context: format!("cannot open {}", start.display()),
+                        source: e.into(),
+                    }
                 })?,
             )
         } else {
@@ -436,16 +436,8 @@ impl Context {
                         .map_err(|e| io_err("stat", e))?;
                 let info = FileInfo::from_stat(&st);
                 let open = |n: &std::ffi::CStr| {
-                    rustix::fs::openat(
-                        &dir,
-                        n,
-                        rustix::fs::OFlags::RDONLY
-                            | rustix::fs::OFlags::DIRECTORY
-                            | rustix::fs::OFlags::CLOEXEC
-                            | rustix::fs::OFlags::NOFOLLOW,
-                        rustix::fs::Mode::empty(),
-                    )
-                    .map_err(|e| io_err("open", e))
+                    rustix::fs::openat(&dir, n, DIR_FLAGS, rustix::fs::Mode::empty())
+                        .map_err(|e| io_err("open", e))
                 };
                 if self.ignored(&child)? {
                     // An exception may bring back something below.

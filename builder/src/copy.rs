@@ -415,12 +415,7 @@ impl Builder {
         origin_mount: Option<berth_store::snapshot::Mount>,
     ) -> StepResult {
         let name = if add { "ADD" } else { "COPY" };
-        if let Some(entry) = self.cache_lookup(stage, &key)? {
-            let (a, cs) = (state.args.clone(), state.cmd_set);
-            state.apply_entry(entry, key);
-            state.args = a;
-            state.cmd_set = cs;
-            step.cached();
+        if self.reuse_cached(stage, state, &key, step)? {
             return Ok(());
         }
 
@@ -442,38 +437,8 @@ impl Builder {
         }
         let view = LowerView::new(lowers);
         let direct = numeric_owner && !view.has_symlink(&dest);
-        let layer = if direct {
-            let owner = chown.as_deref().map(|s| {
-                let mut ids = s.split(':').map(|p| p.parse::<u32>().unwrap_or(0));
-                let uid = ids.next().unwrap_or(0);
-                (uid, ids.next().unwrap_or(uid))
-            });
-            let items = prepare_items(
-                items,
-                &dest,
-                dest_is_dir,
-                multiple,
-                downloads,
-                downloaded,
-                |d| {
-                    Ok(view
-                        .lookup(d.trim_start_matches('/'))
-                        .is_some_and(|m| m.is_dir()))
-                },
-            )?;
-            let created = time_of(&self.created);
-            let layer = write_direct(
-                self.store.blobs(),
-                &opts,
-                &items,
-                &view,
-                owner,
-                chmod,
-                epoch,
-                created,
-            );
-            drop(origin_mount);
-            Some(layer?)
+        let rootfs = if direct {
+            None
         } else {
             let rootfs =
                 self.store
@@ -484,21 +449,27 @@ impl Builder {
                         .into(),
                 ));
             }
+            Some(rootfs)
+        };
+        let dest_exists_as_dir = match &rootfs {
+            None => view
+                .lookup(dest.trim_start_matches('/'))
+                .is_some_and(|m| m.is_dir()),
+            Some(r) => resolve_in(&r.merged, &dest)?.is_dir(),
+        };
+        let items = prepare_items(
+            items,
+            &dest,
+            dest_is_dir || multiple || !dest_exists_as_dir,
+            downloads,
+            downloaded,
+        )?;
+        let layer = if let Some(rootfs) = rootfs {
             let result = (|| -> Result<Option<berth_store::Layer>, StepFailure> {
                 let owner = match &chown {
                     Some(spec) => Some(parse_chown(&rootfs.merged, spec)?),
                     None => None,
                 };
-                let merged = rootfs.merged.clone();
-                let items = prepare_items(
-                    items,
-                    &dest,
-                    dest_is_dir,
-                    multiple,
-                    downloads,
-                    downloaded,
-                    |d| Ok(resolve_in(&merged, d)?.is_dir()),
-                )?;
                 write_items(&rootfs.merged, &items, owner, chmod, epoch)?;
                 let upper_empty = fs::read_dir(&rootfs.upper)
                     .map(|mut d| d.next().is_none())
@@ -517,6 +488,25 @@ impl Builder {
             let layer = result?;
             removed?;
             layer
+        } else {
+            let owner = chown.as_deref().map(|s| {
+                let mut ids = s.split(':').map(|p| p.parse::<u32>().unwrap_or(0));
+                let uid = ids.next().unwrap_or(0);
+                (uid, ids.next().unwrap_or(uid))
+            });
+            let created = time_of(&self.created);
+            let layer = write_direct(
+                self.store.blobs(),
+                &opts,
+                &items,
+                &view,
+                owner,
+                chmod,
+                epoch,
+                created,
+            );
+            drop(origin_mount);
+            Some(layer?)
         };
         let shown: Vec<String> = c
             .sources
@@ -538,10 +528,7 @@ impl Builder {
             format!("{name} {flags}{} {dest_raw} # buildkit", shown.join(" ")),
             layer,
         );
-        self.cache_record(&key, state)?;
-        state.settle(&key);
-        step.done();
-        Ok(())
+        self.finish_step(state, &key, step)
     }
 
     /// Adds what one matched source gives to `items` and to the key.
@@ -647,15 +634,14 @@ impl Builder {
 }
 
 /// Downloads the URLs whose checksum was known, and sends a single file
-/// copied onto an existing directory into it (keeping its name).
+/// copied onto an existing directory into it, keeping its name
+/// (`dest_names_file` is false exactly then).
 fn prepare_items(
     items: Vec<Item>,
     dest: &str,
-    dest_is_dir: bool,
-    multiple: bool,
+    dest_names_file: bool,
     downloads: &Path,
     downloaded: &mut Vec<PathBuf>,
-    is_dir: impl Fn(&str) -> Result<bool, StepFailure>,
 ) -> Result<Vec<Item>, StepFailure> {
     items
         .into_iter()
@@ -675,18 +661,18 @@ fn prepare_items(
                 })
             }
             Item::Path { path, meta, target }
-                if !dest_is_dir && !multiple && !meta.is_dir() && target == dest =>
+                if !dest_names_file && !meta.is_dir() && target == dest =>
             {
-                let target = if is_dir(dest)? {
-                    let name = path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().to_string())
-                        .unwrap_or_default();
-                    join_target(dest, &name)
-                } else {
-                    target
-                };
-                Ok(Item::Path { path, meta, target })
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default();
+
+                Ok(Item::Path {
+                    path,
+                    meta,
+                    target: join_target(dest, &name),
+                })
             }
             other => Ok(other),
         })

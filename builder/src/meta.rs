@@ -376,12 +376,7 @@ impl Builder {
             .finish();
         // A cached entry keeps the history times of the build that made it,
         // so an unchanged Dockerfile gives the same image ID.
-        if let Some(entry) = self.cache_lookup(stage, &key)? {
-            let (args, cmd_set) = (state.args.clone(), state.cmd_set);
-            state.apply_entry(entry, key);
-            state.args = args;
-            state.cmd_set = cmd_set;
-            step.cached();
+        if self.reuse_cached(stage, state, &key, step)? {
             return Ok(());
         }
         // WORKDIR creates its folder when the image lacks it, as docker does.
@@ -390,10 +385,7 @@ impl Builder {
             _ => None,
         };
         state.commit(&self.created, created_by, layer);
-        self.cache_record(&key, state)?;
-        state.settle(&key);
-        step.done();
-        Ok(())
+        self.finish_step(state, &key, step)
     }
 }
 

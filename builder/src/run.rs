@@ -191,12 +191,7 @@ impl Builder {
             key.field(&self.mount_key(stage, state, m)?);
         }
         let key = key.finish();
-        if let Some(entry) = self.cache_lookup(stage, &key)? {
-            let (a, c) = (state.args.clone(), state.cmd_set);
-            state.apply_entry(entry, key);
-            state.args = a;
-            state.cmd_set = c;
-            step.cached();
+        if self.reuse_cached(stage, state, &key, step)? {
             return Ok(());
         }
 
@@ -246,10 +241,7 @@ impl Builder {
         rootfs.remove()?;
         let layer = layer?;
         state.commit(&self.created, created_by, layer);
-        self.cache_record(&key, state)?;
-        state.settle(&key);
-        step.done();
-        Ok(())
+        self.finish_step(state, &key, step)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -443,20 +435,7 @@ impl Builder {
                     .join(blake3::hash(id.as_bytes()).to_hex().as_str());
                 if !dir.exists() {
                     std::fs::create_dir_all(&dir)?;
-                    let mode = m
-                        .mode
-                        .as_deref()
-                        .and_then(|s| u32::from_str_radix(s, 8).ok())
-                        .unwrap_or(0o755);
-                    std::fs::set_permissions(
-                        &dir,
-                        std::os::unix::fs::PermissionsExt::from_mode(mode),
-                    )?;
-                    let uid = m.uid.as_deref().and_then(|s| s.parse().ok());
-                    let gid = m.gid.as_deref().and_then(|s| s.parse().ok());
-                    if uid.is_some() || gid.is_some() {
-                        std::os::unix::fs::chown(&dir, uid, gid)?;
-                    }
+                    set_mode_owner(&dir, m, 0o755, None)?;
                 }
                 Ok(Some(PreparedMount {
                     spec: bundle::bind(&dir, &target, option_bool(m.readonly))?,
@@ -544,18 +523,7 @@ impl Builder {
                 }
                 let file = scratch.join(format!("secret-{index}"));
                 std::fs::write(&file, &value)?;
-                let mode = m
-                    .mode
-                    .as_deref()
-                    .and_then(|s| u32::from_str_radix(s, 8).ok())
-                    .unwrap_or(0o400);
-                std::fs::set_permissions(
-                    &file,
-                    std::os::unix::fs::PermissionsExt::from_mode(mode),
-                )?;
-                let uid = m.uid.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
-                let gid = m.gid.as_deref().and_then(|s| s.parse().ok()).unwrap_or(0);
-                std::os::unix::fs::chown(&file, Some(uid), Some(gid))?;
+                set_mode_owner(&file, m, 0o400, Some(0))?;
                 let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
                 Ok(Some(PreparedMount {
                     spec: bundle::bind(&file, &target, true)?,
@@ -606,6 +574,28 @@ fn prune_copied_up(upper: &Path, lowers: &[PathBuf], stubs: &[String]) {
             rel = r.parent();
         }
     }
+}
+
+/// A mount's `mode=`, `uid=` and `gid=` on `path` (octal mode; owner
+/// `default_id` when not given, unchanged when that is `None` too).
+fn set_mode_owner(
+    path: &Path,
+    m: &berth_grammar::Mount,
+    default_mode: u32,
+    default_id: Option<u32>,
+) -> std::io::Result<()> {
+    let mode = m
+        .mode
+        .as_deref()
+        .and_then(|s| u32::from_str_radix(s, 8).ok())
+        .unwrap_or(default_mode);
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+    let id = |v: &Option<String>| v.as_deref().and_then(|s| s.parse().ok()).or(default_id);
+    let (uid, gid) = (id(&m.uid), id(&m.gid));
+    if uid.is_some() || gid.is_some() {
+        std::os::unix::fs::chown(path, uid, gid)?;
+    }
+    Ok(())
 }
 
 /// The first component of `dest` (inside `root`) that does not exist yet.

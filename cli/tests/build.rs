@@ -6,21 +6,14 @@
 #[path = "../../testdata/support/busybox.rs"]
 mod busybox;
 
+use busybox::berth;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
-}
-
-fn berth(root: &Path, args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("berth runs")
 }
 
 fn text(b: &[u8]) -> String {
@@ -86,9 +79,9 @@ fn run_case(root: &Path, work: &Path, name: &str) -> Vec<String> {
     }
     let tag = format!("case-{name}");
     let mut args: Vec<String> = vec![
-        "build".into(),
-        "--progress=plain".into(),
-        "-t".into(),
+        String::from("build"),
+        String::from("--progress=plain"),
+        String::from("-t"),
         tag.clone(),
     ];
     args.extend(strings(&case["build"], &ctx));
@@ -97,16 +90,19 @@ fn run_case(root: &Path, work: &Path, name: &str) -> Vec<String> {
     let stderr = text(&o.stderr);
     if let Some(fails) = case.get("fails") {
         if o.status.success() {
-            problems.push("the build succeeded; it must fail".into());
+            problems.push(String::from("the build succeeded; it must fail"));
         }
         for s in strings(fails, &ctx) {
             if !stderr.contains(&s) {
                 problems.push(format!("the error does not say {s:?}:\n{stderr}"));
             }
         }
-        let images = berth(root, &["images".into(), "-q".into(), tag.clone()]);
+        let images = berth(
+            root,
+            &[String::from("images"), String::from("-q"), tag.clone()],
+        );
         if !text(&images.stdout).trim().is_empty() {
-            problems.push("a failed build tagged an image".into());
+            problems.push(String::from("a failed build tagged an image"));
         }
         return problems;
     }
@@ -119,7 +115,7 @@ fn run_case(root: &Path, work: &Path, name: &str) -> Vec<String> {
             problems.push(format!("the build output does not say {s:?}"));
         }
     }
-    let inspect = berth(root, &["inspect".into(), tag.clone()]);
+    let inspect = berth(root, &[String::from("inspect"), tag.clone()]);
     let info: Value = serde_json::from_slice(&inspect.stdout).unwrap_or(Value::Null);
     let config = &info[0]["Config"];
     if let Some(want) = case["config"].as_object() {
@@ -148,7 +144,7 @@ fn run_case(root: &Path, work: &Path, name: &str) -> Vec<String> {
         }
     }
     for r in case["run"].as_array().cloned().unwrap_or_default() {
-        let mut args: Vec<String> = vec!["run".into(), "--rm".into()];
+        let mut args: Vec<String> = vec![String::from("run"), String::from("--rm")];
         args.extend(strings(&r["flags"], &ctx));
         args.push(tag.clone());
         args.extend(strings(&r["cmd"], &ctx));
@@ -172,8 +168,8 @@ fn run_case(root: &Path, work: &Path, name: &str) -> Vec<String> {
         let o = berth(
             root,
             &[
-                "save".into(),
-                "-o".into(),
+                String::from("save"),
+                String::from("-o"),
                 archive.display().to_string(),
                 tag.clone(),
             ],
@@ -215,8 +211,30 @@ fn build_cases_give_what_docker_gives() {
     assert!(report.is_empty(), "build cases failed:{report}");
 }
 
+/// A store with busybox and an empty context folder, or `None` (with the
+/// reason printed) where builds cannot run.
+fn build_setup() -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
+    if !is_root() {
+        eprintln!("skipped: builds need root here (CI runs as root)");
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox::busybox_store(tmp.path());
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    Some((tmp, root, ctx))
+}
+
+/// Builds `dockerfile` in `ctx`; the build must fail and say `needle`.
+fn build_fails(root: &Path, ctx: &Path, dockerfile: &str, needle: &str) {
+    std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
+    let o = build_in(root, ctx, &["-t", "must-fail"]);
+    assert!(!o.status.success(), "{dockerfile:?} built");
+    assert!(text(&o.stderr).contains(needle), "{}", text(&o.stderr));
+}
+
 fn build_in(root: &Path, ctx: &Path, extra: &[&str]) -> Output {
-    let mut args: Vec<String> = vec!["build".into(), "--progress=plain".into()];
+    let mut args: Vec<String> = vec![String::from("build"), String::from("--progress=plain")];
     args.extend(extra.iter().map(|s| s.to_string()));
     args.push(ctx.display().to_string());
     berth(root, &args)
@@ -250,14 +268,9 @@ fn cached_steps(o: &Output) -> Vec<String> {
 
 #[test]
 fn the_cache_follows_content_not_times() {
-    if !is_root() {
-        eprintln!("skipped: builds need root here (CI runs as root)");
+    let Some((_tmp, root, ctx)) = build_setup() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox::busybox_store(tmp.path());
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    };
     std::fs::write(ctx.join("a.txt"), "one").unwrap();
     std::fs::write(ctx.join("b.txt"), "bee").unwrap();
     std::fs::write(
@@ -323,12 +336,19 @@ fn the_cache_follows_content_not_times() {
     // --no-cache runs everything; builder prune forgets everything.
     let nc = build_in(&root, &ctx, &["-t", "cached", "--no-cache"]);
     assert!(cached_steps(&nc).is_empty());
-    let prune = berth(&root, &["builder".into(), "prune".into(), "-f".into()]);
+    let prune = berth(
+        &root,
+        &[
+            String::from("builder"),
+            String::from("prune"),
+            String::from("-f"),
+        ],
+    );
     assert!(prune.status.success(), "{}", text(&prune.stderr));
     assert!(text(&prune.stdout).contains("Deleted build cache objects"));
     let after = build_in(&root, &ctx, &["-t", "other"]);
     assert!(cached_steps(&after).is_empty(), "{}", text(&after.stderr));
-    let check = berth(&root, &["images".into(), "--verify".into()]);
+    let check = berth(&root, &[String::from("images"), String::from("--verify")]);
     assert!(check.status.success(), "{}", text(&check.stderr));
 }
 
@@ -372,14 +392,9 @@ fn builds_with_source_date_epoch_are_reproducible() {
 
 #[test]
 fn outputs_stdin_and_dockerfile_flags() {
-    if !is_root() {
-        eprintln!("skipped: builds need root here (CI runs as root)");
+    let Some((tmp, root, ctx)) = build_setup() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox::busybox_store(tmp.path());
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    };
     std::fs::write(ctx.join("f.txt"), "file").unwrap();
     std::fs::write(
         ctx.join("other.Dockerfile"),
@@ -437,11 +452,11 @@ fn outputs_stdin_and_dockerfile_flags() {
     let r = berth(
         &root,
         &[
-            "run".into(),
-            "--rm".into(),
-            "from-stdin".into(),
-            "cat".into(),
-            "/stdin-f".into(),
+            String::from("run"),
+            String::from("--rm"),
+            String::from("from-stdin"),
+            String::from("cat"),
+            String::from("/stdin-f"),
         ],
     );
     assert_eq!(text(&r.stdout), "file");
@@ -469,11 +484,11 @@ fn outputs_stdin_and_dockerfile_flags() {
     let r = berth(
         &root,
         &[
-            "run".into(),
-            "--rm".into(),
-            "tar-ctx".into(),
-            "cat".into(),
-            "/tar-f".into(),
+            String::from("run"),
+            String::from("--rm"),
+            String::from("tar-ctx"),
+            String::from("cat"),
+            String::from("/tar-f"),
         ],
     );
     assert_eq!(text(&r.stdout), "file");
@@ -490,14 +505,9 @@ fn outputs_stdin_and_dockerfile_flags() {
 
 #[test]
 fn an_interrupted_build_tags_nothing_and_leaves_nothing_running() {
-    if !is_root() {
-        eprintln!("skipped: builds need root here (CI runs as root)");
+    let Some((_tmp, root, ctx)) = build_setup() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox::busybox_store(tmp.path());
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    };
     std::fs::write(
         ctx.join("Dockerfile"),
         "FROM busybox\nRUN echo before > /before\nRUN sleep 3217\n",
@@ -532,12 +542,19 @@ fn an_interrupted_build_tags_nothing_and_leaves_nothing_running() {
     assert!(!out.status.success());
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert!(!sleeping(), "the RUN step outlived the build");
-    let images = berth(&root, &["images".into(), "-q".into(), "interrupted".into()]);
+    let images = berth(
+        &root,
+        &[
+            String::from("images"),
+            String::from("-q"),
+            String::from("interrupted"),
+        ],
+    );
     assert!(
         text(&images.stdout).trim().is_empty(),
         "an interrupted build tagged an image"
     );
-    let check = berth(&root, &["images".into(), "--verify".into()]);
+    let check = berth(&root, &[String::from("images"), String::from("--verify")]);
     assert!(check.status.success(), "{}", text(&check.stderr));
     // The next build reaps the dead one's mount and keeps its cache.
     std::fs::write(
@@ -638,53 +655,25 @@ fn add_downloads_urls_and_checks_checksums() {
     assert_eq!(cached_steps(&again).len(), 2);
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst) - before, 1);
 
-    // A wrong checksum and a 404 are clear errors.
+    // A wrong checksum and a 404 are clear errors; COPY does not fetch.
     let wrong = "0".repeat(64);
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM busybox\nADD --checksum=sha256:{wrong} {url} /x\n"),
-    )
-    .unwrap();
-    let o = build_in(&root, &ctx, &["-t", "bad-sum"]);
-    assert!(!o.status.success());
-    assert!(
-        text(&o.stderr).contains("digest mismatch"),
-        "{}",
-        text(&o.stderr)
+    let dockerfile = format!("FROM busybox\nADD --checksum=sha256:{wrong} {url} /x\n");
+    build_fails(&root, &ctx, &dockerfile, "digest mismatch");
+    let dockerfile = format!("FROM busybox\nADD http://{addr}/nothing /x\n");
+    build_fails(&root, &ctx, &dockerfile, "invalid response status 404");
+    build_fails(
+        &root,
+        &ctx,
+        &format!("FROM busybox\nCOPY {url} /x\n"),
+        "use ADD",
     );
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM busybox\nADD http://{addr}/nothing /x\n"),
-    )
-    .unwrap();
-    let o = build_in(&root, &ctx, &["-t", "missing"]);
-    assert!(!o.status.success());
-    assert!(
-        text(&o.stderr).contains("invalid response status 404"),
-        "{}",
-        text(&o.stderr)
-    );
-    // COPY does not fetch.
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        format!("FROM busybox\nCOPY {url} /x\n"),
-    )
-    .unwrap();
-    let o = build_in(&root, &ctx, &["-t", "copy-url"]);
-    assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("use ADD"), "{}", text(&o.stderr));
 }
 
 #[test]
 fn flags_labels_filters_and_persistent_cache_mounts() {
-    if !is_root() {
-        eprintln!("skipped: builds need root here (CI runs as root)");
+    let Some((_tmp, root, ctx)) = build_setup() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox::busybox_store(tmp.path());
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    };
     std::fs::write(ctx.join("kept.txt"), "kept").unwrap();
     std::fs::write(ctx.join("dropped.txt"), "dropped").unwrap();
     std::fs::write(ctx.join(".dockerignore"), "kept.txt\n").unwrap();
@@ -727,7 +716,7 @@ fn flags_labels_filters_and_persistent_cache_mounts() {
         run("two:2", "cat /runs; pwd; stat -c %a /srv/data"),
         "1\n/srv/data\n755"
     );
-    let inspect = berth(&root, &["inspect".into(), "one:1".into()]);
+    let inspect = berth(&root, &[String::from("inspect"), String::from("one:1")]);
     let info: Value = serde_json::from_slice(&inspect.stdout).unwrap();
     assert_eq!(info[0]["Config"]["Labels"]["team"], "platform");
     assert_eq!(info[0]["Config"]["Labels"]["empty"], "");

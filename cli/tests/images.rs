@@ -4,6 +4,8 @@
 
 #[path = "../../testdata/support/busybox.rs"]
 mod busybox;
+
+use busybox::berth;
 #[path = "../../testdata/support/oci_validate.rs"]
 mod oci_validate;
 
@@ -11,15 +13,6 @@ use busybox::busybox_store;
 
 use std::path::Path;
 use std::process::{Command, Output};
-
-fn berth(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("berth runs")
-}
 
 fn ok(root: &Path, args: &[&str]) -> String {
     let out = berth(root, args);

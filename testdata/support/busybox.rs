@@ -5,7 +5,17 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
+
+/// Runs the berth binary under test on the store `root`.
+pub fn berth<S: AsRef<std::ffi::OsStr>>(root: &Path, args: &[S]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("berth runs")
+}
 
 /// The rootfs tarball the script leaves in `dir`.
 pub fn rootfs_tarball(dir: &Path) -> PathBuf {
