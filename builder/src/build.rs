@@ -38,6 +38,8 @@ pub(crate) struct Builder {
     failed: AtomicBool,
     /// Build args some step read (for the unused-arg warning).
     pub used_args: Mutex<BTreeSet<String>>,
+    /// Images fetched during this build, by the name the Dockerfile gives.
+    pub pulled: Mutex<HashMap<String, StoredImage>>,
 }
 
 /// Runs the build `req` describes against `store`.
@@ -78,6 +80,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
         results: Mutex::new(HashMap::new()),
         failed: AtomicBool::new(false),
         used_args: Mutex::new(BTreeSet::new()),
+        pulled: Mutex::new(HashMap::new()),
     });
     // Blobs written by this build stay out of GC's reach until it is recorded.
     let _lease = store.lease()?;
@@ -200,6 +203,31 @@ fn schedule(builder: &Arc<Builder>, needed: &BTreeSet<usize>) -> Result<Vec<Erro
 }
 
 impl Builder {
+    /// An image named in the Dockerfile: from the store, else pulled (with
+    /// `--pull`, pulled once per build even when the store has it).
+    pub(crate) fn image(&self, name: &str) -> std::result::Result<StoredImage, String> {
+        if let Some(img) = self.pulled.lock().ok().and_then(|p| p.get(name).cloned()) {
+            return Ok(img);
+        }
+        let local = if self.req.always_pull && self.req.images.is_some() {
+            Err(berth_store::Error::NoSuchImage(name.to_string()))
+        } else {
+            self.store.resolve(name)
+        };
+        let img = match (local, &self.req.images) {
+            (Ok(img), _) => return Ok(img),
+            (Err(berth_store::Error::NoSuchImage(_)), Some(source)) => source.pull(name)?,
+            (Err(berth_store::Error::NoSuchImage(_)), None) => {
+                return Err(format!("{name}: not found in the local store"))
+            }
+            (Err(e), _) => return Err(e.to_string()),
+        };
+        if let Ok(mut p) = self.pulled.lock() {
+            p.insert(name.to_string(), img.clone());
+        }
+        Ok(img)
+    }
+
     /// The final state of a finished stage.
     pub fn stage_result(&self, i: usize) -> Result<Arc<State>> {
         match self.results.lock().ok().and_then(|r| r.get(&i).cloned()) {
@@ -351,14 +379,11 @@ impl Builder {
                 )
             }
             Source::Image(name) => {
-                let image = self.store.resolve(&name).map_err(|e| match e {
-                    berth_store::Error::NoSuchImage(_) => self.step_error(
+                let image = self.image(&name).map_err(|e| {
+                    self.step_error(
                         &stage.from,
-                        format!(
-                            "failed to resolve source metadata for {name}: not found in the local store (pulling from a registry is not available yet: make it with berth import or berth load)"
-                        ),
-                    ),
-                    other => Error::Store(other),
+                        format!("failed to resolve source metadata for {name}: {e}"),
+                    )
                 })?;
                 step.done();
                 let key = CacheKey::new("FROM", &image.id.to_string()).finish();

@@ -243,11 +243,7 @@ impl Builder {
                         (s.layer_pairs(), s.key.clone())
                     }
                     Source::Image(n) => {
-                        let img = self.store.resolve(&n).map_err(|e| {
-                            StepFailure(format!(
-                                "{e} (COPY --from={n}: pulling is not available yet)"
-                            ))
-                        })?;
+                        let img = self.image(&n).map_err(StepFailure)?;
                         (
                             berth_store::snapshot::image_layers(&img)?,
                             img.id.to_string(),

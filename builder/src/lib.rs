@@ -23,4 +23,4 @@ pub mod vars;
 pub use build::{build, BuildResult};
 pub use error::{Error, Result};
 pub use progress::{Progress, ProgressMode};
-pub use request::{BuildRequest, Output, SecretSource};
+pub use request::{BuildRequest, ImageSource, Output, SecretSource};

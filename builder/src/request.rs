@@ -1,7 +1,7 @@
 //! What a build is asked to do: the CLI's flags, already parsed.
 
 use crate::progress::ProgressMode;
-use berth_store::{Compression, ImageRef};
+use berth_store::{Compression, ImageRef, StoredImage};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -10,6 +10,13 @@ use std::path::PathBuf;
 pub enum SecretSource {
     File(PathBuf),
     Env(String),
+}
+
+/// Where images named by FROM, `COPY --from` and `RUN --mount=from=` come
+/// from when the store does not have them (the CLI gives a registry puller).
+pub trait ImageSource: Send + Sync + std::fmt::Debug {
+    /// Fetches `name` into the store and returns it; the error says why not.
+    fn pull(&self, name: &str) -> Result<StoredImage, String>;
 }
 
 /// `--output type=...`.
@@ -44,6 +51,10 @@ pub struct BuildRequest {
     pub outputs: Vec<Output>,
     pub progress: ProgressMode,
     pub compression: Compression,
+    /// Fetches images the store lacks; `None` builds from local images only.
+    pub images: Option<std::sync::Arc<dyn ImageSource>>,
+    /// `--pull`: fetch every named image again, even when the store has it.
+    pub always_pull: bool,
     /// The berth binary, re-executed to run RUN steps (`berth __runtime`).
     pub helper: PathBuf,
 }

@@ -394,7 +394,7 @@ impl Builder {
                     let from = self.expand_from(state, from)?;
                     match self.plan.source(&from, stage.index) {
                         Source::Stage(i) => k.push_str(&self.stage_result(i)?.key),
-                        Source::Image(n) => k.push_str(&self.store.resolve(&n)?.id.to_string()),
+                        Source::Image(n) => k.push_str(&self.image(&n).map_err(StepFailure)?.id.to_string()),
                         Source::Scratch => {}
                     }
                 }
@@ -462,7 +462,9 @@ impl Builder {
                         let layers = match self.plan.source(&from, stage.index) {
                             Source::Stage(i) => self.stage_result(i)?.layer_pairs(),
                             Source::Image(n) => {
-                                berth_store::snapshot::image_layers(&self.store.resolve(&n)?)?
+                                berth_store::snapshot::image_layers(
+                                    &self.image(&n).map_err(StepFailure)?,
+                                )?
                             }
                             Source::Scratch => Vec::new(),
                         };

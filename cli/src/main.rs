@@ -21,6 +21,9 @@ struct Cli {
     /// The store folder [default: /var/lib/berth as root, else ~/.local/share/berth]
     #[arg(long, global = true, env = "BERTH_ROOT")]
     root: Option<PathBuf>,
+    /// A registry reached over plain HTTP or with an unchecked certificate (repeatable)
+    #[arg(long = "insecure-registry", global = true)]
+    insecure_registry: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,6 +59,14 @@ enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Download an image from a registry
+    Pull(commands::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(commands::registry::PushArgs),
+    /// Log in to a registry
+    Login(commands::registry::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::registry::LogoutArgs),
     /// Create and run a new container from an image
     Run(commands::run::RunArgs),
     /// The runtime helper `berth run` starts (internal)
@@ -83,6 +94,10 @@ enum ImageCommand {
     Load(images::LoadArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(images::TagArgs),
+    /// Download an image from a registry
+    Pull(commands::registry::PullArgs),
+    /// Upload an image to a registry
+    Push(commands::registry::PushArgs),
 }
 
 #[derive(Subcommand)]
@@ -103,16 +118,29 @@ fn open_store(root: Option<PathBuf>) -> anyhow::Result<Store> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let reg = commands::registry::RegistryOpts {
+        insecure: cli.insecure_registry.clone(),
+    };
     match cli.command {
         Command::Parse(args) => return commands::parse::run(args),
         Command::Runtime { spec } => return commands::run::runtime(&spec),
+        Command::Login(a) => return commands::registry::login(&reg, a),
+        Command::Logout(a) => return commands::registry::logout(&reg, a),
         _ => {}
     }
     let store = open_store(cli.root)?;
     match cli.command {
-        Command::Parse(_) | Command::Runtime { .. } => unreachable!("handled above"),
+        Command::Parse(_) | Command::Runtime { .. } | Command::Login(_) | Command::Logout(_) => {
+            unreachable!("handled above")
+        }
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
+            commands::registry::pull(&store, &reg, a)
+        }
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
+            commands::registry::push(&store, &reg, a)
+        }
         Command::Run(a) => commands::run::run(&store, a),
-        Command::Build(a) => commands::build::build(&store, a),
+        Command::Build(a) => commands::build::build(&store, &reg, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&store, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&store, a),
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&store, a),
@@ -139,7 +167,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {e:#}");
-            ExitCode::FAILURE
+            commands::registry::exit_code(&e)
         }
     }
 }

@@ -3,7 +3,7 @@
 //! unpacking twice. Where overlayfs cannot be mounted, a copy-based fallback
 //! extracts the layers into one tree, giving the same view.
 
-use crate::digest::Digest;
+use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{LayerRef, StoredImage};
 use crate::layer::extract::CountingReader;
@@ -90,6 +90,24 @@ impl Store {
 
     /// The snapshot of a layer blob whose uncompressed digest is `diff_id`.
     pub fn layer_snapshot(&self, layer: &LayerRef, diff_id: &Digest) -> Result<PathBuf> {
+        let path = self.snapshots_dir().join(diff_id.hex());
+        if path.is_dir() {
+            return Ok(path);
+        }
+        let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
+        self.snapshot_from(blob, diff_id, &layer.digest.to_string())
+    }
+
+    /// Unpacks a compressed layer stream (as it arrives from a registry)
+    /// into the snapshot of `diff_id`. The stream is read to its end and the
+    /// snapshot appears only when its uncompressed bytes hash to `diff_id`,
+    /// so a reader that fails midway leaves nothing behind.
+    pub fn snapshot_from(
+        &self,
+        compressed: impl std::io::Read,
+        diff_id: &Digest,
+        what: &str,
+    ) -> Result<PathBuf> {
         let dir = self.snapshots_dir();
         let path = dir.join(diff_id.hex());
         if path.is_dir() {
@@ -102,16 +120,25 @@ impl Store {
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
-            let (counting, count) = CountingReader::new(blob);
-            let mut plain =
-                decompressed(counting).ctx(|| format!("cannot read layer {}", layer.digest))?;
+            let (counting, count) = CountingReader::new(compressed);
+            let plain = decompressed(counting).ctx(|| format!("cannot read layer {what}"))?;
+            let mut hashing = HashingReader::new(plain);
             let opts = ExtractOptions {
                 whiteouts: WhiteoutMode::Overlay,
                 compressed_read: Some(count),
                 ..ExtractOptions::default()
             };
-            extract(&mut plain, &tmp, &opts)
+            extract(&mut hashing, &tmp, &opts)?;
+            std::io::copy(&mut hashing, &mut std::io::sink())
+                .ctx(|| format!("cannot read layer {what}"))?;
+            let (actual, _) = hashing.finish();
+            if actual != *diff_id {
+                return Err(Error::DigestMismatch {
+                    expected: diff_id.to_string(),
+                    actual: actual.to_string(),
+                });
+            }
+            Ok(())
         })();
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&tmp);

@@ -146,7 +146,7 @@ impl Store {
                 return Err(Error::MissingBlob(l.digest.to_string()));
             }
             layer_descs.push(descriptor(
-                MediaType::Other(l.media_type.clone()),
+                MediaType::Other(oci_layer_type(&l.media_type).to_string()),
                 &l.digest,
                 l.size,
             )?);
@@ -174,6 +174,19 @@ impl Store {
     /// that loses its last tag stays listed untagged (dangling), as in docker.
     pub fn record(&self, manifest: &Digest, size: u64, tags: &[ImageRef]) -> Result<()> {
         let m = manifest.to_string();
+        // The entry's media type is the manifest's own (a pulled image keeps
+        // its Docker schema2 manifest byte for byte, so its digest stays).
+        let media_type = self
+            .blobs
+            .read(manifest)
+            .ok()
+            .and_then(|data| serde_json::from_slice::<serde_json::Value>(&data).ok())
+            .and_then(|v| v.get("mediaType")?.as_str().map(String::from))
+            .map(|t| MediaType::from(t.as_str()))
+            .unwrap_or(MediaType::ImageManifest);
+        let index_entry = |manifest: &Digest, size: u64, name: Option<&str>| {
+            index_entry(media_type.clone(), manifest, size, name)
+        };
         self.update_index(|entries| {
             let mut orphans = Vec::new();
             for t in tags {
@@ -470,6 +483,21 @@ impl Store {
     }
 }
 
+/// The OCI name of a layer media type (a layer of a pulled Docker image
+/// keeps its bytes in an OCI manifest built on it).
+pub fn oci_layer_type(media_type: &str) -> &str {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => {
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        }
+        "application/vnd.docker.image.rootfs.diff.tar" => "application/vnd.oci.image.layer.v1.tar",
+        "application/vnd.docker.image.rootfs.diff.tar.zstd" => {
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        }
+        other => other,
+    }
+}
+
 pub(crate) fn ref_name(d: &Descriptor) -> Option<String> {
     d.annotations().as_ref()?.get(REF_NAME).cloned()
 }
@@ -483,8 +511,13 @@ pub(crate) fn descriptor(media_type: MediaType, digest: &Digest, size: u64) -> R
         .map_err(|e| Error::Archive(format!("cannot build descriptor: {e}")))
 }
 
-fn index_entry(manifest: &Digest, size: u64, name: Option<&str>) -> Result<Descriptor> {
-    let mut d = descriptor(MediaType::ImageManifest, manifest, size)?;
+fn index_entry(
+    media_type: MediaType,
+    manifest: &Digest,
+    size: u64,
+    name: Option<&str>,
+) -> Result<Descriptor> {
+    let mut d = descriptor(media_type, manifest, size)?;
     if let Some(n) = name {
         d.set_annotations(Some(HashMap::from([(REF_NAME.to_string(), n.to_string())])));
     }

@@ -33,6 +33,9 @@ pub struct BuildArgs {
     /// Always attempt to pull all referenced images
     #[arg(long)]
     pull: bool,
+    /// Push the image to its registry after the build (as --output type=registry)
+    #[arg(long)]
+    push: bool,
     /// Suppress the build output and print image ID on success
     #[arg(short, long)]
     quiet: bool,
@@ -67,7 +70,14 @@ fn parse_kv(s: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn parse_output(s: &str, compression: &mut Compression) -> anyhow::Result<Output> {
+/// What `--output` asks for, and whether it pushes (`type=registry`, or
+/// `type=image,push=true`) and under which extra names (`name=a,b`).
+fn parse_output(
+    s: &str,
+    compression: &mut Compression,
+    push: &mut bool,
+    names: &mut Vec<String>,
+) -> anyhow::Result<Output> {
     if !s.contains('=') {
         return Ok(if s == "-" {
             bail!(
@@ -91,6 +101,12 @@ fn parse_output(s: &str, compression: &mut Compression) -> anyhow::Result<Output
             .map(PathBuf::from)
             .with_context(|| format!("--output {s}: dest=PATH is required"))
     };
+    if let Some(n) = kv.get("name") {
+        names.extend(n.split(';').map(String::from));
+    }
+    if kv.get("push").is_some_and(|v| v == "true") {
+        *push = true;
+    }
     Ok(match kv.get("type").map(String::as_str) {
         Some("image") | Some("moby") => Output::Image,
         Some("oci") => Output::Oci(dest()?),
@@ -98,7 +114,8 @@ fn parse_output(s: &str, compression: &mut Compression) -> anyhow::Result<Output
         Some("local") => Output::Local(dest()?),
         Some("tar") => bail!("--output type=tar is not supported yet: use type=local or type=oci"),
         Some("registry") => {
-            bail!("--output type=registry needs the registry client, which is not available yet")
+            *push = true;
+            Output::Image
         }
         Some(other) => bail!("unsupported output type {other:?}: use image, oci, docker or local"),
         None => bail!("--output {s}: type=... is required"),
@@ -146,7 +163,11 @@ fn context_from_stdin(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn build(store: &Store, args: BuildArgs) -> anyhow::Result<ExitCode> {
+pub fn build(
+    store: &Store,
+    reg: &super::registry::RegistryOpts,
+    args: BuildArgs,
+) -> anyhow::Result<ExitCode> {
     let tmp_ctx;
     let context = if args.context == "-" {
         if args.file.as_deref() == Some("-") {
@@ -217,11 +238,21 @@ pub fn build(store: &Store, args: BuildArgs) -> anyhow::Result<ExitCode> {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let tags = args
-        .tag
+    let mut compression = Compression::Gzip;
+    let mut push = args.push;
+    let mut names = args.tag.clone();
+    let outputs = args
+        .output
+        .iter()
+        .map(|o| parse_output(o, &mut compression, &mut push, &mut names))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let tags = names
         .iter()
         .map(|t| t.parse::<ImageRef>())
         .collect::<Result<Vec<_>, _>>()?;
+    if push && tags.is_empty() {
+        bail!("--push needs a name for the image: give one with -t NAME");
+    }
     if let Some(p) = &args.platform {
         let (os, arch, _) = berth_store::image::host_platform();
         if p.split(',')
@@ -230,12 +261,6 @@ pub fn build(store: &Store, args: BuildArgs) -> anyhow::Result<ExitCode> {
             bail!("--platform {p}: berth builds for the native platform ({os}/{arch}) only");
         }
     }
-    let mut compression = Compression::Gzip;
-    let outputs = args
-        .output
-        .iter()
-        .map(|o| parse_output(o, &mut compression))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let secrets = args
         .secret
         .iter()
@@ -248,7 +273,6 @@ pub fn build(store: &Store, args: BuildArgs) -> anyhow::Result<ExitCode> {
         (_, "auto" | "plain" | "rawjson") => ProgressMode::Plain,
         (_, other) => bail!("invalid progress mode {other:?}: use auto, plain, tty or quiet"),
     };
-    let _ = args.pull;
     let req = BuildRequest {
         context,
         dockerfile,
@@ -268,12 +292,23 @@ pub fn build(store: &Store, args: BuildArgs) -> anyhow::Result<ExitCode> {
         outputs,
         progress,
         compression,
+        images: Some(std::sync::Arc::new(super::registry::BuildPuller {
+            store: store.clone(),
+            opts: reg.clone(),
+        })),
+        always_pull: args.pull,
         helper: std::env::current_exe().context("cannot find the berth binary")?,
     };
     let result = berth_builder::build(store, &req, Progress::new(progress))?;
     let id = result.image.id.to_string();
     if let Some(f) = &args.iidfile {
         std::fs::write(f, &id).with_context(|| format!("cannot write {}", f.display()))?;
+    }
+    if push {
+        let client = reg.client()?;
+        for t in &req.tags {
+            super::registry::push_image(store, &client, &result.image, t, args.quiet)?;
+        }
     }
     if args.quiet {
         println!("{id}");

@@ -275,7 +275,7 @@ pub fn inspect_json(store: &Store, img: &StoredImage) -> Value {
         "Id": img.id.to_string(),
         "RepoTags": img.tags.iter().map(|t| t.familiar()).collect::<Vec<_>>(),
         // Only a registry gives an image a repo digest (pull or push).
-        "RepoDigests": Vec::<String>::new(),
+        "RepoDigests": repo_digests(store, img),
         "Parent": "",
         "Comment": img.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
         "Created": img.config.created.clone().unwrap_or_default(),
@@ -571,4 +571,14 @@ pub fn prune(store: &Store, args: PruneArgs) -> anyhow::Result<ExitCode> {
         human_size(report.bytes_freed)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `name@digest` for every repository the image's manifest was pulled from
+/// or pushed to, as docker lists them.
+fn repo_digests(store: &Store, img: &StoredImage) -> Vec<String> {
+    berth_registry::sources::known(store, &img.manifest_digest)
+        .iter()
+        .filter_map(|repo| repo.parse::<ImageRef>().ok())
+        .map(|r| format!("{}@{}", r.familiar_name(), img.manifest_digest))
+        .collect()
 }

@@ -3,4 +3,6 @@ mod change;
 mod format;
 pub mod images;
 pub mod parse;
+pub mod registry;
 pub mod run;
+mod transfer;

@@ -1,0 +1,463 @@
+//! Pull: resolve the manifest (an index picks the platform), then the config
+//! and the layers in parallel. Each layer streams through the digest check
+//! into the blob store and, on the same pass, into its snapshot; a blob
+//! already in the store is not fetched again. A broken download resumes with
+//! a `Range` request where the registry allows it. Nothing is tagged until
+//! every blob is in.
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::manifest::{self, Platform, ACCEPT};
+use crate::progress::Progress;
+use crate::sources;
+use crate::transport::{check, Call, Repo};
+use berth_store::image::LayerRef;
+use berth_store::{Digest, ImageConfig, ImageRef, StoredImage, Store};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{ACCEPT as ACCEPT_HEADER, CONTENT_TYPE, RANGE};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::io::Write;
+use std::sync::mpsc;
+use std::sync::Arc;
+
+/// Layers fetched at once.
+const PARALLEL: usize = 3;
+/// Manifests and configs are small documents; refuse a registry that says otherwise.
+const MAX_DOCUMENT: usize = 32 << 20;
+
+/// A manifest as the registry sent it.
+pub(crate) struct Fetched {
+    pub bytes: Bytes,
+    pub digest: Digest,
+    pub media_type: String,
+    pub json: Value,
+}
+
+/// Fetches the manifest `reference` (tag or digest) of `repo`, checking it
+/// against the digest when the reference is one.
+pub(crate) async fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Option<Fetched>> {
+    let url = repo.url(&format!("manifests/{reference}"))?;
+    let what = format!("cannot fetch manifest {}:{reference}", repo.display());
+    let resp = repo
+        .host
+        .send(Call {
+            what: what.clone(),
+            scopes: vec![repo.scope("pull")],
+            build: Box::new(move |c| c.get(url.clone()).header(ACCEPT_HEADER, ACCEPT)),
+            retries: None,
+        })
+        .await?;
+    if resp.status() == StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    let resp = check(resp, &what).await?;
+    let content_type = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let bytes = read_limited(resp, &what).await?;
+    let digest = Digest::of(&bytes);
+    if let Ok(expected) = reference.parse::<Digest>() {
+        if expected != digest {
+            return Err(Error::Protocol(format!(
+                "{what}: the registry sent a manifest whose digest is {digest}"
+            )));
+        }
+    }
+    let json: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Protocol(format!("{what}: invalid manifest JSON: {e}")))?;
+    let media_type = manifest::media_type(&json, content_type.as_deref());
+    Ok(Some(Fetched {
+        bytes,
+        digest,
+        media_type,
+        json,
+    }))
+}
+
+async fn read_limited(resp: reqwest::Response, what: &str) -> Result<Bytes> {
+    if resp.content_length().is_some_and(|n| n > MAX_DOCUMENT as u64) {
+        return Err(Error::Protocol(format!("{what}: the document is too large")));
+    }
+    let mut out = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::Transport {
+            what: what.to_string(),
+            retried: 0,
+            source: e,
+        })?;
+        out.extend_from_slice(&chunk);
+        if out.len() > MAX_DOCUMENT {
+            return Err(Error::Protocol(format!("{what}: the document is too large")));
+        }
+    }
+    Ok(out.into())
+}
+
+fn descriptor(v: &Value, what: &str) -> Result<(Digest, u64, String)> {
+    let bad = || Error::Protocol(format!("{what}: invalid descriptor in the manifest"));
+    let digest: Digest = v
+        .get("digest")
+        .and_then(Value::as_str)
+        .ok_or_else(bad)?
+        .parse()
+        .map_err(|_| bad())?;
+    let size = v.get("size").and_then(Value::as_u64).ok_or_else(bad)?;
+    let media_type = v
+        .get("mediaType")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    Ok((digest, size, media_type))
+}
+
+/// Pulls `r` into `store` and tags it (a pull by digest stays untagged).
+/// For `docker.io`, each mirror is tried first, then Docker Hub.
+pub async fn pull(
+    client: &Client,
+    store: &Store,
+    r: &ImageRef,
+    platform: &Platform,
+    progress: Arc<dyn Progress>,
+) -> Result<StoredImage> {
+    let sources = client.pull_sources(r)?;
+    let last = sources.len() - 1;
+    for (i, repo) in sources.into_iter().enumerate() {
+        match pull_from(&repo, store, r, platform, progress.clone()).await {
+            Ok(img) => return Ok(img),
+            Err(e) if i < last => {
+                tracing::warn!(mirror = %repo.host.base, error = %e, "mirror failed, trying the next source");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Protocol(format!("nothing to pull {r} from")))
+}
+
+async fn pull_from(
+    repo: &Repo,
+    store: &Store,
+    r: &ImageRef,
+    platform: &Platform,
+    progress: Arc<dyn Progress>,
+) -> Result<StoredImage> {
+    let reference = match (&r.digest, &r.tag) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.clone(),
+        (None, None) => "latest".to_string(),
+    };
+    let name = r.familiar();
+    let not_found = || {
+        Error::Registry {
+            what: format!("cannot pull {name}"),
+            status: 404,
+            code: Some("MANIFEST_UNKNOWN".into()),
+            message: Some(format!(
+                "manifest for {name} not found: manifest unknown (repository {} on {})",
+                repo.path, repo.host.name
+            )),
+        }
+    };
+    let mut m = fetch_manifest(repo, &reference).await?.ok_or_else(not_found)?;
+    if manifest::is_index(&m.media_type) {
+        let chosen = manifest::pick(&m.json, platform, &name)?;
+        m = fetch_manifest(repo, &chosen).await?.ok_or_else(not_found)?;
+    }
+    if m.media_type != manifest::OCI_MANIFEST && m.media_type != manifest::DOCKER_MANIFEST {
+        return Err(Error::Protocol(format!(
+            "cannot pull {name}: unsupported manifest type {}",
+            m.media_type
+        )));
+    }
+    progress.note(&format!("{}: Pulling from {}", reference, repo.path));
+    let what = format!("cannot pull {name}");
+    let (config_digest, config_size, _) = descriptor(
+        m.json.get("config").unwrap_or(&Value::Null),
+        &what,
+    )?;
+    let layers = m
+        .json
+        .get("layers")
+        .and_then(Value::as_array)
+        .map(|ls| ls.iter().map(|l| descriptor(l, &what)).collect::<Result<Vec<_>>>())
+        .transpose()?
+        .unwrap_or_default();
+
+    let _lease = store.lease()?;
+    // The config first: its diff IDs name the snapshots the layers unpack into.
+    let config_bytes = if store.blobs().contains(&config_digest) {
+        store.blobs().read(&config_digest)?
+    } else {
+        let url = repo.url(&format!("blobs/{config_digest}"))?;
+        let resp = repo
+            .host
+            .send(Call {
+                what: format!("cannot fetch config {config_digest} of {name}"),
+                scopes: vec![repo.scope("pull")],
+                build: Box::new(move |c| c.get(url.clone())),
+                retries: None,
+            })
+            .await?;
+        let resp = check(resp, &what).await?;
+        let data = read_limited(resp, &what).await?;
+        if data.len() as u64 != config_size {
+            return Err(Error::Protocol(format!(
+                "{what}: config {config_digest} has {} bytes, the manifest says {config_size}",
+                data.len()
+            )));
+        }
+        store.blobs().put(&data, Some(&config_digest))?;
+        data.to_vec()
+    };
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| Error::Protocol(format!("{what}: invalid image config: {e}")))?;
+    let diff_ids = config.rootfs.diff_ids.clone();
+    if diff_ids.len() != layers.len() {
+        return Err(Error::Protocol(format!(
+            "{what}: the config lists {} diff IDs for {} layers",
+            diff_ids.len(),
+            layers.len()
+        )));
+    }
+    let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+    let mut tasks = tokio::task::JoinSet::new();
+    for ((digest, size, media_type), diff_id) in layers.iter().cloned().zip(diff_ids) {
+        let layer = LayerRef {
+            digest,
+            size,
+            media_type,
+        };
+        let (repo, store, progress, sem) =
+            (repo.clone(), store.clone(), progress.clone(), sem.clone());
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            fetch_layer(&repo, &store, &layer, &diff_id, progress.as_ref()).await
+        });
+    }
+    let mut first_error = None;
+    while let Some(done) = tasks.join_next().await {
+        let result = done.unwrap_or_else(|e| Err(Error::Protocol(format!("download task failed: {e}"))));
+        if let Err(e) = result {
+            if first_error.is_none() {
+                first_error = Some(e);
+                tasks.abort_all();
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    for (digest, _, _) in &layers {
+        sources::remember(store, digest, &repo.host.name, &repo.path);
+    }
+    sources::remember(store, &config_digest, &repo.host.name, &repo.path);
+    sources::remember(store, &m.digest, &repo.host.name, &repo.path);
+    store.blobs().put(&m.bytes, Some(&m.digest))?;
+    let tags: Vec<ImageRef> = if r.digest.is_none() {
+        vec![r.clone()]
+    } else {
+        Vec::new()
+    };
+    store.record(&m.digest, m.bytes.len() as u64, &tags)?;
+    progress.note(&format!("Digest: {}", m.digest));
+    Ok(store.get(&m.digest)?)
+}
+
+/// What the unpacking thread reads: the layer's bytes, then a verdict.
+enum Piece {
+    Data(Bytes),
+    /// The blob is complete and matched its digest.
+    End,
+    /// The download started over or failed: drop what was unpacked.
+    Abandon,
+}
+
+struct PieceReader {
+    rx: mpsc::Receiver<Piece>,
+    current: Bytes,
+}
+
+impl std::io::Read for PieceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(Piece::Data(b)) => self.current = b,
+                Ok(Piece::End) => return Ok(0),
+                Ok(Piece::Abandon) | Err(_) => {
+                    return Err(std::io::Error::other("layer download abandoned"))
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+async fn fetch_layer(
+    repo: &Repo,
+    store: &Store,
+    layer: &LayerRef,
+    diff_id: &Digest,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let digest = &layer.digest;
+    if store.blobs().contains(digest) {
+        let (store2, layer2, diff2) = (store.clone(), layer.clone(), diff_id.clone());
+        tokio::task::spawn_blocking(move || store2.layer_snapshot(&layer2, &diff2))
+            .await
+            .map_err(|e| Error::Protocol(format!("unpack task failed: {e}")))??;
+        progress.finish(digest, "Already exists");
+        return Ok(());
+    }
+    progress.start(digest, layer.size);
+    let what = format!("cannot fetch layer {digest} of {}", repo.display());
+    // The unpacking thread: it reads what the download writes.
+    let (tx, rx) = mpsc::sync_channel::<Piece>(64);
+    let unpack = {
+        let (store, diff_id, name) = (store.clone(), diff_id.clone(), digest.to_string());
+        tokio::task::spawn_blocking(move || {
+            store.snapshot_from(
+                PieceReader {
+                    rx,
+                    current: Bytes::new(),
+                },
+                &diff_id,
+                &name,
+            )
+        })
+    };
+    let mut tx = Some(tx);
+    let send = |tx: &mut Option<mpsc::SyncSender<Piece>>, p: Piece| {
+        if let Some(t) = tx.as_ref() {
+            // A gone reader (the unpack failed) is reported when it is joined.
+            if tokio::task::block_in_place(|| t.send(p)).is_err() {
+                *tx = None;
+            }
+        }
+    };
+    let result: Result<()> = async {
+        let mut ingest = store.blobs().ingest()?;
+        let mut have = 0u64;
+        let mut failures = 0u32;
+        let retry = crate::transport::RetryPolicy::default();
+        loop {
+            let url = repo.url(&format!("blobs/{digest}"))?;
+            let from = have;
+            let resp = repo
+                .host
+                .send(Call {
+                    what: what.clone(),
+                    scopes: vec![repo.scope("pull")],
+                    build: Box::new(move |c| {
+                        let req = c.get(url.clone());
+                        if from > 0 {
+                            req.header(RANGE, format!("bytes={from}-"))
+                        } else {
+                            req
+                        }
+                    }),
+                    retries: None,
+                })
+                .await?;
+            let resp = check(resp, &what).await?;
+            if have > 0 && resp.status() != StatusCode::PARTIAL_CONTENT {
+                // No range support: start over, and unpack from the blob later.
+                send(&mut tx, Piece::Abandon);
+                tx = None;
+                ingest = store.blobs().ingest()?;
+                have = 0;
+            }
+            let mut stream = resp.bytes_stream();
+            let mut broken = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(b) => {
+                        have += b.len() as u64;
+                        if have > layer.size {
+                            send(&mut tx, Piece::Abandon);
+                            return Err(Error::Protocol(format!(
+                                "{what}: the registry sent more than the {} bytes the manifest gives",
+                                layer.size
+                            )));
+                        }
+                        tokio::task::block_in_place(|| ingest.write_all(&b)).map_err(|e| {
+                            Error::Io {
+                                context: format!("cannot write layer {digest}"),
+                                source: e,
+                            }
+                        })?;
+                        progress.advance(digest, b.len() as u64);
+                        send(&mut tx, Piece::Data(b));
+                    }
+                    Err(e) => {
+                        broken = Some(e);
+                        break;
+                    }
+                }
+            }
+            match broken {
+                None if have == layer.size => break,
+                None => {
+                    failures += 1;
+                    if failures > retry.retries {
+                        send(&mut tx, Piece::Abandon);
+                        return Err(Error::Protocol(format!(
+                            "{what}: the registry sent {have} of {} bytes",
+                            layer.size
+                        )));
+                    }
+                }
+                Some(e) => {
+                    failures += 1;
+                    if failures > retry.retries {
+                        send(&mut tx, Piece::Abandon);
+                        return Err(Error::Transport {
+                            what: what.clone(),
+                            retried: failures - 1,
+                            source: e,
+                        });
+                    }
+                    tracing::warn!(%digest, have, "download broke off, resuming");
+                }
+            }
+            tokio::time::sleep(retry.delay(failures - 1)).await;
+        }
+        tokio::task::block_in_place(|| ingest.commit(Some(digest)))?;
+        Ok(())
+    }
+    .await;
+    match &result {
+        Ok(()) => send(&mut tx, Piece::End),
+        Err(_) => send(&mut tx, Piece::Abandon),
+    }
+    let streamed = tx.is_some();
+    drop(tx);
+    let unpacked = unpack
+        .await
+        .map_err(|e| Error::Protocol(format!("unpack task failed: {e}")))?;
+    result?;
+    match unpacked {
+        Ok(_) => {}
+        // The stream was cut off on purpose: unpack from the stored blob.
+        Err(_) if !streamed => {
+            let (store2, layer2, diff2) = (store.clone(), layer.clone(), diff_id.clone());
+            tokio::task::spawn_blocking(move || store2.layer_snapshot(&layer2, &diff2))
+                .await
+                .map_err(|e| Error::Protocol(format!("unpack task failed: {e}")))??;
+        }
+        Err(e) => {
+            return Err(Error::Protocol(format!(
+                "cannot unpack layer {digest} of {}: {e}",
+                repo.display()
+            )))
+        }
+    }
+    progress.finish(digest, "Pull complete");
+    Ok(())
+}
