@@ -394,7 +394,9 @@ impl Builder {
                     let from = self.expand_from(state, from)?;
                     match self.plan.source(&from, stage.index) {
                         Source::Stage(i) => k.push_str(&self.stage_result(i)?.key),
-                        Source::Image(n) => k.push_str(&self.image(&n).map_err(StepFailure)?.id.to_string()),
+                        Source::Image(n) => {
+                            k.push_str(&self.image(&n).map_err(StepFailure)?.id.to_string())
+                        }
                         Source::Scratch => {}
                     }
                 }
@@ -461,11 +463,9 @@ impl Builder {
                         let from = self.expand_from(state, from)?;
                         let layers = match self.plan.source(&from, stage.index) {
                             Source::Stage(i) => self.stage_result(i)?.layer_pairs(),
-                            Source::Image(n) => {
-                                berth_store::snapshot::image_layers(
-                                    &self.image(&n).map_err(StepFailure)?,
-                                )?
-                            }
+                            Source::Image(n) => berth_store::snapshot::image_layers(
+                                &self.image(&n).map_err(StepFailure)?,
+                            )?,
                             Source::Scratch => Vec::new(),
                         };
                         let mnt =

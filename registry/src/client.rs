@@ -67,7 +67,11 @@ impl Client {
 
     /// The registry `name` (`docker.io`, `host:port`) itself, without mirrors.
     pub fn host(&self, name: &str) -> Result<Arc<Host>> {
-        let api = if name == DOCKER_HUB { DOCKER_HUB_API } else { name };
+        let api = if name == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            name
+        };
         // Loopback and listed insecure registries without a CA of their own
         // speak plain HTTP; everything else verified HTTPS.
         let plain = self.config.is_insecure(api) && self.config.ca_certs(api).is_empty();

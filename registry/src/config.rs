@@ -52,8 +52,9 @@ impl RegistryConfig {
     /// environment, then the extra insecure registries given on the command line.
     pub fn load(path: &Path, extra_insecure: &[String]) -> Result<RegistryConfig> {
         let file: ConfigFile = match std::fs::read(path) {
-            Ok(data) => serde_json::from_slice(&data)
-                .map_err(|e| Error::Config(format!("invalid config file {}: {e}", path.display())))?,
+            Ok(data) => serde_json::from_slice(&data).map_err(|e| {
+                Error::Config(format!("invalid config file {}: {e}", path.display()))
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
             Err(e) => return Err(e).ctx(|| format!("cannot read {}", path.display())),
         };
@@ -168,11 +169,19 @@ fn in_cidr(cidr: &str, name: &str) -> bool {
     };
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(i)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,

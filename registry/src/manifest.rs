@@ -33,7 +33,11 @@ impl Platform {
     /// `linux/amd64`, `linux/arm64/v8`, `linux/arm/v7`.
     pub fn parse(s: &str) -> Result<Platform> {
         let parts: Vec<&str> = s.split('/').collect();
-        let bad = || Error::Config(format!("invalid platform {s:?}: expected os/arch[/variant]"));
+        let bad = || {
+            Error::Config(format!(
+                "invalid platform {s:?}: expected os/arch[/variant]"
+            ))
+        };
         if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
             return Err(bad());
         }
@@ -105,10 +109,7 @@ pub fn pick(index: &Value, platform: &Platform, name: &str) -> Result<String> {
         .ok_or_else(|| Error::Protocol(format!("{name}: the index lists no manifests")))?;
     entries
         .iter()
-        .filter(|e| {
-            e.get("platform")
-                .is_some_and(|p| platform.matches(p))
-        })
+        .filter(|e| e.get("platform").is_some_and(|p| platform.matches(p)))
         // Attestation manifests (BuildKit's "unknown/unknown") never match.
         .find_map(|e| e.get("digest").and_then(Value::as_str).map(String::from))
         .ok_or_else(|| {
@@ -137,7 +138,9 @@ mod tests {
         assert_eq!(pick(&index, &p("linux/amd64"), "x").unwrap(), "sha256:c");
         assert_eq!(pick(&index, &p("linux/arm64"), "x").unwrap(), "sha256:b");
         assert_eq!(pick(&index, &p("linux/arm/v7"), "x").unwrap(), "sha256:a");
-        let e = pick(&index, &p("linux/s390x"), "x").unwrap_err().to_string();
+        let e = pick(&index, &p("linux/s390x"), "x")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no matching manifest for linux/s390x"), "{e}");
         assert!(Platform::parse("linux").is_err());
         assert_eq!(media_type(&index, None), DOCKER_LIST);

@@ -12,7 +12,7 @@ use crate::progress::Progress;
 use crate::sources;
 use crate::transport::{check, Call, Repo};
 use berth_store::image::LayerRef;
-use berth_store::{Digest, ImageConfig, ImageRef, StoredImage, Store};
+use berth_store::{Digest, ImageConfig, ImageRef, Store, StoredImage};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use reqwest::header::{ACCEPT as ACCEPT_HEADER, CONTENT_TYPE, RANGE};
@@ -79,8 +79,13 @@ pub(crate) async fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Optio
 }
 
 async fn read_limited(resp: reqwest::Response, what: &str) -> Result<Bytes> {
-    if resp.content_length().is_some_and(|n| n > MAX_DOCUMENT as u64) {
-        return Err(Error::Protocol(format!("{what}: the document is too large")));
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_DOCUMENT as u64)
+    {
+        return Err(Error::Protocol(format!(
+            "{what}: the document is too large"
+        )));
     }
     let mut out = Vec::new();
     let mut stream = resp.bytes_stream();
@@ -92,7 +97,9 @@ async fn read_limited(resp: reqwest::Response, what: &str) -> Result<Bytes> {
         })?;
         out.extend_from_slice(&chunk);
         if out.len() > MAX_DOCUMENT {
-            return Err(Error::Protocol(format!("{what}: the document is too large")));
+            return Err(Error::Protocol(format!(
+                "{what}: the document is too large"
+            )));
         }
     }
     Ok(out.into())
@@ -151,18 +158,18 @@ async fn pull_from(
         (None, None) => "latest".to_string(),
     };
     let name = r.familiar();
-    let not_found = || {
-        Error::Registry {
-            what: format!("cannot pull {name}"),
-            status: 404,
-            code: Some("MANIFEST_UNKNOWN".into()),
-            message: Some(format!(
-                "manifest for {name} not found: manifest unknown (repository {} on {})",
-                repo.path, repo.host.name
-            )),
-        }
+    let not_found = || Error::Registry {
+        what: format!("cannot pull {name}"),
+        status: 404,
+        code: Some("MANIFEST_UNKNOWN".into()),
+        message: Some(format!(
+            "manifest for {name} not found: manifest unknown (repository {} on {})",
+            repo.path, repo.host.name
+        )),
     };
-    let mut m = fetch_manifest(repo, &reference).await?.ok_or_else(not_found)?;
+    let mut m = fetch_manifest(repo, &reference)
+        .await?
+        .ok_or_else(not_found)?;
     if manifest::is_index(&m.media_type) {
         let chosen = manifest::pick(&m.json, platform, &name)?;
         m = fetch_manifest(repo, &chosen).await?.ok_or_else(not_found)?;
@@ -175,15 +182,17 @@ async fn pull_from(
     }
     progress.note(&format!("{}: Pulling from {}", reference, repo.path));
     let what = format!("cannot pull {name}");
-    let (config_digest, config_size, _) = descriptor(
-        m.json.get("config").unwrap_or(&Value::Null),
-        &what,
-    )?;
+    let (config_digest, config_size, _) =
+        descriptor(m.json.get("config").unwrap_or(&Value::Null), &what)?;
     let layers = m
         .json
         .get("layers")
         .and_then(Value::as_array)
-        .map(|ls| ls.iter().map(|l| descriptor(l, &what)).collect::<Result<Vec<_>>>())
+        .map(|ls| {
+            ls.iter()
+                .map(|l| descriptor(l, &what))
+                .collect::<Result<Vec<_>>>()
+        })
         .transpose()?
         .unwrap_or_default();
 
@@ -240,7 +249,8 @@ async fn pull_from(
     }
     let mut first_error = None;
     while let Some(done) = tasks.join_next().await {
-        let result = done.unwrap_or_else(|e| Err(Error::Protocol(format!("download task failed: {e}"))));
+        let result =
+            done.unwrap_or_else(|e| Err(Error::Protocol(format!("download task failed: {e}"))));
         if let Err(e) = result {
             if first_error.is_none() {
                 first_error = Some(e);

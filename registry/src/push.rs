@@ -165,10 +165,7 @@ async fn push_blob(
             .host
             .send(Call {
                 what: what.clone(),
-                scopes: vec![
-                    repo.scope("pull,push"),
-                    format!("repository:{from}:pull"),
-                ],
+                scopes: vec![repo.scope("pull,push"), format!("repository:{from}:pull")],
                 build: Box::new(move |c| c.post(url.clone()).header(CONTENT_LENGTH, 0)),
                 retries: None,
             })
@@ -192,37 +189,60 @@ async fn push_blob(
         let data = tokio::fs::read(&path)
             .await
             .ctx(|| format!("cannot read {}", path.display()))?;
-        let data = bytes::Bytes::from(data);
-        let mut url = session;
-        url.query_pairs_mut().append_pair("digest", &digest.to_string());
-        let resp = repo
-            .host
-            .send(Call {
-                what: what.clone(),
-                scopes: vec![repo.scope("pull,push")],
-                build: Box::new(move |c| {
-                    c.put(url.clone())
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .body(data.clone())
-                }),
-                retries: None,
-            })
-            .await;
-        match resp {
-            Ok(r) => {
-                check(r, &what).await?;
-            }
-            // A retried monolithic PUT can meet a finished or cancelled session.
-            Err(e) if blob_exists(repo, digest).await => {
-                tracing::debug!(error = %e, "blob arrived although the PUT failed");
-            }
-            Err(e) => return Err(e),
-        }
+        monolithic_upload(repo, digest, bytes::Bytes::from(data), session, &what).await?;
         progress.advance(digest, size);
         return Ok("Pushed".into());
     }
     chunked_upload(repo, digest, size, &path, session, progress, &what).await?;
     Ok("Pushed".into())
+}
+
+/// One `PUT` with the whole blob. A try that fails midway may have left
+/// part of the blob in its session, so the next try starts a new session.
+async fn monolithic_upload(
+    repo: &Repo,
+    digest: &Digest,
+    data: bytes::Bytes,
+    mut session: Url,
+    what: &str,
+) -> Result<()> {
+    let retry = RetryPolicy::default();
+    let mut failures = 0;
+    loop {
+        let mut url = session.clone();
+        url.query_pairs_mut()
+            .append_pair("digest", &digest.to_string());
+        let body = data.clone();
+        let sent = repo
+            .host
+            .send(Call {
+                what: what.to_string(),
+                scopes: vec![repo.scope("pull,push")],
+                build: Box::new(move |c| {
+                    c.put(url.clone())
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .body(body.clone())
+                }),
+                retries: Some(0),
+            })
+            .await;
+        let e = match sent {
+            Ok(r) if r.status().is_success() => return Ok(()),
+            Ok(r) if r.status().is_client_error() => return Err(registry_error(what, r).await),
+            Ok(r) => registry_error(what, r).await,
+            Err(e) => e,
+        };
+        if blob_exists(repo, digest).await {
+            return Ok(());
+        }
+        failures += 1;
+        if failures > retry.retries {
+            return Err(e);
+        }
+        tracing::warn!(%digest, error = %e, "upload failed, starting over");
+        tokio::time::sleep(retry.delay(failures - 1)).await;
+        session = start_upload(repo, what).await?;
+    }
 }
 
 async fn blob_exists(repo: &Repo, digest: &Digest) -> bool {
@@ -335,15 +355,27 @@ async fn chunked_upload(
         }
         tracing::warn!(%digest, offset, error = %e, "chunk upload failed, resuming");
         tokio::time::sleep(retry.delay(failures - 1)).await;
-        let (at, next) = upload_offset(repo, &session, what).await?;
-        if at > offset {
-            progress.advance(digest, at - offset);
+        match upload_offset(repo, &session, what).await {
+            Ok((at, next)) => {
+                if at > offset {
+                    progress.advance(digest, at - offset);
+                }
+                offset = at;
+                session = next;
+            }
+            // distribution drops a session whose broken chunk left part of
+            // itself behind: start over in a new one.
+            Err(e) if e.status().is_some_and(|s| s == 404 || s == 400 || s == 416) => {
+                tracing::warn!(%digest, error = %e, "upload session lost, starting over");
+                session = start_upload(repo, what).await?;
+                offset = 0;
+            }
+            Err(e) => return Err(e),
         }
-        offset = at;
-        session = next;
     }
     let mut url = session;
-    url.query_pairs_mut().append_pair("digest", &digest.to_string());
+    url.query_pairs_mut()
+        .append_pair("digest", &digest.to_string());
     let resp = repo
         .host
         .send(Call {

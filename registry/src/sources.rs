@@ -24,7 +24,11 @@ pub fn remember(store: &Store, digest: &Digest, host: &str, repo: &str) {
         let _ = std::fs::create_dir_all(dir);
     }
     // One short O_APPEND write per line: concurrent writers never interleave.
-    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(&p) {
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+    {
         let _ = f.write_all(format!("{line}\n").as_bytes());
     }
 }

@@ -51,6 +51,10 @@ pub struct Host {
     state: Mutex<HostState>,
     creds: DockerConfig,
     retry: RetryPolicy,
+    /// `GET /v2/` once, so parallel first requests already know the challenge.
+    pinged: tokio::sync::OnceCell<()>,
+    /// One token fetch at a time: the others wait and find it cached.
+    token_fetch: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -143,6 +147,8 @@ impl Host {
             state: Mutex::new(HostState::default()),
             creds,
             retry,
+            pinged: tokio::sync::OnceCell::new(),
+            token_fetch: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -193,10 +199,18 @@ impl Host {
                 scope: _,
             }) => {
                 let key = scopes.join(" ");
-                if let Some((t, until)) = self.state().tokens.get(&key) {
-                    if *until > Instant::now() {
-                        return Ok(Some(bearer(t)));
-                    }
+                let cached = |st: &HostState| {
+                    st.tokens
+                        .get(&key)
+                        .filter(|(_, until)| *until > Instant::now())
+                        .map(|(t, _)| bearer(t))
+                };
+                if let Some(h) = cached(&self.state()) {
+                    return Ok(Some(h));
+                }
+                let _one = self.token_fetch.lock().await;
+                if let Some(h) = cached(&self.state()) {
+                    return Ok(Some(h));
                 }
                 let token = self.fetch_token(&realm, service.as_deref(), scopes).await?;
                 Ok(Some(bearer(&token)))
@@ -210,8 +224,9 @@ impl Host {
         service: Option<&str>,
         scopes: &[String],
     ) -> Result<String> {
-        let mut url = Url::parse(realm)
-            .map_err(|e| Error::Auth(format!("{}: invalid token realm {realm:?}: {e}", self.name)))?;
+        let mut url = Url::parse(realm).map_err(|e| {
+            Error::Auth(format!("{}: invalid token realm {realm:?}: {e}", self.name))
+        })?;
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -233,7 +248,11 @@ impl Host {
                 Ok(r) => break r,
                 Err(e) if attempt >= self.retry.retries => {
                     return Err(Error::Transport {
-                        what: format!("cannot get a token for {} from {}", self.name, host_of(&url)),
+                        what: format!(
+                            "cannot get a token for {} from {}",
+                            self.name,
+                            host_of(&url)
+                        ),
                         retried: attempt,
                         source: e,
                     })
@@ -246,7 +265,10 @@ impl Host {
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Error::Auth(if creds.is_some() {
-                format!("{}: unauthorized: incorrect username or password", self.name)
+                format!(
+                    "{}: unauthorized: incorrect username or password",
+                    self.name
+                )
             } else {
                 format!(
                     "{}: unauthorized: authentication required (log in with berth login {})",
@@ -263,7 +285,10 @@ impl Host {
         }
         let raw = resp.bytes().await.unwrap_or_default();
         let body: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
-            Error::Auth(format!("{}: invalid answer from the token service: {e}", self.name))
+            Error::Auth(format!(
+                "{}: invalid answer from the token service: {e}",
+                self.name
+            ))
         })?;
         let token = body
             .get("token")
@@ -287,7 +312,32 @@ impl Host {
 
     /// Sends a request with auth and retries. Every status but 401 and the
     /// retryable ones comes back to the caller as the registry sent it.
+    /// Learns how the host wants to be authenticated. A failure here is
+    /// left for the real request to report.
+    async fn ping(&self) {
+        self.pinged
+            .get_or_init(|| async {
+                let Ok(url) = self.base.join("/v2/") else {
+                    return;
+                };
+                if let Ok(resp) = self.http.get(url).send().await {
+                    if resp.status() == StatusCode::UNAUTHORIZED {
+                        let ch = resp
+                            .headers()
+                            .get(WWW_AUTHENTICATE)
+                            .and_then(|h| h.to_str().ok())
+                            .and_then(challenge::parse);
+                        if let Some(ch) = ch {
+                            self.state().challenge = Some(ch);
+                        }
+                    }
+                }
+            })
+            .await;
+    }
+
     pub(crate) async fn send(&self, mut call: Call<'_>) -> Result<Response> {
+        self.ping().await;
         let retries = call.retries.unwrap_or(self.retry.retries);
         let mut attempt = 0;
         let mut reauthed = false;
@@ -308,11 +358,8 @@ impl Host {
                     let Some(ch) = header else {
                         return Err(registry_error(&call.what, resp).await);
                     };
-                    if let Challenge::Bearer {
-                        scope: Some(s), ..
-                    } = &ch
-                    {
-                        if !call.scopes.contains(s) {
+                    if let Challenge::Bearer { scope: Some(s), .. } = &ch {
+                        if !call.scopes.iter().any(|have| covers(have, s)) {
                             call.scopes.push(s.clone());
                         }
                     }
@@ -413,6 +460,23 @@ impl Host {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether scope `have` grants everything `want` asks for
+/// (`repository:x:pull,push` covers `repository:x:pull`).
+fn covers(have: &str, want: &str) -> bool {
+    let split = |s: &str| {
+        s.rsplit_once(':').map(|(res, actions)| {
+            (
+                res.to_string(),
+                actions.split(',').map(String::from).collect::<Vec<_>>(),
+            )
+        })
+    };
+    match (split(have), split(want)) {
+        (Some((r1, a1)), Some((r2, a2))) => r1 == r2 && a2.iter().all(|a| a1.contains(a)),
+        _ => have == want,
     }
 }
 

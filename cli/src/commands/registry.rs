@@ -21,7 +21,10 @@ impl RegistryOpts {
     pub fn client(&self) -> anyhow::Result<Client> {
         let path = RegistryConfig::default_path();
         let config = RegistryConfig::load(&path, &self.insecure)?;
-        Ok(Client::new(config, DockerConfig::at(&DockerConfig::default_path())))
+        Ok(Client::new(
+            config,
+            DockerConfig::at(&DockerConfig::default_path()),
+        ))
     }
 }
 
@@ -81,12 +84,14 @@ pub fn pull(store: &Store, opts: &RegistryOpts, args: PullArgs) -> anyhow::Resul
     if !args.quiet && !args.name.contains(':') && !args.name.contains('@') {
         println!("Using default tag: latest");
     }
-    let before = store.resolve(&r.to_string()).ok().map(|i| i.manifest_digest);
+    let before = store
+        .resolve(&r.to_string())
+        .ok()
+        .map(|i| i.manifest_digest);
     let client = opts.client()?;
     let view = Arc::new(TransferView::new("Pulling fs layer", args.quiet));
-    let img = block_on(async {
-        Ok(berth_registry::pull(&client, store, &r, &platform, view).await?)
-    })?;
+    let img =
+        block_on(async { Ok(berth_registry::pull(&client, store, &r, &platform, view).await?) })?;
     if args.quiet {
         println!("{r}");
     } else {
@@ -136,9 +141,8 @@ pub fn push_image(
     quiet: bool,
 ) -> anyhow::Result<()> {
     let view = Arc::new(TransferView::new("Preparing", quiet));
-    let pushed = block_on(async {
-        Ok(berth_registry::push(client, store, image, target, view).await?)
-    })?;
+    let pushed =
+        block_on(async { Ok(berth_registry::push(client, store, image, target, view).await?) })?;
     let repo = client.repo(target)?;
     berth_registry::sources::remember(store, &pushed.digest, &repo.host.name, &repo.path);
     if quiet {

@@ -66,13 +66,23 @@ impl Progress for TransferView {
     }
 
     fn advance(&self, digest: &Digest, n: u64) {
-        if let Some(bar) = self.active.lock().ok().and_then(|a| a.get(&digest.to_string()).cloned()) {
+        if let Some(bar) = self
+            .active
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&digest.to_string()).cloned())
+        {
             bar.inc(n);
         }
     }
 
     fn finish(&self, digest: &Digest, status: &str) {
-        if let Some(bar) = self.active.lock().ok().and_then(|mut a| a.remove(&digest.to_string())) {
+        if let Some(bar) = self
+            .active
+            .lock()
+            .ok()
+            .and_then(|mut a| a.remove(&digest.to_string()))
+        {
             bar.finish_and_clear();
         }
         self.line(&format!("{}: {status}", Self::short(digest)));
