@@ -227,6 +227,51 @@ fn push_pull_and_run_with_an_anonymous_registry_and_skopeo_both_ways() {
         &format!("docker://{built2}"),
     ]));
 
+    // build --pull takes the registry's newer base; without it the store's
+    // copy stays in use.
+    let base_ctx = d.join("base-v2");
+    std::fs::create_dir_all(&base_ctx).unwrap();
+    std::fs::write(
+        base_ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo v2 > /base-version\n",
+    )
+    .unwrap();
+    ok(env.berth(
+        &root,
+        &["build", "-q", "-t", &image, base_ctx.to_str().unwrap()],
+    ));
+    ok(env.berth(&root, &["push", &image]));
+    let probe = d.join("probe");
+    std::fs::create_dir_all(&probe).unwrap();
+    std::fs::write(
+        probe.join("Dockerfile"),
+        format!("FROM {image}\nRUN cat /base-version > /seen 2>/dev/null || echo old > /seen\nCMD [\"cat\", \"/seen\"]\n"),
+    )
+    .unwrap();
+    ok(env.berth(
+        &broot,
+        &["build", "-q", "-t", "probe", probe.to_str().unwrap()],
+    ));
+    assert_eq!(
+        ok(env.berth(&broot, &["run", "--rm", "probe"])).trim(),
+        "old"
+    );
+    ok(env.berth(
+        &broot,
+        &[
+            "build",
+            "-q",
+            "--pull",
+            "-t",
+            "probe",
+            probe.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        ok(env.berth(&broot, &["run", "--rm", "probe"])).trim(),
+        "v2"
+    );
+
     // A missing tag is the registry's error, named.
     let missing = fails(env.berth(
         &d.join("empty"),
@@ -495,6 +540,7 @@ fn faults_are_retried_and_resumed_and_an_interrupted_pull_keeps_the_store_whole(
         cuts: 3,
         cut_after: 8 << 20,
         delay: std::time::Duration::from_millis(50),
+        ..Default::default()
     });
     let pulled = d.join("pulled");
     proxy.bytes.store(0, std::sync::atomic::Ordering::SeqCst);
@@ -538,9 +584,45 @@ fn faults_are_retried_and_resumed_and_an_interrupted_pull_keeps_the_store_whole(
             blob.display()
         );
     }
-    // And once the registry behaves, the same store pulls it.
+    // Ctrl-C in the middle of a slow pull: exit 130, nothing tagged, no
+    // partial blob, the store whole.
+    proxy.set(Faults {
+        pace: std::time::Duration::from_millis(20),
+        ..Default::default()
+    });
+    let interrupted = d.join("interrupted");
+    let child = env
+        .command(&interrupted)
+        .args(["pull", &image])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(ok(env.berth(&interrupted, &["images", "-q"])).trim(), "");
+    ok(env.berth(&interrupted, &["images", "--verify"]));
+    let partial: Vec<_> = walk(&interrupted)
+        .into_iter()
+        .filter(|p| {
+            p.components().any(|c| c.as_os_str() == "ingest")
+                || p.to_string_lossy().contains("/snapshots/.tmp")
+        })
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
+
+    // And once the registry behaves, the same stores pull it.
     proxy.set(Faults::default());
     ok(env.berth(&broken, &["pull", &image]));
+    ok(env.berth(&interrupted, &["pull", &image]));
 }
 
 fn walk(p: &Path) -> Vec<std::path::PathBuf> {

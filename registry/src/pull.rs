@@ -24,6 +24,10 @@ use std::sync::Arc;
 
 /// Layers fetched at once.
 const PARALLEL: usize = 3;
+/// What a layer's download hands its unpacking thread at a time, and how
+/// many such batches may wait: 4 MiB a layer at most.
+const UNPACK_BATCH: usize = 256 << 10;
+const UNPACK_QUEUE: usize = 16;
 /// Manifests and configs are small documents; refuse a registry that says otherwise.
 const MAX_DOCUMENT: usize = 32 << 20;
 
@@ -328,7 +332,9 @@ async fn fetch_layer(
     progress.start(digest, layer.size);
     let what = format!("cannot fetch layer {digest} of {}", repo.display());
     // The unpacking thread: it reads what the download writes.
-    let (tx, rx) = mpsc::sync_channel::<Piece>(64);
+    // Pieces are copied into batches of their own (a piece of hyper's may
+    // pin a larger read buffer), so the bytes in flight stay bounded.
+    let (tx, rx) = mpsc::sync_channel::<Piece>(UNPACK_QUEUE);
     let unpack = {
         let (store, diff_id, name) = (store.clone(), diff_id.clone(), digest.to_string());
         tokio::task::spawn_blocking(move || {
@@ -343,6 +349,7 @@ async fn fetch_layer(
         })
     };
     let mut tx = Some(tx);
+    let mut batch: Vec<u8> = Vec::with_capacity(UNPACK_BATCH);
     let send = |tx: &mut Option<mpsc::SyncSender<Piece>>, p: Piece| {
         if let Some(t) = tx.as_ref() {
             // A gone reader (the unpack failed) is reported when it is joined.
@@ -378,6 +385,7 @@ async fn fetch_layer(
             let resp = check(resp, &what).await?;
             if have > 0 && resp.status() != StatusCode::PARTIAL_CONTENT {
                 // No range support: start over, and unpack from the blob later.
+                batch.clear();
                 send(&mut tx, Piece::Abandon);
                 tx = None;
                 ingest = store.blobs().ingest()?;
@@ -403,7 +411,11 @@ async fn fetch_layer(
                             }
                         })?;
                         progress.advance(digest, b.len() as u64);
-                        send(&mut tx, Piece::Data(b));
+                        batch.extend_from_slice(&b);
+                        if batch.len() >= UNPACK_BATCH {
+                            let full = std::mem::replace(&mut batch, Vec::with_capacity(UNPACK_BATCH));
+                            send(&mut tx, Piece::Data(full.into()));
+                        }
                     }
                     Err(e) => {
                         broken = Some(e);
@@ -443,7 +455,12 @@ async fn fetch_layer(
     }
     .await;
     match &result {
-        Ok(()) => send(&mut tx, Piece::End),
+        Ok(()) => {
+            if !batch.is_empty() {
+                send(&mut tx, Piece::Data(std::mem::take(&mut batch).into()));
+            }
+            send(&mut tx, Piece::End)
+        }
         Err(_) => send(&mut tx, Piece::Abandon),
     }
     let streamed = tx.is_some();

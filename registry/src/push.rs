@@ -20,7 +20,7 @@ use url::Url;
 /// Blobs up to this size go up in one request.
 const MONOLITHIC_MAX: u64 = 32 << 20;
 /// Chunk size of a chunked upload (streamed from the blob file, never buffered).
-const CHUNK: u64 = 128 << 20;
+const CHUNK: u64 = 512 << 20;
 /// Blobs sent at once.
 const PARALLEL: usize = 3;
 
@@ -401,7 +401,7 @@ fn chunk_body(path: &std::path::Path, offset: u64, len: u64) -> reqwest::Body {
     match opened {
         Ok(f) => reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
             tokio::fs::File::from_std(f).take(len),
-            256 << 10,
+            1 << 20,
         )),
         Err(e) => reqwest::Body::wrap_stream(futures_util::stream::once(async move {
             Err::<bytes::Bytes, _>(e)

@@ -511,6 +511,8 @@ pub struct Faults {
     pub cut_after: u64,
     /// Wait this long before connecting each new connection through.
     pub delay: Duration,
+    /// Wait this long after each forwarded read (at most 64 KiB): a slow link.
+    pub pace: Duration,
 }
 
 /// A TCP proxy in front of a registry that breaks things on purpose.
@@ -613,6 +615,10 @@ fn proxy_conn(
                 if cut {
                     fired.fetch_add(1, Ordering::SeqCst);
                     break;
+                }
+                let pace = faults.lock().unwrap().pace;
+                if !pace.is_zero() {
+                    std::thread::sleep(pace);
                 }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
