@@ -216,7 +216,9 @@ impl Builder {
         };
         let img = match (local, &self.req.images) {
             (Ok(img), _) => return Ok(img),
-            (Err(berth_store::Error::NoSuchImage(_)), Some(source)) => source.pull(name)?,
+            (Err(berth_store::Error::NoSuchImage(_)), Some(source)) => source
+                .pull(name)
+                .map_err(|e| format!("not found in the store, and the pull failed: {e}"))?,
             (Err(berth_store::Error::NoSuchImage(_)), None) => {
                 return Err(format!("{name}: not found in the local store"))
             }

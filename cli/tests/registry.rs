@@ -552,6 +552,20 @@ fn faults_are_retried_and_resumed_and_an_interrupted_pull_keeps_the_store_whole(
     assert!(ran.starts_with(&sum), "{ran} vs {sum}");
     ok(env.berth(&pulled, &["images", "--verify"]));
 
+    // 429 with Retry-After: berth waits as long as the registry asks. (The
+    // first connection is the /v2/ ping, whose answer only teaches auth.)
+    proxy.set(Faults {
+        throttle_requests: 2,
+        ..Default::default()
+    });
+    let throttled = d.join("throttled");
+    let t0 = std::time::Instant::now();
+    ok(env.berth(&throttled, &["pull", &image]));
+    assert!(
+        t0.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After ignored"
+    );
+
     // A registry that never lets a layer through: the pull fails, tags
     // nothing, and leaves no partial blob or snapshot behind.
     proxy.set(Faults {

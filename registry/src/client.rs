@@ -112,3 +112,50 @@ impl Client {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(mirrors: &[&str]) -> Client {
+        let config = RegistryConfig {
+            mirrors: mirrors.iter().map(|m| Url::parse(m).unwrap()).collect(),
+            ..Default::default()
+        };
+        Client::new(
+            config,
+            DockerConfig::at(std::path::Path::new("/nonexistent/config.json")),
+        )
+    }
+
+    #[test]
+    fn docker_hub_names_go_to_mirrors_then_registry_1() {
+        let c = client(&["http://127.0.0.1:5000", "https://mirror.example.com/"]);
+        let r: ImageRef = "busybox".parse().unwrap();
+        let sources = c.pull_sources(&r).unwrap();
+        let urls: Vec<String> = sources
+            .iter()
+            .map(|s| s.url("manifests/latest").unwrap().to_string())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "http://127.0.0.1:5000/v2/library/busybox/manifests/latest",
+                "https://mirror.example.com/v2/library/busybox/manifests/latest",
+                "https://registry-1.docker.io/v2/library/busybox/manifests/latest",
+            ]
+        );
+        // Credentials for Docker Hub are docker's `docker.io` entry.
+        assert_eq!(sources[2].host.name, "docker.io");
+        // Other registries: no mirrors; loopback speaks plain HTTP.
+        let r: ImageRef = "127.0.0.1:5001/team/app:1".parse().unwrap();
+        let s = c.pull_sources(&r).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].url("blobs/x").unwrap().as_str(),
+            "http://127.0.0.1:5001/v2/team/app/blobs/x"
+        );
+        let r: ImageRef = "ghcr.io/o/app".parse().unwrap();
+        assert_eq!(c.repo(&r).unwrap().host.base.as_str(), "https://ghcr.io/");
+    }
+}

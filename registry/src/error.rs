@@ -16,7 +16,7 @@ pub enum Error {
         message: Option<String>,
     },
     /// The registry could not be reached or dropped the connection, after retries.
-    #[error("{what}: {source}{}", Retry(*retried))]
+    #[error("{what}: {}{}", Chain(source), Retry(*retried))]
     Transport {
         what: String,
         retried: u32,
@@ -42,6 +42,32 @@ pub enum Error {
 }
 
 struct Retry(u32);
+
+/// An error and its causes, `a: b: c` (reqwest's own message alone says
+/// only "error sending request").
+struct Chain<'a>(&'a reqwest::Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut e: Option<&dyn std::error::Error> = Some(self.0);
+        let mut first = true;
+        let mut last = String::new();
+        while let Some(cur) = e {
+            let text = cur.to_string();
+            // Layers often repeat their cause's text: print it once.
+            if !last.contains(&text) {
+                if !first {
+                    f.write_str(": ")?;
+                }
+                f.write_str(&text)?;
+                first = false;
+            }
+            last = text;
+            e = cur.source();
+        }
+        Ok(())
+    }
+}
 
 impl fmt::Display for Retry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -390,7 +390,12 @@ impl Host {
                     after.unwrap_or_else(|| self.retry.delay(attempt))
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) if attempt < retries && !e.is_builder() => {
+                // A host that refuses connections or has no address gets
+                // one more try, not the whole backoff (a mirror is skipped fast).
+                Err(e)
+                    if attempt < retries.min(if e.is_connect() { 1 } else { u32::MAX })
+                        && !e.is_builder() =>
+                {
                     tracing::warn!(what = %call.what, error = %e, attempt, "connection failed, retrying");
                     self.retry.delay(attempt)
                 }

@@ -505,6 +505,8 @@ fn unescape(s: &str) -> String {
 pub struct Faults {
     /// Answer this many connections' first request with a 500 and close.
     pub fail_requests: u32,
+    /// Then this many with a 429 and `Retry-After: 1`.
+    pub throttle_requests: u32,
     /// Cut this many connections once `cut_after` bytes went through them
     /// (either way).
     pub cuts: u32,
@@ -561,25 +563,28 @@ fn proxy_conn(
     fired: &Arc<AtomicU32>,
     bytes: &Arc<AtomicU64>,
 ) {
-    let (fail, delay) = {
+    let (answer, delay) = {
         let mut f = faults.lock().unwrap();
-        let fail = f.fail_requests > 0;
-        if fail {
+        let answer: Option<&[u8]> = if f.fail_requests > 0 {
             f.fail_requests -= 1;
-        }
-        (fail, f.delay)
+            Some(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        } else if f.throttle_requests > 0 {
+            f.throttle_requests -= 1;
+            Some(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        } else {
+            None
+        };
+        (answer, f.delay)
     };
     std::thread::sleep(delay);
-    if fail {
+    if let Some(answer) = answer {
         fired.fetch_add(1, Ordering::SeqCst);
         let mut head = Vec::new();
         let mut buf = [0u8; 1];
         while !head.ends_with(b"\r\n\r\n") && client.read(&mut buf).unwrap_or(0) == 1 {
             head.push(buf[0]);
         }
-        let _ = client.write_all(
-            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-        );
+        let _ = client.write_all(answer);
         let _ = client.shutdown(Shutdown::Both);
         return;
     }
