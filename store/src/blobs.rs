@@ -304,6 +304,25 @@ impl Drop for Ingest {
     }
 }
 
+/// How much of a blob is written before its writeback is started.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Starts writing `len` bytes at `offset` to disk without waiting, so the
+/// fsync at commit finds little left to do (a large layer's fsync otherwise
+/// waits for the whole blob at the end).
+fn start_writeback(f: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: the descriptor is open for the call's duration; the call only
+    // schedules writeback and reads no memory of ours. Failure is harmless:
+    // the fsync at commit writes everything anyway.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,21 +354,3 @@ mod tests {
     }
 }
 
-/// How much of a blob is written before its writeback is started.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-/// Starts writing `len` bytes at `offset` to disk without waiting, so the
-/// fsync at commit finds little left to do (a large layer's fsync otherwise
-/// waits for the whole blob at the end).
-fn start_writeback(f: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: the descriptor is open for the call's duration; the call only
-    // schedules writeback and reads no memory of ours. Failure is harmless:
-    // the fsync at commit writes everything anyway.
-    unsafe {
-        libc::sync_file_range(f.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
-    }
-}
