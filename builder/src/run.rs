@@ -276,6 +276,7 @@ impl Builder {
             network,
             readonly_rootfs: false,
             privileged,
+            limits: berth_runner::Limits::default(),
         };
         let mut spec = docker_spec(&cfg)?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();

@@ -160,3 +160,131 @@ fn containers_behave_like_docker_ones() {
         );
     }
 }
+
+/// The cgroup folders berth made for containers that are gone: none.
+fn leftover_cgroups() -> Vec<String> {
+    ["memory", "pids", "cpu"]
+        .iter()
+        .flat_map(|c| {
+            std::fs::read_dir(format!("/sys/fs/cgroup/{c}/berth"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .map(|e| e.path().display().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn memory_pids_and_cpu_limits_hold() {
+    if !is_root() {
+        eprintln!("skipped: cgroup limits need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    let before = leftover_cgroups();
+
+    // Over the memory limit: the kernel kills it, and docker's 137 comes back.
+    let oom = run(
+        &root,
+        &[
+            "--rm",
+            "--memory",
+            "32m",
+            "busybox",
+            "sh",
+            "-c",
+            "exec tail -c 99000000 /dev/zero",
+        ],
+    );
+    assert_eq!(
+        oom.status.code(),
+        Some(137),
+        "{}",
+        String::from_utf8_lossy(&oom.stderr)
+    );
+    // Under it, fine.
+    assert_eq!(
+        sh(
+            &root,
+            &["--memory", "32m"],
+            "head -c 1000000 /dev/zero | wc -c"
+        ),
+        "1000000"
+    );
+    let bad = run(&root, &["--rm", "--memory", "1m", "busybox", "true"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Minimum memory limit allowed is 6MB"));
+
+    // A fork bomb stops at the pids limit.
+    let bomb = run(
+        &root,
+        &[
+            "--rm",
+            "--pids-limit",
+            "8",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in $(seq 30); do sleep 2 & done; wait",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&bomb.stderr).contains("can't fork"),
+        "{}",
+        String::from_utf8_lossy(&bomb.stderr)
+    );
+    let under = sh(
+        &root,
+        &["--pids-limit", "8"],
+        "sleep 0 & sleep 0 & wait; echo ok",
+    );
+    assert_eq!(under, "ok");
+
+    // --cpus: the container's cpu group has the quota, seen from the host.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["run", "--rm", "--cpus", "0.5", "busybox", "sleep", "7"])
+        .spawn()
+        .unwrap();
+    let mut quota = None;
+    for _ in 0..100 {
+        let found = std::fs::read_dir("/sys/fs/cgroup/cpu/berth")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .find_map(|e| {
+                let tasks = std::fs::read_to_string(e.path().join("tasks")).ok()?;
+                let pid = tasks.lines().next()?.trim().to_string();
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                (cmd.starts_with(b"sleep\0")).then(|| {
+                    (
+                        std::fs::read_to_string(e.path().join("cpu.cfs_quota_us")).unwrap(),
+                        std::fs::read_to_string(e.path().join("cpu.cfs_period_us")).unwrap(),
+                    )
+                })
+            });
+        if found.is_some() {
+            quota = found;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let (q, p) = quota.expect("the container's cpu cgroup");
+    assert_eq!((q.trim(), p.trim()), ("50000", "100000"));
+    // The killed run's helper died with berth, leaving its group; the next
+    // limited container reaps it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(sh(&root, &["--memory", "16m"], "echo again"), "again");
+    let after: Vec<String> = leftover_cgroups()
+        .into_iter()
+        .filter(|c| !before.contains(c))
+        .collect();
+    assert!(after.is_empty(), "cgroups left behind: {after:?}");
+}

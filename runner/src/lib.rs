@@ -3,15 +3,18 @@
 //! root filesystem; `linux::run` executes it in new namespaces behind
 //! pivot_root with docker's capability set and masked paths.
 //!
-//! Not yet here (see the runner issue): cgroup limits, seccomp, user
+//! Limits (`--memory`, `--pids-limit`, `--cpus`) go through cgroups
+//! (`cgroup.rs`). Not yet here (see the runner issue): seccomp, user
 //! namespaces, detached containers and their supervisor, exec, ports.
 
 pub mod bundle;
+pub mod cgroup;
 mod error;
 pub mod linux;
 pub mod spec;
 pub mod user;
 
 pub use bundle::{Bundle, HELPER_COMMAND};
+pub use cgroup::Limits;
 pub use error::{Error, Result};
 pub use spec::{docker_spec, Network, RunConfig};

@@ -3,6 +3,7 @@
 //! the berth binary): it forks, and forking a multi-threaded process is
 //! unsafe.
 
+use crate::cgroup::{Cgroup, Limits};
 use crate::error::{Error, Result};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
@@ -85,11 +86,43 @@ pub fn run(spec: &Spec) -> Result<i32> {
         };
     }
     unshare(flags).map_err(sys("cannot create namespaces"))?;
+    let limits = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .map(Limits::from_resources)
+        .unwrap_or_default();
+    let rootless = !nix::unistd::geteuid().is_root();
+    let cgroup = if limits.is_empty() || rootless {
+        None
+    } else {
+        let id = spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+            .or_else(|| spec.hostname().clone())
+            .unwrap_or_else(|| std::process::id().to_string());
+        Some(Cgroup::create(&id, &limits)?)
+    };
+    // The child waits until it is in its cgroup: nothing it starts escapes the limits.
+    let (gate_rx, gate_tx) = nix::unistd::pipe().map_err(sys("cannot create a pipe"))?;
     // SAFETY: this process is single-threaded (the caller's contract), so the
     // child may do anything after fork.
     match unsafe { fork() }.map_err(sys("cannot fork"))? {
         ForkResult::Child => {
-            let code = match child(spec) {
+            drop(gate_tx);
+            let mut byte = [0u8; 1];
+            let gated = nix::unistd::read(&gate_rx, &mut byte);
+            drop(gate_rx);
+            let started = match gated {
+                Ok(1) if rootless && !limits.is_empty() => rlimits(&limits),
+                Ok(1) => Ok(()),
+                _ => Err(Error::Setup(
+                    "the runtime went away before the start".into(),
+                )),
+            };
+            let code = match started.and_then(|()| child(spec)) {
                 Ok(never) => match never {},
                 Err(e) => {
                     eprintln!("berth: cannot start the container: {e}");
@@ -104,31 +137,64 @@ pub fn run(spec: &Spec) -> Result<i32> {
             std::process::exit(code);
         }
         ForkResult::Parent { child } => {
-            CHILD.store(child.as_raw(), Ordering::Relaxed);
-            for s in [
-                Signal::SIGINT,
-                Signal::SIGTERM,
-                Signal::SIGHUP,
-                Signal::SIGQUIT,
-                Signal::SIGUSR1,
-                Signal::SIGUSR2,
-            ] {
-                // SAFETY: the handler only calls kill(2).
-                unsafe {
-                    let _ = signal::signal(s, SigHandler::Handler(forward));
+            drop(gate_rx);
+            if let Some(cg) = &cgroup {
+                if let Err(e) = cg.add(child.as_raw()) {
+                    let _ = signal::kill(child, Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(e);
                 }
             }
-            loop {
-                match waitpid(child, None) {
-                    Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                    Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                    Ok(_) => continue,
-                    Err(nix::Error::EINTR) => continue,
-                    Err(e) => {
-                        return Err(Error::Setup(format!("cannot wait for the container: {e}")))
-                    }
-                }
+            nix::unistd::write(&gate_tx, &[1]).map_err(sys("cannot start the container"))?;
+            drop(gate_tx);
+            let code = wait_for(child);
+            if let Some(cg) = cgroup {
+                cg.remove();
             }
+            code
+        }
+    }
+}
+
+/// Without root there is no cgroup of our own: rlimits come closest.
+fn rlimits(limits: &Limits) -> Result<()> {
+    use nix::sys::resource::{setrlimit, Resource};
+    eprintln!("berth: resource limits need root for cgroups; using rlimits instead");
+    if let Some(m) = limits.memory {
+        let m = m as u64;
+        setrlimit(Resource::RLIMIT_AS, m, m).map_err(sys("setrlimit(RLIMIT_AS)"))?;
+    }
+    if let Some(p) = limits.pids {
+        let p = p as u64;
+        setrlimit(Resource::RLIMIT_NPROC, p, p).map_err(sys("setrlimit(RLIMIT_NPROC)"))?;
+    }
+    Ok(())
+}
+
+/// Forwards signals to the container's first process and returns its exit
+/// code, as docker reports it.
+fn wait_for(child: nix::unistd::Pid) -> Result<i32> {
+    CHILD.store(child.as_raw(), Ordering::Relaxed);
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        // SAFETY: the handler only calls kill(2).
+        unsafe {
+            let _ = signal::signal(s, SigHandler::Handler(forward));
+        }
+    }
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Error::Setup(format!("cannot wait for the container: {e}"))),
         }
     }
 }

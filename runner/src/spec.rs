@@ -36,6 +36,8 @@ pub struct RunConfig {
     pub readonly_rootfs: bool,
     /// Lift docker's hardening (all capabilities, no masked paths).
     pub privileged: bool,
+    /// `--memory`, `--pids-limit`, `--cpus`.
+    pub limits: crate::cgroup::Limits,
 }
 
 /// The capabilities docker grants a container.
@@ -143,6 +145,38 @@ fn namespace(kind: LinuxNamespaceType) -> Result<LinuxNamespace> {
         .typ(kind)
         .build()
         .map_err(|e| Error::Spec(e.to_string()))
+}
+
+fn resources(l: &crate::cgroup::Limits) -> Result<oci_spec::runtime::LinuxResources> {
+    use oci_spec::runtime::{
+        LinuxCpuBuilder, LinuxMemoryBuilder, LinuxPidsBuilder, LinuxResourcesBuilder,
+    };
+    let err = |e: oci_spec::OciSpecError| Error::Spec(e.to_string());
+    let mut r = LinuxResourcesBuilder::default();
+    if let Some(m) = l.memory {
+        // swap is memory plus swap: equal means no swap, so a process over
+        // the limit is OOM-killed rather than swapped out.
+        r = r.memory(
+            LinuxMemoryBuilder::default()
+                .limit(m)
+                .swap(m)
+                .build()
+                .map_err(err)?,
+        );
+    }
+    if let Some(p) = l.pids {
+        r = r.pids(LinuxPidsBuilder::default().limit(p).build().map_err(err)?);
+    }
+    if let Some((quota, period)) = l.cpu {
+        r = r.cpu(
+            LinuxCpuBuilder::default()
+                .quota(quota)
+                .period(period)
+                .build()
+                .map_err(err)?,
+        );
+    }
+    r.build().map_err(err)
 }
 
 /// Builds the spec docker would give this container.
@@ -253,6 +287,11 @@ pub fn docker_spec(cfg: &RunConfig) -> Result<Spec> {
                     .map(|s| s.to_string())
                     .collect::<Vec<_>>(),
             );
+    }
+    if !cfg.limits.is_empty() {
+        linux = linux
+            .resources(resources(&cfg.limits)?)
+            .cgroups_path(PathBuf::from(format!("/berth/{}", cfg.hostname)));
     }
     let linux = linux.build().map_err(|e| Error::Spec(e.to_string()))?;
     let root = RootBuilder::default()

@@ -353,4 +353,3 @@ mod tests {
         assert!(store.open(&d, Some(5)).is_err());
     }
 }
-

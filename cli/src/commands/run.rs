@@ -54,9 +54,71 @@ pub struct RunArgs {
     /// Bind mount a host path: HOST_PATH:CONTAINER_PATH[:ro|rw]
     #[arg(short, long = "volume")]
     volume: Vec<String>,
+    /// Memory limit (e.g. 64m, 1g)
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long)]
+    pids_limit: Option<i64>,
+    /// Number of CPUs
+    #[arg(long)]
+    cpus: Option<f64>,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
+}
+
+/// docker's `RAMInBytes`: a number with an optional b, k, m, g or t
+/// (binary units), optionally followed by `b`.
+fn ram_in_bytes(s: &str) -> anyhow::Result<i64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let t = lower
+        .strip_suffix('b')
+        .filter(|t| !t.is_empty() && !t.ends_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(&lower);
+    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, ""),
+    };
+    let mult: f64 = match unit {
+        "" | "b" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => bail!("invalid size: {s:?}"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid size: {s:?}"))?;
+    Ok((n * mult) as i64)
+}
+
+fn limits(args: &RunArgs) -> anyhow::Result<berth_runner::Limits> {
+    let memory = args.memory.as_deref().map(ram_in_bytes).transpose()?;
+    if let Some(m) = memory {
+        if m < 6 * 1024 * 1024 {
+            bail!("Minimum memory limit allowed is 6MB");
+        }
+    }
+    let cpu = match args.cpus {
+        None => None,
+        Some(c) if c.is_nan() || c <= 0.0 => bail!("invalid --cpus {c}: must be above 0"),
+        Some(c) => {
+            let cores = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
+            if c > cores as f64 {
+                bail!("range of CPUs is from 0.01 to {cores}.00, as there are only {cores} CPUs available");
+            }
+            Some(((c * 100_000.0) as i64, 100_000))
+        }
+    };
+    Ok(berth_runner::Limits {
+        memory,
+        pids: args.pids_limit.filter(|p| *p > 0),
+        cpu,
+    })
 }
 
 fn random_id() -> anyhow::Result<String> {
@@ -193,6 +255,7 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
             network,
             readonly_rootfs: args.read_only,
             privileged: args.privileged,
+            limits: limits(&args)?,
         };
         let mut spec = docker_spec(&cfg)?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();

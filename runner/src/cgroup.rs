@@ -1,0 +1,190 @@
+//! Resource limits through cgroups: the unified (v2) hierarchy where it is
+//! the whole of `/sys/fs/cgroup`, else the v1 controllers (`memory`, `pids`,
+//! `cpu`), as on hybrid hosts. A container's group is `berth/<id>` in each
+//! hierarchy and is removed when the container is gone.
+
+use crate::error::{Error, Result};
+use oci_spec::runtime::LinuxResources;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// The limits berth sets, read from a spec's `linux.resources`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    /// Bytes of memory (swap included: none beyond it).
+    pub memory: Option<i64>,
+    pub pids: Option<i64>,
+    /// CFS quota and period, microseconds.
+    pub cpu: Option<(i64, u64)>,
+}
+
+impl Limits {
+    pub fn from_resources(r: &LinuxResources) -> Limits {
+        Limits {
+            memory: r.memory().as_ref().and_then(|m| m.limit()),
+            pids: r.pids().as_ref().map(|p| p.limit()),
+            cpu: r
+                .cpu()
+                .as_ref()
+                .and_then(|c| Some((c.quota()?, c.period().unwrap_or(100_000)))),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+}
+
+/// Removes the empty groups of containers whose runtime was killed before
+/// it could remove them (a group with processes refuses to go: it stays).
+pub fn reap() {
+    let root = Path::new(ROOT);
+    let mut parents = vec![root.join("berth")];
+    if let Ok(rd) = fs::read_dir(root) {
+        parents.extend(rd.flatten().map(|e| e.path().join("berth")));
+    }
+    for p in parents {
+        for e in fs::read_dir(&p).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                let _ = fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
+/// A container's cgroup: one folder per hierarchy that holds a limit.
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Vec<PathBuf>,
+    /// Each folder's parent, opened when it was made: the container's
+    /// pivot_root may change this process's root too, so removal goes
+    /// through descriptors, not paths.
+    parents: Vec<(std::fs::File, String)>,
+}
+
+fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
+    fs::write(dir.join(file), value).map_err(|e| {
+        Error::Setup(format!(
+            "cannot set {}/{file} to {value}: {e}",
+            dir.display()
+        ))
+    })
+}
+
+fn mkdir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir)
+        .map_err(|e| Error::Setup(format!("cannot create cgroup {}: {e}", dir.display())))
+}
+
+impl Cgroup {
+    /// Creates `berth/<id>` with `limits` in every hierarchy that needs it.
+    pub fn create(id: &str, limits: &Limits) -> Result<Cgroup> {
+        reap();
+        let root = Path::new(ROOT);
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            parents: Vec::new(),
+        };
+        if root.join("cgroup.controllers").exists() {
+            // v2: the controllers must be enabled on the way down.
+            let mut want = Vec::new();
+            if limits.memory.is_some() {
+                want.push("+memory");
+            }
+            if limits.pids.is_some() {
+                want.push("+pids");
+            }
+            if limits.cpu.is_some() {
+                want.push("+cpu");
+            }
+            let parent = root.join("berth");
+            mkdir(&parent)?;
+            write(root, "cgroup.subtree_control", &want.join(" "))?;
+            write(&parent, "cgroup.subtree_control", &want.join(" "))?;
+            let dir = parent.join(id);
+            mkdir(&dir)?;
+            cg.keep(&dir, id)?;
+            if let Some(m) = limits.memory {
+                write(&dir, "memory.max", &m.to_string())?;
+                write(&dir, "memory.swap.max", "0").ok();
+            }
+            if let Some(p) = limits.pids {
+                write(&dir, "pids.max", &p.to_string())?;
+            }
+            if let Some((quota, period)) = limits.cpu {
+                write(&dir, "cpu.max", &format!("{quota} {period}"))?;
+            }
+            return Ok(cg);
+        }
+        let group = |cg: &mut Cgroup, controller: &str| -> Result<PathBuf> {
+            let base = root.join(controller);
+            if !base.join("cgroup.procs").exists() {
+                return Err(Error::Setup(format!(
+                    "the {controller} cgroup controller is not mounted at {}",
+                    base.display()
+                )));
+            }
+            let dir = base.join("berth").join(id);
+            mkdir(&dir)?;
+            cg.keep(&dir, id)?;
+            Ok(dir)
+        };
+        if let Some(m) = limits.memory {
+            let dir = group(&mut cg, "memory")?;
+            write(&dir, "memory.limit_in_bytes", &m.to_string())?;
+            // Without swap accounting the file is missing: nothing to limit.
+            if dir.join("memory.memsw.limit_in_bytes").exists() {
+                write(&dir, "memory.memsw.limit_in_bytes", &m.to_string())?;
+            }
+        }
+        if let Some(p) = limits.pids {
+            let dir = group(&mut cg, "pids")?;
+            write(&dir, "pids.max", &p.to_string())?;
+        }
+        if let Some((quota, period)) = limits.cpu {
+            let dir = group(&mut cg, "cpu")?;
+            write(&dir, "cpu.cfs_period_us", &period.to_string())?;
+            write(&dir, "cpu.cfs_quota_us", &quota.to_string())?;
+        }
+        Ok(cg)
+    }
+
+    fn keep(&mut self, dir: &Path, id: &str) -> Result<()> {
+        let parent = dir.parent().unwrap_or(Path::new(ROOT));
+        let f = std::fs::File::open(parent)
+            .map_err(|e| Error::Setup(format!("cannot open {}: {e}", parent.display())))?;
+        self.dirs.push(dir.to_path_buf());
+        self.parents.push((f, id.to_string()));
+        Ok(())
+    }
+
+    /// Moves process `pid` into the group.
+    pub fn add(&self, pid: i32) -> Result<()> {
+        for d in &self.dirs {
+            write(d, "cgroup.procs", &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Removes the group once its processes are gone (the kernel kills the
+    /// rest of a pid namespace when its first process exits).
+    pub fn remove(self) {
+        use nix::unistd::{unlinkat, UnlinkatFlags};
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (parent, name) in &self.parents {
+            loop {
+                match unlinkat(parent, name.as_str(), UnlinkatFlags::RemoveDir) {
+                    Ok(()) | Err(nix::Error::ENOENT) => break,
+                    // EBUSY while the last processes die.
+                    Err(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
