@@ -162,7 +162,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Layers stream through buffers of a MiB or so on several threads. glibc
+/// raises its mmap threshold after each such buffer is freed and then keeps
+/// them in per-thread heaps, which grows the resident size of a pull past
+/// 100 MB; a fixed threshold hands them back to the kernel instead.
+fn fixed_mmap_threshold() {
+    // SAFETY: mallopt only changes allocator tuning; called before any
+    // other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
+}
+
 fn main() -> ExitCode {
+    fixed_mmap_threshold();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

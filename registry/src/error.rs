@@ -16,12 +16,13 @@ pub enum Error {
         message: Option<String>,
     },
     /// The registry could not be reached or dropped the connection, after retries.
-    #[error("{what}: {}{}", Chain(source), Retry(*retried))]
+    /// The message holds the whole cause chain, so the cause is not also a
+    /// `source` (anyhow would print it twice).
+    #[error("{what}: {}{}", Chain(cause), Retry(*retried))]
     Transport {
         what: String,
         retried: u32,
-        #[source]
-        source: reqwest::Error,
+        cause: reqwest::Error,
     },
     #[error("{0}")]
     Auth(String),

@@ -97,7 +97,7 @@ async fn read_limited(resp: reqwest::Response, what: &str) -> Result<Bytes> {
         let chunk = chunk.map_err(|e| Error::Transport {
             what: what.to_string(),
             retried: 0,
-            source: e,
+            cause: e,
         })?;
         out.extend_from_slice(&chunk);
         if out.len() > MAX_DOCUMENT {
@@ -442,7 +442,7 @@ async fn fetch_layer(
                         return Err(Error::Transport {
                             what: what.clone(),
                             retried: failures - 1,
-                            source: e,
+                            cause: e,
                         });
                     }
                     tracing::warn!(%digest, have, "download broke off, resuming");

@@ -254,7 +254,7 @@ impl Host {
                             host_of(&url)
                         ),
                         retried: attempt,
-                        source: e,
+                        cause: e,
                     })
                 }
                 Err(_) => {}
@@ -403,7 +403,7 @@ impl Host {
                     return Err(Error::Transport {
                         what: call.what.clone(),
                         retried: attempt,
-                        source: e,
+                        cause: e,
                     })
                 }
             };
@@ -428,7 +428,7 @@ impl Host {
             .map_err(|e| Error::Transport {
                 what: what.clone(),
                 retried: 0,
-                source: e,
+                cause: e,
             })?;
         if first.status() != StatusCode::UNAUTHORIZED {
             return check(first, &what).await.map(|_| ());
@@ -453,7 +453,7 @@ impl Host {
                     .map_err(|e| Error::Transport {
                         what: what.clone(),
                         retried: 0,
-                        source: e,
+                        cause: e,
                     })?;
                 if resp.status() == StatusCode::UNAUTHORIZED {
                     return Err(Error::Auth(format!(
