@@ -288,3 +288,46 @@ fn memory_pids_and_cpu_limits_hold() {
         .collect();
     assert!(after.is_empty(), "cgroups left behind: {after:?}");
 }
+
+#[test]
+fn the_same_spec_runs_under_runc() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    let probe = "grep CapEff /proc/self/status; echo pid=$$; id; cat /etc/hostname | wc -c; \
+                 ip -o link 2>/dev/null | wc -l; echo > /proc/sysrq-trigger 2>/dev/null || echo sysrq-refused";
+    let mut seen = Vec::new();
+    for rt in ["berth", "runc"] {
+        let out = sh(&root, &["--runtime", rt, "--network", "none"], probe);
+        assert!(out.contains("CapEff:\t00000000a80425fb"), "{rt}: {out}");
+        assert!(
+            out.contains("pid=1") && out.contains("sysrq-refused"),
+            "{rt}: {out}"
+        );
+        seen.push(out);
+        let code = run(
+            &root,
+            &["--rm", "--runtime", rt, "busybox", "sh", "-c", "exit 3"],
+        );
+        assert_eq!(code.status.code(), Some(3), "{rt}");
+        let oom = run(
+            &root,
+            &[
+                "--rm",
+                "--runtime",
+                rt,
+                "--memory",
+                "32m",
+                "busybox",
+                "sh",
+                "-c",
+                "exec tail -c 99000000 /dev/zero",
+            ],
+        );
+        assert_eq!(oom.status.code(), Some(137), "{rt}");
+    }
+    assert_eq!(seen[0], seen[1], "berth's runtime and runc differ");
+}

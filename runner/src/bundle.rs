@@ -84,6 +84,14 @@ impl Bundle {
         Ok(path)
     }
 
+    /// An external OCI runtime (`runc`, `crun`, or a path to one) running
+    /// the saved bundle as container `id`: `runc run --bundle DIR ID`.
+    pub fn external(&self, runtime: &str, id: &str) -> Command {
+        let mut cmd = Command::new(runtime);
+        cmd.arg("run").arg("--bundle").arg(&self.dir).arg(id);
+        cmd
+    }
+
     /// The helper process that runs the saved spec: `exe __runtime config.json`.
     pub fn helper(&self, exe: &Path) -> Command {
         let mut cmd = Command::new(exe);

@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// Number of CPUs
     #[arg(long)]
     cpus: Option<f64>,
+    /// Runtime to use for this container: berth's own, or an OCI runtime
+    /// such as runc or crun (a name on PATH or a path)
+    #[arg(long, default_value = "berth")]
+    runtime: String,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -265,11 +269,18 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         spec.set_mounts(Some(mounts));
         bundle.save(&spec)?;
-        let exe = std::env::current_exe().context("cannot find the berth binary")?;
-        let status = bundle
-            .helper(&exe)
-            .status()
-            .context("cannot start the runtime helper")?;
+        let status = if args.runtime == "berth" {
+            let exe = std::env::current_exe().context("cannot find the berth binary")?;
+            bundle
+                .helper(&exe)
+                .status()
+                .context("cannot start the runtime helper")?
+        } else {
+            bundle
+                .external(&args.runtime, &id)
+                .status()
+                .with_context(|| format!("cannot start the runtime {}", args.runtime))?
+        };
         Ok(status.code().unwrap_or(125))
     })();
     drop(bundle);
