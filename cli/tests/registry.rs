@@ -11,7 +11,7 @@ mod registry;
 
 use registry::{ClientEnv, FaultProxy, Faults, Registry, RegistryOptions, TestCa, TokenServer};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
 fn text(b: &[u8]) -> String {
@@ -84,6 +84,17 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// A registry set up as `opts`, a client environment, and a store holding
+/// busybox, also tagged as `<registry>/<name>`.
+fn setup(d: &Path, opts: RegistryOptions, name: &str) -> (Registry, ClientEnv, PathBuf, String) {
+    let reg = Registry::start(&d.join("reg"), opts);
+    let env = ClientEnv::new(&d.join("client"));
+    let root = busybox::busybox_store(d);
+    let image = format!("{}/{name}", reg.host());
+    ok(env.berth(&root, &["tag", "busybox", &image]));
+    (reg, env, root, image)
+}
+
 #[test]
 fn push_pull_and_run_with_an_anonymous_registry_and_skopeo_both_ways() {
     assert!(
@@ -92,12 +103,8 @@ fn push_pull_and_run_with_an_anonymous_registry_and_skopeo_both_ways() {
     );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let reg = Registry::start(&d.join("reg"), RegistryOptions::default());
-    let env = ClientEnv::new(&d.join("client"));
-    let root = busybox::busybox_store(d);
+    let (reg, env, root, image) = setup(d, RegistryOptions::default(), "test/busybox:v1");
     let host = reg.host();
-    let image = format!("{host}/test/busybox:v1");
-    ok(env.berth(&root, &["tag", "busybox", &image]));
 
     let out = ok(env.berth(&root, &["push", &image]));
     assert!(
@@ -296,18 +303,15 @@ fn basic_auth_login_push_pull_logout_and_a_credential_helper() {
     );
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let reg = Registry::start(
-        &d.join("reg"),
+    let (reg, env, root, image) = setup(
+        d,
         RegistryOptions {
             htpasswd: true,
             ..Default::default()
         },
+        "test/busybox:v1",
     );
-    let env = ClientEnv::new(&d.join("client"));
-    let root = busybox::busybox_store(d);
     let host = reg.host();
-    let image = format!("{host}/test/busybox:v1");
-    ok(env.berth(&root, &["tag", "busybox", &image]));
 
     let denied = fails(env.berth(&root, &["push", &image]));
     assert!(denied.contains("authentication required"), "{denied}");
@@ -406,18 +410,15 @@ fn token_auth_with_scoped_bearer_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let tokens = TokenServer::start(&d.join("token"), false);
-    let reg = Registry::start(
-        &d.join("reg"),
+    let (reg, env, root, image) = setup(
+        d,
         RegistryOptions {
             token: Some((tokens.realm(), tokens.bundle.clone())),
             ..Default::default()
         },
+        "test/busybox:v1",
     );
-    let env = ClientEnv::new(&d.join("client"));
-    let root = busybox::busybox_store(d);
     let host = reg.host();
-    let image = format!("{host}/test/busybox:v1");
-    ok(env.berth(&root, &["tag", "busybox", &image]));
     let denied = fails(env.berth(&root, &["push", &image]));
     assert!(denied.contains("authentication required"), "{denied}");
     let bad = fails(login(&env, &root, &host, "nope"));
@@ -455,18 +456,15 @@ fn tls_registry_with_a_test_ca() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ca = TestCa::new(&d.join("ca"));
-    let reg = Registry::start(
-        &d.join("reg"),
+    let (reg, env, root, image) = setup(
+        d,
         RegistryOptions {
             tls: Some((ca.cert_pem.clone(), ca.key_pem.clone())),
             ..Default::default()
         },
+        "test/busybox:v1",
     );
-    let env = ClientEnv::new(&d.join("client"));
-    let root = busybox::busybox_store(d);
     let host = reg.host();
-    let image = format!("{host}/test/busybox:v1");
-    ok(env.berth(&root, &["tag", "busybox", &image]));
     // Not trusted yet: a loopback registry is tried over plain HTTP, which a
     // TLS server refuses.
     fails(env.berth(&root, &["push", &image]));

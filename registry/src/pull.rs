@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::manifest::{self, Platform, ACCEPT};
 use crate::progress::Progress;
 use crate::sources;
-use crate::transport::{check, Call, Repo};
+use crate::transport::{check, Repo};
 use berth_store::image::LayerRef;
 use berth_store::{Digest, ImageConfig, ImageRef, Store, StoredImage};
 use bytes::Bytes;
@@ -45,12 +45,8 @@ pub(crate) async fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Optio
     let url = repo.url(&format!("manifests/{reference}"))?;
     let what = format!("cannot fetch manifest {}:{reference}", repo.display());
     let resp = repo
-        .host
-        .send(Call {
-            what: what.clone(),
-            scopes: vec![repo.scope("pull")],
-            build: Box::new(move |c| c.get(url.clone()).header(ACCEPT_HEADER, ACCEPT)),
-            retries: None,
+        .send(what.clone(), "pull", move |c| {
+            c.get(url.clone()).header(ACCEPT_HEADER, ACCEPT)
         })
         .await?;
     if resp.status() == StatusCode::NOT_FOUND {
@@ -207,13 +203,11 @@ async fn pull_from(
     } else {
         let url = repo.url(&format!("blobs/{config_digest}"))?;
         let resp = repo
-            .host
-            .send(Call {
-                what: format!("cannot fetch config {config_digest} of {name}"),
-                scopes: vec![repo.scope("pull")],
-                build: Box::new(move |c| c.get(url.clone())),
-                retries: None,
-            })
+            .send(
+                format!("cannot fetch config {config_digest} of {name}"),
+                "pull",
+                move |c| c.get(url.clone()),
+            )
             .await?;
         let resp = check(resp, &what).await?;
         let data = read_limited(resp, &what).await?;
@@ -366,21 +360,14 @@ async fn fetch_layer(
         loop {
             let url = repo.url(&format!("blobs/{digest}"))?;
             let from = have;
-            let resp = repo
-                .host
-                .send(Call {
-                    what: what.clone(),
-                    scopes: vec![repo.scope("pull")],
-                    build: Box::new(move |c| {
+            let resp = repo.send(what.clone(), "pull", move |c| {
                         let req = c.get(url.clone());
                         if from > 0 {
                             req.header(RANGE, format!("bytes={from}-"))
                         } else {
                             req
                         }
-                    }),
-                    retries: None,
-                })
+                    })
                 .await?;
             let resp = check(resp, &what).await?;
             if have > 0 && resp.status() != StatusCode::PARTIAL_CONTENT {

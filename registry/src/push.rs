@@ -96,16 +96,10 @@ pub async fn push(
     let body = bytes::Bytes::from(manifest_bytes);
     let len = body.len() as u64;
     let resp = repo
-        .host
-        .send(Call {
-            what: what.clone(),
-            scopes: vec![repo.scope("pull,push")],
-            build: Box::new(move |c| {
-                c.put(url.clone())
-                    .header(CONTENT_TYPE, media_type.clone())
-                    .body(body.clone())
-            }),
-            retries: None,
+        .send(what.clone(), "pull,push", move |c| {
+            c.put(url.clone())
+                .header(CONTENT_TYPE, media_type.clone())
+                .body(body.clone())
         })
         .await?;
     check(resp, &what).await?;
@@ -137,21 +131,8 @@ async fn push_blob(
     progress: &dyn Progress,
 ) -> Result<String> {
     let what = format!("cannot push blob {digest} to {}", repo.display());
-    let url = repo.url(&format!("blobs/{digest}"))?;
-    let resp = repo
-        .host
-        .send(Call {
-            what: what.clone(),
-            scopes: vec![repo.scope("pull,push")],
-            build: Box::new(move |c| c.head(url.clone())),
-            retries: None,
-        })
-        .await?;
-    if resp.status().is_success() {
+    if head_blob(repo, digest, &what).await? {
         return Ok("Layer already exists".into());
-    }
-    if resp.status() != StatusCode::NOT_FOUND {
-        return Err(registry_error(&what, resp).await);
     }
     // Mount from a sibling repository that holds it; the registry answers
     // 201 when it did, 202 with an upload session when it could not.
@@ -214,16 +195,10 @@ async fn monolithic_upload(
             .append_pair("digest", &digest.to_string());
         let body = data.clone();
         let sent = repo
-            .host
-            .send(Call {
-                what: what.to_string(),
-                scopes: vec![repo.scope("pull,push")],
-                build: Box::new(move |c| {
-                    c.put(url.clone())
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .body(body.clone())
-                }),
-                retries: Some(0),
+            .send_once(what.to_string(), "pull,push", move |c| {
+                c.put(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(body.clone())
             })
             .await;
         let e = match sent {
@@ -245,30 +220,31 @@ async fn monolithic_upload(
     }
 }
 
+/// Whether the repository has the blob (`HEAD`: 2xx yes, 404 no).
+async fn head_blob(repo: &Repo, digest: &Digest, what: &str) -> Result<bool> {
+    let url = repo.url(&format!("blobs/{digest}"))?;
+    let resp = repo
+        .send(what, "pull,push", move |c| c.head(url.clone()))
+        .await?;
+    match resp.status() {
+        s if s.is_success() => Ok(true),
+        StatusCode::NOT_FOUND => Ok(false),
+        _ => Err(registry_error(what, resp).await),
+    }
+}
+
+/// After a failed upload: did the blob arrive anyway?
 async fn blob_exists(repo: &Repo, digest: &Digest) -> bool {
-    let Ok(url) = repo.url(&format!("blobs/{digest}")) else {
-        return false;
-    };
-    repo.host
-        .send(Call {
-            what: format!("cannot check blob {digest}"),
-            scopes: vec![repo.scope("pull,push")],
-            build: Box::new(move |c| c.head(url.clone())),
-            retries: None,
-        })
+    head_blob(repo, digest, "cannot check blob")
         .await
-        .is_ok_and(|r| r.status().is_success())
+        .unwrap_or(false)
 }
 
 async fn start_upload(repo: &Repo, what: &str) -> Result<Url> {
     let url = repo.url("blobs/uploads/")?;
     let resp = repo
-        .host
-        .send(Call {
-            what: what.to_string(),
-            scopes: vec![repo.scope("pull,push")],
-            build: Box::new(move |c| c.post(url.clone()).header(CONTENT_LENGTH, 0)),
-            retries: None,
+        .send(what.to_string(), "pull,push", move |c| {
+            c.post(url.clone()).header(CONTENT_LENGTH, 0)
         })
         .await?;
     let resp = check(resp, what).await?;
@@ -279,13 +255,7 @@ async fn start_upload(repo: &Repo, what: &str) -> Result<Url> {
 async fn upload_offset(repo: &Repo, session: &Url, what: &str) -> Result<(u64, Url)> {
     let url = session.clone();
     let resp = repo
-        .host
-        .send(Call {
-            what: what.to_string(),
-            scopes: vec![repo.scope("pull,push")],
-            build: Box::new(move |c| c.get(url.clone())),
-            retries: None,
-        })
+        .send(what.to_string(), "pull,push", move |c| c.get(url.clone()))
         .await?;
     let resp = check(resp, what).await?;
     let next = location(repo, &resp, what).unwrap_or_else(|_| session.clone());
@@ -320,19 +290,13 @@ async fn chunked_upload(
         let end = offset + len - 1;
         let file_path = path.to_path_buf();
         let sent = repo
-            .host
-            .send(Call {
-                what: what.to_string(),
-                scopes: vec![repo.scope("pull,push")],
-                build: Box::new(move |c| {
-                    let req = c
-                        .patch(url.clone())
-                        .header(CONTENT_TYPE, "application/octet-stream")
-                        .header(CONTENT_RANGE, format!("{offset}-{end}"))
-                        .header(CONTENT_LENGTH, len);
-                    req.body(chunk_body(&file_path, offset, len))
-                }),
-                retries: Some(0),
+            .send_once(what.to_string(), "pull,push", move |c| {
+                let req = c
+                    .patch(url.clone())
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_RANGE, format!("{offset}-{end}"))
+                    .header(CONTENT_LENGTH, len);
+                req.body(chunk_body(&file_path, offset, len))
             })
             .await;
         let e = match sent {
@@ -377,12 +341,8 @@ async fn chunked_upload(
     url.query_pairs_mut()
         .append_pair("digest", &digest.to_string());
     let resp = repo
-        .host
-        .send(Call {
-            what: what.to_string(),
-            scopes: vec![repo.scope("pull,push")],
-            build: Box::new(move |c| c.put(url.clone()).header(CONTENT_LENGTH, 0)),
-            retries: None,
+        .send(what.to_string(), "pull,push", move |c| {
+            c.put(url.clone()).header(CONTENT_LENGTH, 0)
         })
         .await;
     match resp {

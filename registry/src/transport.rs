@@ -95,6 +95,45 @@ impl Repo {
     pub(crate) fn scope(&self, actions: &str) -> String {
         format!("repository:{}:{actions}", self.path)
     }
+
+    /// Sends a request on this repository with a token for `actions`
+    /// (`pull`, `pull,push`), retried as the host's policy says.
+    pub(crate) async fn send(
+        &self,
+        what: impl Into<String>,
+        actions: &str,
+        build: impl FnMut(&reqwest::Client) -> RequestBuilder + Send,
+    ) -> Result<Response> {
+        self.send_with(what.into(), actions, build, None).await
+    }
+
+    /// Like [`Repo::send`], tried once: for requests whose partial effect
+    /// the caller repairs (a chunk upload).
+    pub(crate) async fn send_once(
+        &self,
+        what: impl Into<String>,
+        actions: &str,
+        build: impl FnMut(&reqwest::Client) -> RequestBuilder + Send,
+    ) -> Result<Response> {
+        self.send_with(what.into(), actions, build, Some(0)).await
+    }
+
+    async fn send_with(
+        &self,
+        what: String,
+        actions: &str,
+        build: impl FnMut(&reqwest::Client) -> RequestBuilder + Send,
+        retries: Option<u32>,
+    ) -> Result<Response> {
+        self.host
+            .send(Call {
+                what,
+                scopes: vec![self.scope(actions)],
+                build: Box::new(build),
+                retries,
+            })
+            .await
+    }
 }
 
 /// What to send, built again for each try.
