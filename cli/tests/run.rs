@@ -298,13 +298,19 @@ fn the_same_spec_runs_under_runc() {
     let tmp = tempfile::tempdir().unwrap();
     let root = busybox_store(tmp.path());
     let probe = "grep CapEff /proc/self/status; echo pid=$$; id; cat /etc/hostname | wc -c; \
-                 ip -o link 2>/dev/null | wc -l; echo > /proc/sysrq-trigger 2>/dev/null || echo sysrq-refused";
+                 ip -o link 2>/dev/null | wc -l; echo > /proc/sysrq-trigger 2>/dev/null || echo sysrq-refused; \
+                 grep Seccomp: /proc/self/status; unshare -U true 2>/dev/null || echo unshare-refused";
     let mut seen = Vec::new();
     for rt in ["berth", "runc"] {
         let out = sh(&root, &["--runtime", rt, "--network", "none"], probe);
         assert!(out.contains("CapEff:\t00000000a80425fb"), "{rt}: {out}");
         assert!(
             out.contains("pid=1") && out.contains("sysrq-refused"),
+            "{rt}: {out}"
+        );
+        // docker's default seccomp policy: filtering, and no new namespaces.
+        assert!(
+            out.contains("Seccomp:\t2") && out.contains("unshare-refused"),
             "{rt}: {out}"
         );
         seen.push(out);
@@ -330,4 +336,19 @@ fn the_same_spec_runs_under_runc() {
         assert_eq!(oom.status.code(), Some(137), "{rt}");
     }
     assert_eq!(seen[0], seen[1], "berth's runtime and runc differ");
+    // --privileged lifts the filter and grants every capability berth holds.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let held = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapPrm:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let p = sh(
+        &root,
+        &["--privileged"],
+        "grep -E 'CapEff|Seccomp:' /proc/self/status; unshare -U true && echo unshare-ok",
+    );
+    assert!(p.contains(&format!("CapEff:\t{held}")), "{p} vs {held}");
+    assert!(p.contains("Seccomp:\t0") && p.contains("unshare-ok"), "{p}");
 }

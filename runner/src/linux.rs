@@ -407,6 +407,10 @@ fn child(spec: &Spec) -> Result<Never> {
     // Capabilities: the bounding set first (needs CAP_SETPCAP), then the
     // user, keeping the permitted set across the uid change, then the sets.
     let caps = process.capabilities().clone().unwrap_or_default();
+    // A capability this process lacks cannot be granted (`--privileged`
+    // asks for all of them; a sandboxed host may hold fewer): as docker's
+    // "all", that is all the runtime has.
+    let held = caps::read(None, caps::CapSet::Permitted).unwrap_or_default();
     let to_set = |s: &Option<std::collections::HashSet<oci_spec::runtime::Capability>>| -> caps::CapsHashSet {
         s.clone()
             .unwrap_or_default()
@@ -416,6 +420,7 @@ fn child(spec: &Spec) -> Result<Never> {
                 let name = serde_json::to_value(c).ok()?.as_str()?.to_string();
                 cap_from_name(&name)
             })
+            .filter(|c| held.contains(c))
             .collect()
     };
     let bounding = to_set(caps.bounding());
@@ -472,6 +477,10 @@ fn child(spec: &Spec) -> Result<Never> {
         .map_err(|_| Error::Setup("an environment variable contains a NUL byte".into()))?;
     let cprog = CString::new(program.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Setup("bad program path".into()))?;
+    // Last, so that the setup above is not subject to it.
+    if let Some(filter) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        crate::seccomp::apply(&crate::seccomp::compile(filter)?)?;
+    }
     let err = execve(&cprog, &cargs, &cenv)
         .err()
         .map(|e| e.to_string())

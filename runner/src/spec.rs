@@ -275,6 +275,7 @@ pub fn docker_spec(cfg: &RunConfig) -> Result<Spec> {
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
     if !cfg.privileged {
         linux = linux
+            .seccomp(crate::seccomp::docker_default()?)
             .masked_paths(
                 MASKED_PATHS
                     .iter()
