@@ -67,6 +67,9 @@ enum Command {
     Login(commands::registry::LoginArgs),
     /// Log out from a registry
     Logout(commands::registry::LogoutArgs),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volume::VolumeCommand),
     /// Create and run a new container from an image
     Run(commands::run::RunArgs),
     /// The runtime helper `berth run` starts (internal)
@@ -140,6 +143,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::registry::push(&store, &reg, a)
         }
         Command::Run(a) => commands::run::run(&store, a),
+        Command::Volume(c) => commands::volume::volume(&store, c),
         Command::Build(a) => commands::build::build(&store, &reg, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&store, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&store, a),

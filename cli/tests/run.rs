@@ -352,3 +352,103 @@ fn the_same_spec_runs_under_runc() {
     assert!(p.contains(&format!("CapEff:\t{held}")), "{p} vs {held}");
     assert!(p.contains("Seccomp:\t0") && p.contains("unshare-ok"), "{p}");
 }
+
+#[test]
+fn named_volumes_persist_and_are_seeded_from_the_image() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    let berth = |args: &[&str]| busybox::berth(&root, args);
+
+    let made = berth(&["volume", "create", "data1"]);
+    assert_eq!(stdout(&made), "data1");
+    let ls = stdout(&berth(&["volume", "ls"]));
+    assert!(
+        ls.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["local", "data1"]),
+        "{ls}"
+    );
+    let insp: serde_json::Value =
+        serde_json::from_str(&stdout(&berth(&["volume", "inspect", "data1"]))).unwrap();
+    let mountpoint = insp[0]["Mountpoint"].as_str().unwrap().to_string();
+    assert!(Path::new(&mountpoint).is_dir());
+    assert_eq!(insp[0]["Driver"], "local");
+
+    // What one container writes, the next one reads.
+    sh(&root, &["-v", "data1:/data"], "echo kept > /data/f");
+    assert_eq!(sh(&root, &["-v", "data1:/data"], "cat /data/f"), "kept");
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&mountpoint).join("f")).unwrap(),
+        "kept\n"
+    );
+    // Read-only on request.
+    let ro = run(
+        &root,
+        &[
+            "--rm",
+            "-v",
+            "data1:/data:ro",
+            "busybox",
+            "sh",
+            "-c",
+            "echo x > /data/g",
+        ],
+    );
+    assert_ne!(ro.status.code(), Some(0));
+
+    // A new volume over a folder of the image starts with the image's files
+    // (made on first use, no create needed), and keeps its own afterwards.
+    assert!(sh(&root, &["-v", "etcvol:/etc"], "cat /etc/passwd").contains("root:x:0:0"));
+    sh(
+        &root,
+        &["-v", "etcvol:/etc"],
+        "echo mine > /etc/marker; rm /etc/group",
+    );
+    let again = sh(&root, &["-v", "etcvol:/etc"], "ls /etc");
+    assert!(
+        again.contains("marker") && !again.contains("group"),
+        "{again}"
+    );
+
+    // An image symlink to a host path is not followed when seeding.
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN ln -s /etc /hostetc\n",
+    )
+    .unwrap();
+    assert_eq!(
+        berth(&["build", "-q", "-t", "linky", ctx.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let _ = run(&root, &["--rm", "-v", "linkvol:/hostetc", "linky", "true"]);
+    let insp: serde_json::Value =
+        serde_json::from_str(&stdout(&berth(&["volume", "inspect", "linkvol"]))).unwrap();
+    let seeded: Vec<_> = std::fs::read_dir(insp[0]["Mountpoint"].as_str().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(
+        !seeded.iter().any(|n| n == "shadow" || n == "os-release"),
+        "host files copied: {seeded:?}"
+    );
+
+    let bad = run(&root, &["--rm", "-v", "a b:/x", "busybox", "true"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid characters"));
+    assert_eq!(stdout(&berth(&["volume", "rm", "data1"])), "data1");
+    assert!(!stdout(&berth(&["volume", "ls", "-q"]))
+        .lines()
+        .any(|l| l == "data1"));
+    assert_eq!(berth(&["volume", "rm", "data1"]).status.code(), Some(1));
+    assert_eq!(
+        berth(&["volume", "rm", "-f", "data1"]).status.code(),
+        Some(0)
+    );
+}

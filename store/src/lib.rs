@@ -17,6 +17,7 @@ mod lock;
 pub mod reference;
 pub mod snapshot;
 pub mod store;
+pub mod volume;
 
 pub use blobs::{BlobStore, Ingest};
 pub use cache::{CacheEntry, CachedLayer};

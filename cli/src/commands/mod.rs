@@ -6,3 +6,4 @@ pub mod parse;
 pub mod registry;
 pub mod run;
 mod transfer;
+pub mod volume;

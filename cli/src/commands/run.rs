@@ -7,6 +7,7 @@ use berth_runner::{bundle, docker_spec, user, Bundle, Network, RunConfig};
 use berth_store::Store;
 use clap::Args;
 use std::io::Read;
+use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -149,16 +150,15 @@ fn env_entry(e: &str) -> Option<String> {
 }
 
 /// `-v /host:/ctr[:ro|rw]`: a bind mount of a host path.
-fn bind_mount(v: &str) -> anyhow::Result<oci_spec::runtime::Mount> {
+/// `-v HOST_PATH:CTR[:ro|rw]` or `-v NAME:CTR[:ro|rw]` (a named volume,
+/// made on first use and seeded with what the image has at CTR).
+fn bind_mount(store: &Store, rootfs: &Path, v: &str) -> anyhow::Result<oci_spec::runtime::Mount> {
     let parts: Vec<&str> = v.split(':').collect();
     let (host, ctr, mode) = match parts.as_slice() {
         [h, c] => (*h, *c, "rw"),
         [h, c, m] => (*h, *c, *m),
         _ => bail!("invalid volume specification: {v:?} (use HOST_PATH:CONTAINER_PATH[:ro|rw])"),
     };
-    if !host.starts_with('/') {
-        bail!("invalid volume specification: {v:?}: named volumes are not supported yet, use an absolute host path");
-    }
     if !ctr.starts_with('/') {
         bail!("invalid volume specification: {v:?}: the container path must be absolute");
     }
@@ -167,10 +167,43 @@ fn bind_mount(v: &str) -> anyhow::Result<oci_spec::runtime::Mount> {
         "rw" => false,
         other => bail!("invalid mode {other:?} in volume {v:?}: use ro or rw"),
     };
+    if !host.starts_with('/') {
+        let (vol, _) = store.volume_create(host)?;
+        if store.volume_claim_seed(host)? && berth_store::volume::is_empty(&vol.mountpoint) {
+            seed_volume(rootfs, ctr, &vol.mountpoint)?;
+        }
+        return Ok(bundle::bind(&vol.mountpoint, ctr, readonly)?);
+    }
     let source = std::fs::canonicalize(host).with_context(|| {
         format!("invalid mount config: bind source path does not exist: {host}")
     })?;
     Ok(bundle::bind(&source, ctr, readonly)?)
+}
+
+/// Copies what the image has at `ctr` into a new volume, as docker does. The
+/// path is resolved inside the root filesystem: an image's symlink cannot
+/// point the copy at the host.
+fn seed_volume(rootfs: &Path, ctr: &str, dest: &Path) -> anyhow::Result<()> {
+    let root = rootfs.canonicalize()?;
+    let Ok(src) = root.join(ctr.trim_start_matches('/')).canonicalize() else {
+        return Ok(());
+    };
+    if !src.starts_with(&root) || !src.is_dir() {
+        return Ok(());
+    }
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", src.display()))
+        .arg(dest)
+        .output()
+        .context("cannot run cp to seed the volume")?;
+    if !out.status.success() {
+        bail!(
+            "cannot copy {ctr} of the image into the volume: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
 }
 
 pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -265,7 +298,7 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(bundle.etc_files(&hostname, network)?);
         for v in &args.volume {
-            mounts.push(bind_mount(v)?);
+            mounts.push(bind_mount(store, &mount.merged, v)?);
         }
         spec.set_mounts(Some(mounts));
         bundle.save(&spec)?;
