@@ -74,7 +74,11 @@ enum Command {
     Run(commands::run::RunArgs),
     /// The runtime helper `berth run` starts (internal)
     #[command(name = "__runtime", hide = true)]
-    Runtime { spec: String },
+    Runtime {
+        spec: String,
+        /// Where to write the container's first process id
+        pid_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,7 +130,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Parse(args) => return commands::parse::run(args),
-        Command::Runtime { spec } => return commands::run::runtime(&spec),
+        Command::Runtime { spec, pid_file } => {
+            return commands::run::runtime(&spec, pid_file.as_deref())
+        }
         Command::Login(a) => return commands::registry::login(&reg, a),
         Command::Logout(a) => return commands::registry::logout(&reg, a),
         _ => {}

@@ -142,7 +142,8 @@ fn containers_behave_like_docker_ones() {
     );
     assert_eq!(read_back, "from-container");
     assert!(!shared.join("new").exists());
-    let bad = run(&root, &["--rm", "-v", "relative:/data", "busybox", "true"]);
+    // (`name:/data` is a named volume now, as in docker; this is not a spec.)
+    let bad = run(&root, &["--rm", "-v", "a:/b:rw:extra", "busybox", "true"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid volume specification"));
 
@@ -451,4 +452,88 @@ fn named_volumes_persist_and_are_seeded_from_the_image() {
         berth(&["volume", "rm", "-f", "data1"]).status.code(),
         Some(0)
     );
+}
+
+/// `GET path` from `port` on 127.0.0.1, with the body; None when nothing answers.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    (!out.is_empty()).then_some(out)
+}
+
+#[test]
+fn published_ports_reach_the_container_and_signals_reach_it_too() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    for rt in ["berth", "runc"] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(&root)
+            .args(["run", "--rm", "--runtime", rt, "-p"])
+            .arg(format!("127.0.0.1:{port}:80"))
+            .args([
+                "busybox",
+                "sh",
+                "-c",
+                "trap 'exit 0' TERM; httpd -f -p 80 -h /etc & wait",
+            ])
+            .spawn()
+            .unwrap();
+        let mut body = None;
+        for _ in 0..100 {
+            body = http_get(port, "/passwd").filter(|b| b.contains("200 OK"));
+            if body.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let body = body.unwrap_or_else(|| panic!("{rt}: nothing answered on {port}"));
+        assert!(body.contains("root:x:0:0"), "{rt}: {body}");
+        // SIGTERM to berth goes to the container, which exits; berth cleans up.
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{rt}");
+        assert!(
+            http_get(port, "/passwd").is_none(),
+            "{rt}: the port stays open"
+        );
+    }
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap().port();
+    let out = run(
+        &root,
+        &[
+            "--rm",
+            "-p",
+            &format!("127.0.0.1:{taken}:80"),
+            "busybox",
+            "sleep",
+            "5",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot publish port"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = run(&root, &["--rm", "-p", "80/udp", "busybox", "true"]);
+    assert!(!bad.status.success());
 }

@@ -88,14 +88,26 @@ impl Bundle {
     /// the saved bundle as container `id`: `runc run --bundle DIR ID`.
     pub fn external(&self, runtime: &str, id: &str) -> Command {
         let mut cmd = Command::new(runtime);
-        cmd.arg("run").arg("--bundle").arg(&self.dir).arg(id);
+        cmd.arg("run")
+            .arg("--bundle")
+            .arg(&self.dir)
+            .arg("--pid-file")
+            .arg(self.pid_file())
+            .arg(id);
         cmd
     }
 
-    /// The helper process that runs the saved spec: `exe __runtime config.json`.
+    /// Where the runtime writes the container's first process id.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("pid")
+    }
+
+    /// The helper process that runs the saved spec: `exe __runtime config.json pid`.
     pub fn helper(&self, exe: &Path) -> Command {
         let mut cmd = Command::new(exe);
-        cmd.arg(HELPER_COMMAND).arg(self.dir.join("config.json"));
+        cmd.arg(HELPER_COMMAND)
+            .arg(self.dir.join("config.json"))
+            .arg(self.pid_file());
         cmd
     }
 }

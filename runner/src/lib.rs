@@ -4,14 +4,15 @@
 //! pivot_root with docker's capability set and masked paths.
 //!
 //! Limits (`--memory`, `--pids-limit`, `--cpus`) go through cgroups
-//! (`cgroup.rs`); docker's default seccomp policy is in `seccomp.rs`. Not yet
-//! here (see the runner issue): user namespaces, detached containers and
-//! their supervisor, exec, ports.
+//! (`cgroup.rs`); docker's default seccomp policy is in `seccomp.rs`. Published ports are
+//! `ports.rs`. Not yet here (see the runner issue): user namespaces,
+//! detached containers and their supervisor, exec, ttys.
 
 pub mod bundle;
 pub mod cgroup;
 mod error;
 pub mod linux;
+pub mod ports;
 pub mod seccomp;
 pub mod spec;
 pub mod user;

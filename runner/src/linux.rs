@@ -65,6 +65,12 @@ fn in_root(root: &Path, path: &str) -> Result<PathBuf> {
 /// Runs the spec's process and returns its exit code (128 + signal when it
 /// was killed), as docker reports it.
 pub fn run(spec: &Spec) -> Result<i32> {
+    run_with_pid_file(spec, None)
+}
+
+/// Like [`run`], writing the container's first process id to `pid_file`
+/// once it is in its namespaces (as `runc run --pid-file`).
+pub fn run_with_pid_file(spec: &Spec, pid_file: Option<&Path>) -> Result<i32> {
     // The helper and its container go when berth goes (a killed build or a
     // killed `berth run`): nothing is left running that no one supervises.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
@@ -145,6 +151,10 @@ pub fn run(spec: &Spec) -> Result<i32> {
                     return Err(e);
                 }
             }
+            if let Some(p) = pid_file {
+                fs::write(p, child.as_raw().to_string())
+                    .map_err(|e| Error::Setup(format!("cannot write {}: {e}", p.display())))?;
+            }
             nix::unistd::write(&gate_tx, &[1]).map_err(sys("cannot start the container"))?;
             drop(gate_tx);
             let code = wait_for(child);
@@ -171,10 +181,11 @@ fn rlimits(limits: &Limits) -> Result<()> {
     Ok(())
 }
 
-/// Forwards signals to the container's first process and returns its exit
-/// code, as docker reports it.
-fn wait_for(child: nix::unistd::Pid) -> Result<i32> {
-    CHILD.store(child.as_raw(), Ordering::Relaxed);
+/// From now on, the signals a user sends (INT, TERM, HUP, QUIT, USR1,
+/// USR2) go to process `pid` instead of this one, as `docker run` proxies
+/// them to its container.
+pub fn forward_signals(pid: i32) {
+    CHILD.store(pid, Ordering::Relaxed);
     for s in [
         Signal::SIGINT,
         Signal::SIGTERM,
@@ -188,6 +199,12 @@ fn wait_for(child: nix::unistd::Pid) -> Result<i32> {
             let _ = signal::signal(s, SigHandler::Handler(forward));
         }
     }
+}
+
+/// Forwards signals to the container's first process and returns its exit
+/// code, as docker reports it.
+fn wait_for(child: nix::unistd::Pid) -> Result<i32> {
+    forward_signals(child.as_raw());
     loop {
         match waitpid(child, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code),

@@ -64,6 +64,9 @@ pub struct RunArgs {
     /// Number of CPUs
     #[arg(long)]
     cpus: Option<f64>,
+    /// Publish a container's port to the host: [IP:]HOST_PORT:CONTAINER_PORT
+    #[arg(short, long = "publish")]
+    publish: Vec<String>,
     /// Runtime to use for this container: berth's own, or an OCI runtime
     /// such as runc or crun (a name on PATH or a path)
     #[arg(long, default_value = "berth")]
@@ -206,6 +209,30 @@ fn seed_volume(rootfs: &Path, ctr: &str, dest: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Waits for the runtime to say which process the container is, then
+/// publishes `ports` into its network namespace.
+fn publish_ports(
+    child: &mut std::process::Child,
+    pid_file: &Path,
+    ports: &[berth_runner::ports::PortMapping],
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            break pid;
+        }
+        if child.try_wait()?.is_some() || std::time::Instant::now() > deadline {
+            bail!("the container did not start, so its ports cannot be published");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    berth_runner::ports::publish(pid, ports)?;
+    Ok(())
+}
+
 pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
     let image = store.resolve(&args.image)?;
     let network = match args.network.as_str() {
@@ -214,6 +241,19 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         "host" => Network::Host,
         other => bail!("network {other} not found: use private, none or host"),
     };
+    let mut ports = args
+        .publish
+        .iter()
+        .map(|p| berth_runner::ports::PortMapping::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    match network {
+        Network::Host if !ports.is_empty() => {
+            eprintln!("WARNING: Published ports are discarded when using host network mode");
+            ports.clear();
+        }
+        Network::None => ports.clear(),
+        _ => {}
+    }
     let id = random_id()?;
     let short = id[..12].to_string();
     let config = image.config.config.clone().unwrap_or_default();
@@ -302,18 +342,29 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         spec.set_mounts(Some(mounts));
         bundle.save(&spec)?;
-        let status = if args.runtime == "berth" {
+        let mut child = if args.runtime == "berth" {
             let exe = std::env::current_exe().context("cannot find the berth binary")?;
             bundle
                 .helper(&exe)
-                .status()
+                .spawn()
                 .context("cannot start the runtime helper")?
         } else {
             bundle
                 .external(&args.runtime, &id)
-                .status()
+                .spawn()
                 .with_context(|| format!("cannot start the runtime {}", args.runtime))?
         };
+        // A signal for berth is one for the container: berth waits for it
+        // and cleans up after it.
+        berth_runner::linux::forward_signals(child.id() as i32);
+        if !ports.is_empty() {
+            if let Err(e) = publish_ports(&mut child, &bundle.pid_file(), &ports) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(e);
+            }
+        }
+        let status = child.wait().context("cannot wait for the container")?;
         Ok(status.code().unwrap_or(125))
     })();
     drop(bundle);
@@ -325,9 +376,9 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The helper: runs the spec, exits with the container's code.
-pub fn runtime(spec_path: &str) -> anyhow::Result<ExitCode> {
+pub fn runtime(spec_path: &str, pid_file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let spec = oci_spec::runtime::Spec::load(spec_path)
         .with_context(|| format!("cannot read {spec_path}"))?;
-    let code = berth_runner::linux::run(&spec)?;
+    let code = berth_runner::linux::run_with_pid_file(&spec, pid_file)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
