@@ -537,3 +537,30 @@ fn published_ports_reach_the_container_and_signals_reach_it_too() {
     let bad = run(&root, &["--rm", "-p", "80/udp", "busybox", "true"]);
     assert!(!bad.status.success());
 }
+
+#[test]
+fn stdin_reaches_the_container_only_with_i() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    let piped = |flags: &[&str]| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(&root)
+            .arg("run")
+            .args(flags)
+            .args(["--rm", "busybox", "cat"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"typed\n").unwrap();
+        stdout(&child.wait_with_output().unwrap())
+    };
+    assert_eq!(piped(&["-i"]), "typed");
+    assert_eq!(piped(&[]), "");
+}

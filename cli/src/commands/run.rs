@@ -19,7 +19,7 @@ pub struct RunArgs {
     /// Automatically remove the container when it exits
     #[arg(long)]
     rm: bool,
-    /// Keep STDIN open (berth passes its standard input through)
+    /// Keep STDIN open: the container reads berth's standard input
     #[arg(short, long)]
     interactive: bool,
     /// Assign a name to the container
@@ -342,18 +342,19 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         spec.set_mounts(Some(mounts));
         bundle.save(&spec)?;
-        let mut child = if args.runtime == "berth" {
+        let mut command = if args.runtime == "berth" {
             let exe = std::env::current_exe().context("cannot find the berth binary")?;
-            bundle
-                .helper(&exe)
-                .spawn()
-                .context("cannot start the runtime helper")?
+            bundle.helper(&exe)
         } else {
-            bundle
-                .external(&args.runtime, &id)
-                .spawn()
-                .with_context(|| format!("cannot start the runtime {}", args.runtime))?
+            bundle.external(&args.runtime, &id)
         };
+        // As docker: the container reads berth's STDIN only with -i.
+        if !args.interactive {
+            command.stdin(std::process::Stdio::null());
+        }
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot start the runtime {}", args.runtime))?;
         // A signal for berth is one for the container: berth waits for it
         // and cleans up after it.
         berth_runner::linux::forward_signals(child.id() as i32);
