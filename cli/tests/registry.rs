@@ -48,8 +48,13 @@ fn skopeo(args: &[&str]) -> Output {
 }
 
 fn login(env: &ClientEnv, root: &Path, host: &str, password: &str) -> Output {
-    let mut child = env
-        .command(root)
+    login_with(env.command(root), host, password)
+}
+
+/// `berth login -u USER --password-stdin HOST` through `cmd`, the password
+/// written to its STDIN.
+fn login_with(mut cmd: std::process::Command, host: &str, password: &str) -> Output {
+    let mut child = cmd
         .args(["login", "-u", registry::USER, "--password-stdin", host])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -73,10 +78,10 @@ fn pull_and_run(env: &ClientEnv, dir: &Path, image: &str) -> std::path::PathBuf 
     assert!(out.contains("Pull complete"), "{out}");
     let ran = ok(env.berth(&root, &["run", "--rm", image, "cat", "/etc/passwd"]));
     assert!(ran.contains("root:x:0:0"), "{ran}");
-    let verify = ok(env.berth(&root, &["images", "--verify"]));
-    assert!(
-        verify.contains(image.rsplit_once(':').map(|x| x.0).unwrap_or(image)) || !verify.is_empty()
-    );
+    // Every blob re-hashed: the listing comes only when all match.
+    let listed = ok(env.berth(&root, &["images", "--verify", "--format", "json"]));
+    let name = image.rsplit_once(['@', ':']).map(|x| x.0).unwrap_or(image);
+    assert!(listed.contains(name), "{listed}");
     root
 }
 
@@ -365,22 +370,9 @@ fn basic_auth_login_push_pull_logout_and_a_credential_helper() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut child = env
-        .command(&root)
-        .env("PATH", &path)
-        .args(["login", "-u", registry::USER, "--password-stdin", &host])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(registry::PASSWORD.as_bytes())
-        .unwrap();
-    ok(child.wait_with_output().unwrap());
+    let mut cmd = env.command(&root);
+    cmd.env("PATH", &path);
+    ok(login_with(cmd, &host, registry::PASSWORD));
     let kept = std::fs::read_to_string(&store).unwrap();
     assert!(
         kept.contains(registry::PASSWORD),
