@@ -356,10 +356,7 @@ impl Host {
     async fn ping(&self) {
         self.pinged
             .get_or_init(|| async {
-                let Ok(url) = self.base.join("/v2/") else {
-                    return;
-                };
-                if let Ok(resp) = self.http.get(url).send().await {
+                if let Ok(resp) = self.get_v2(None, "ping").await {
                     if resp.status() == StatusCode::UNAUTHORIZED {
                         let ch = resp
                             .headers()
@@ -451,24 +448,28 @@ impl Host {
         }
     }
 
-    /// Checks that `creds` are accepted, as `docker login` does.
-    pub async fn login(&self, creds: &Credentials) -> Result<()> {
-        self.set_credentials(Some(creds.clone()));
+    /// `GET /v2/` once, with `auth` if given: what a ping and a login ask.
+    async fn get_v2(&self, auth: Option<HeaderValue>, what: &str) -> Result<Response> {
         let url = self
             .base
             .join("/v2/")
             .map_err(|e| Error::Protocol(e.to_string()))?;
+        let mut req = self.http.get(url);
+        if let Some(a) = auth {
+            req = req.header(AUTHORIZATION, a);
+        }
+        req.send().await.map_err(|e| Error::Transport {
+            what: what.to_string(),
+            retried: 0,
+            cause: e,
+        })
+    }
+
+    /// Checks that `creds` are accepted, as `docker login` does.
+    pub async fn login(&self, creds: &Credentials) -> Result<()> {
+        self.set_credentials(Some(creds.clone()));
         let what = format!("cannot log in to {}", self.name);
-        let first = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| Error::Transport {
-                what: what.clone(),
-                retried: 0,
-                cause: e,
-            })?;
+        let first = self.get_v2(None, &what).await?;
         if first.status() != StatusCode::UNAUTHORIZED {
             return check(first, &what).await.map(|_| ());
         }
@@ -483,17 +484,7 @@ impl Host {
                 self.fetch_token(&realm, service.as_deref(), &[]).await?;
             }
             Challenge::Basic => {
-                let resp = self
-                    .http
-                    .get(url)
-                    .header(AUTHORIZATION, Self::basic(creds))
-                    .send()
-                    .await
-                    .map_err(|e| Error::Transport {
-                        what: what.clone(),
-                        retried: 0,
-                        cause: e,
-                    })?;
+                let resp = self.get_v2(Some(Self::basic(creds)), &what).await?;
                 if resp.status() == StatusCode::UNAUTHORIZED {
                     return Err(Error::Auth(format!(
                         "{}: unauthorized: incorrect username or password",

@@ -38,6 +38,17 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// A self-signed RSA certificate `cert` with its key `key`, in `dir`.
+fn self_signed(dir: &Path, subject: &str, key: &str, cert: &str) {
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject,
+            "-keyout", key, "-out", cert,
+        ],
+    );
+}
+
 /// A test CA and a certificate it signed for 127.0.0.1.
 pub struct TestCa {
     pub ca_pem: PathBuf,
@@ -48,24 +59,7 @@ pub struct TestCa {
 impl TestCa {
     pub fn new(dir: &Path) -> TestCa {
         std::fs::create_dir_all(dir).unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=berth test CA",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-            ],
-        );
+        self_signed(dir, "/CN=berth test CA", "ca.key", "ca.pem");
         std::fs::write(
             dir.join("leaf.ext"),
             "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
@@ -269,24 +263,7 @@ impl TokenServer {
     /// `anonymous_pull`: tokens with pull rights for callers without credentials.
     pub fn start(dir: &Path, anonymous_pull: bool) -> TokenServer {
         std::fs::create_dir_all(dir).unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=berth token signer",
-                "-keyout",
-                "token.key",
-                "-out",
-                "token.pem",
-            ],
-        );
+        self_signed(dir, "/CN=berth token signer", "token.key", "token.pem");
         openssl(
             dir,
             &[
