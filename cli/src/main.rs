@@ -7,7 +7,7 @@ mod commands;
 use anyhow::Context;
 use berth_store::Store;
 use clap::{Parser, Subcommand};
-use commands::images;
+use commands::{container, images};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,13 +72,78 @@ enum Command {
     Volume(commands::volume::VolumeCommand),
     /// Create and run a new container from an image
     Run(commands::run::RunArgs),
+    /// List containers
+    Ps(container::PsArgs),
+    /// Fetch the logs of a container
+    Logs(container::LogsArgs),
+    /// Stop one or more running containers
+    Stop(container::StopArgs),
+    /// Kill one or more running containers
+    Kill(container::KillArgs),
+    /// Start one or more stopped containers
+    Start(container::StartArgs),
+    /// Remove one or more containers
+    Rm(container::RmArgs),
+    /// Execute a command in a running container
+    Exec(container::ExecArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(container::PortArgs),
+    /// Create a new image from a container's changes
+    Commit(container::CommitArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// The runtime helper `berth run` starts (internal)
     #[command(name = "__runtime", hide = true)]
     Runtime {
         spec: String,
         /// Where to write the container's first process id
         pid_file: Option<PathBuf>,
+        /// Where to send the container's terminal
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
     },
+    /// A detached container's supervisor (internal)
+    #[command(name = "__supervise", hide = true)]
+    Supervise { id: String },
+    /// The helper `berth exec` starts (internal)
+    #[command(name = "__exec", hide = true)]
+    ExecHelper {
+        pid: i32,
+        process: PathBuf,
+        spec: PathBuf,
+        #[arg(long)]
+        privileged: bool,
+        #[arg(long)]
+        console_socket: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// List containers
+    #[command(alias = "ps", alias = "list")]
+    Ls(container::PsArgs),
+    /// Fetch the logs of a container
+    Logs(container::LogsArgs),
+    /// Stop one or more running containers
+    Stop(container::StopArgs),
+    /// Kill one or more running containers
+    Kill(container::KillArgs),
+    /// Start one or more stopped containers
+    Start(container::StartArgs),
+    /// Remove one or more containers
+    Rm(container::RmArgs),
+    /// Execute a command in a running container
+    Exec(container::ExecArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(container::PortArgs),
+    /// Create a new image from a container's changes
+    Commit(container::CommitArgs),
+    /// Display detailed information on one or more containers
+    Inspect(images::InspectArgs),
+    /// Create and run a new container from an image
+    Run(Box<commands::run::RunArgs>),
 }
 
 #[derive(Subcommand)]
@@ -130,8 +195,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Parse(args) => return commands::parse::run(args),
-        Command::Runtime { spec, pid_file } => {
-            return commands::run::runtime(&spec, pid_file.as_deref())
+        Command::Runtime {
+            spec,
+            pid_file,
+            console_socket,
+        } => return commands::run::runtime(&spec, pid_file.as_deref(), console_socket.as_deref()),
+        Command::ExecHelper {
+            pid,
+            process,
+            spec,
+            privileged,
+            console_socket,
+        } => {
+            return container::exec_runtime(
+                pid,
+                &process,
+                &spec,
+                privileged,
+                console_socket.as_deref(),
+            )
         }
         Command::Login(a) => return commands::registry::login(&reg, a),
         Command::Logout(a) => return commands::registry::logout(&reg, a),
@@ -139,9 +221,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let store = open_store(cli.root)?;
     match cli.command {
-        Command::Parse(_) | Command::Runtime { .. } | Command::Login(_) | Command::Logout(_) => {
+        Command::Parse(_)
+        | Command::Runtime { .. }
+        | Command::ExecHelper { .. }
+        | Command::Login(_)
+        | Command::Logout(_) => {
             unreachable!("handled above")
         }
+        Command::Supervise { id } => container::supervise_cmd(&store, &id),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => container::ps(&store, a),
+        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
+            container::logs(&store, a)
+        }
+        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
+            container::stop(&store, a)
+        }
+        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
+            container::kill(&store, a)
+        }
+        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
+            container::start(&store, a)
+        }
+        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => container::rm(&store, a),
+        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
+            container::exec(&store, a)
+        }
+        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
+            container::port(&store, a)
+        }
+        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
+            container::commit(&store, a)
+        }
+        Command::Container(ContainerCommand::Inspect(a)) => images::inspect(&store, a),
+        Command::Container(ContainerCommand::Run(a)) => commands::run::run(&store, *a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
             commands::registry::pull(&store, &reg, a)
         }

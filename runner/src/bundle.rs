@@ -20,6 +20,7 @@ pub const HELPER_COMMAND: &str = "__runtime";
 #[derive(Debug)]
 pub struct Bundle {
     dir: PathBuf,
+    keep: bool,
 }
 
 fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -31,7 +32,15 @@ impl Bundle {
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         Ok(Bundle {
             dir: dir.to_path_buf(),
+            keep: false,
         })
+    }
+
+    /// A container's bundle: it stays when dropped (the container's folder
+    /// goes with `berth rm`).
+    pub fn keep(mut self) -> Bundle {
+        self.keep = true;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -102,6 +111,11 @@ impl Bundle {
         self.dir.join("pid")
     }
 
+    /// Where a runtime sends the container's terminal (`-t`).
+    pub fn console_socket(&self) -> PathBuf {
+        self.dir.join("console.sock")
+    }
+
     /// The helper process that runs the saved spec: `exe __runtime config.json pid`.
     pub fn helper(&self, exe: &Path) -> Command {
         let mut cmd = Command::new(exe);
@@ -114,6 +128,9 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -5,16 +5,23 @@
 //!
 //! Limits (`--memory`, `--pids-limit`, `--cpus`) go through cgroups
 //! (`cgroup.rs`); docker's default seccomp policy is in `seccomp.rs`. Published ports are
-//! `ports.rs`. Not yet here (see the runner issue): user namespaces,
-//! detached containers and their supervisor, exec, ttys.
+//! `ports.rs`. Containers that outlive the command that made them have a
+//! record (`container.rs`), a log (`log.rs`) and a supervisor
+//! (`supervisor.rs`); `exec.rs` joins a running one; `console.rs` is `-t`.
+//! Not yet here: user namespaces (rootless).
 
 pub mod bundle;
 pub mod cgroup;
+pub mod console;
+pub mod container;
 mod error;
+pub mod exec;
 pub mod linux;
+pub mod log;
 pub mod ports;
 pub mod seccomp;
 pub mod spec;
+pub mod supervisor;
 pub mod user;
 
 pub use bundle::{Bundle, HELPER_COMMAND};

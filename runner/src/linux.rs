@@ -68,9 +68,31 @@ pub fn run(spec: &Spec) -> Result<i32> {
     run_with_pid_file(spec, None)
 }
 
-/// Like [`run`], writing the container's first process id to `pid_file`
-/// once it is in its namespaces (as `runc run --pid-file`).
+/// How the helper runs a spec, as runc's flags of the same names say.
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    /// Where to write the container's first process id once it is in its
+    /// namespaces (`runc run --pid-file`).
+    pub pid_file: Option<PathBuf>,
+    /// Where to send the master of the container's terminal when the spec
+    /// asks for one (`runc run --console-socket`).
+    pub console_socket: Option<PathBuf>,
+}
+
+/// Like [`run`], writing the container's first process id to `pid_file`.
 pub fn run_with_pid_file(spec: &Spec, pid_file: Option<&Path>) -> Result<i32> {
+    run_with(
+        spec,
+        &RunOptions {
+            pid_file: pid_file.map(Path::to_path_buf),
+            console_socket: None,
+        },
+    )
+}
+
+/// Runs the spec as [`run`] does, with runc's options.
+pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
+    let pid_file = opts.pid_file.as_deref();
     // The helper and its container go when berth goes (a killed build or a
     // killed `berth run`): nothing is left running that no one supervises.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
@@ -128,7 +150,7 @@ pub fn run_with_pid_file(spec: &Spec, pid_file: Option<&Path>) -> Result<i32> {
                     "the runtime went away before the start".into(),
                 )),
             };
-            let code = match started.and_then(|()| child(spec)) {
+            let code = match started.and_then(|()| child(spec, opts.console_socket.as_deref())) {
                 Ok(never) => match never {},
                 Err(e) => {
                     eprintln!("berth: cannot start the container: {e}");
@@ -216,10 +238,20 @@ fn wait_for(child: nix::unistd::Pid) -> Result<i32> {
     }
 }
 
-enum Never {}
+pub(crate) enum Never {}
 
-fn child(spec: &Spec) -> Result<Never> {
+fn child(spec: &Spec, console_socket: Option<&Path>) -> Result<Never> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+    let terminal = spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    // The socket's path is on the host: connect before pivot_root.
+    let console = match console_socket {
+        Some(p) if terminal => Some(crate::console::connect(p)?),
+        _ => None,
+    };
     let root = spec
         .root()
         .as_ref()
@@ -408,6 +440,19 @@ fn child(spec: &Spec) -> Result<Never> {
         loopback_up()?;
     }
 
+    if let Some(c) = &console {
+        crate::console::attach_new_terminal(c, crate::exec::console_size(process))?;
+    }
+    start_process(process, linux.seccomp().as_ref())
+}
+
+/// Becomes the spec's process: working dir, groups, user, capabilities,
+/// no_new_privs, seccomp, then exec. Shared by a container's first process
+/// and `berth exec`.
+pub(crate) fn start_process(
+    process: &oci_spec::runtime::Process,
+    seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+) -> Result<Never> {
     let user = process.user();
     let cwd = process.cwd();
     fs::create_dir_all(cwd)
@@ -495,7 +540,7 @@ fn child(spec: &Spec) -> Result<Never> {
     let cprog = CString::new(program.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Setup("bad program path".into()))?;
     // Last, so that the setup above is not subject to it.
-    if let Some(filter) = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+    if let Some(filter) = seccomp {
         crate::seccomp::apply(&crate::seccomp::compile(filter)?)?;
     }
     let err = execve(&cprog, &cargs, &cenv)

@@ -36,6 +36,8 @@ pub struct Mount {
     pub lowers: Vec<PathBuf>,
     dir: PathBuf,
     mounted: bool,
+    /// A container's root filesystem: dropping it leaves it in place.
+    persistent: bool,
 }
 
 impl Mount {
@@ -70,6 +72,9 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
+        if self.persistent {
+            return;
+        }
         let _ = self.release();
     }
 }
@@ -189,48 +194,10 @@ impl Store {
             lowers: Vec::new(),
             dir,
             mounted: false,
+            persistent: false,
         };
-        if !copy {
-            let mut lowers: Vec<PathBuf> = Vec::new();
-            for (layer, diff_id) in layers.iter().rev() {
-                let snap = self.layer_snapshot(layer, diff_id)?;
-                // overlayfs refuses a lower dir twice. A layer repeated below
-                // itself adds nothing: everything it sets, its topmost copy
-                // sets again above whatever lies between.
-                if !lowers.contains(&snap) {
-                    lowers.push(snap);
-                }
-            }
-            if lowers.is_empty() {
-                let empty = self.snapshots_dir().join("empty");
-                fs::create_dir_all(&empty).ctx(|| format!("cannot create {}", empty.display()))?;
-                lowers.push(empty);
-            }
-            let options = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lowers
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":"),
-                mount.upper.display(),
-                work.display()
-            );
-            let data = std::ffi::CString::new(options)
-                .map_err(|_| Error::Archive("a snapshot path contains a NUL byte".into()))?;
-            let mounted = rustix::mount::mount(
-                "overlay",
-                &merged,
-                "overlay",
-                rustix::mount::MountFlags::empty(),
-                Some(data.as_c_str()),
-            );
-            if mounted.is_ok() {
-                mount.kind = MountKind::Overlay;
-                mount.mounted = true;
-                mount.lowers = lowers;
-                return Ok(mount);
-            }
+        if !copy && self.mount_overlay(&mut mount, layers)? {
+            return Ok(mount);
         }
         for (layer, _) in layers {
             let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
@@ -239,6 +206,125 @@ impl Store {
             extract(&mut plain, &merged, &ExtractOptions::default())?;
         }
         Ok(mount)
+    }
+
+    /// Mounts overlayfs over the layers' snapshots at `mount.merged`, with
+    /// its upper and work dirs; false when overlayfs cannot be mounted here.
+    fn mount_overlay(&self, mount: &mut Mount, layers: &[(LayerRef, Digest)]) -> Result<bool> {
+        let mut lowers: Vec<PathBuf> = Vec::new();
+        for (layer, diff_id) in layers.iter().rev() {
+            let snap = self.layer_snapshot(layer, diff_id)?;
+            // overlayfs refuses a lower dir twice. A layer repeated below
+            // itself adds nothing: everything it sets, its topmost copy
+            // sets again above whatever lies between.
+            if !lowers.contains(&snap) {
+                lowers.push(snap);
+            }
+        }
+        if lowers.is_empty() {
+            let empty = self.snapshots_dir().join("empty");
+            fs::create_dir_all(&empty).ctx(|| format!("cannot create {}", empty.display()))?;
+            lowers.push(empty);
+        }
+        let work = mount.dir.join("work");
+        let options = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lowers
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+            mount.upper.display(),
+            work.display()
+        );
+        let data = std::ffi::CString::new(options)
+            .map_err(|_| Error::Archive("a snapshot path contains a NUL byte".into()))?;
+        let mounted = rustix::mount::mount(
+            "overlay",
+            &mount.merged,
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            Some(data.as_c_str()),
+        );
+        if mounted.is_ok() {
+            mount.kind = MountKind::Overlay;
+            mount.mounted = true;
+            mount.lowers = lowers;
+        }
+        Ok(mounted.is_ok())
+    }
+
+    /// The root filesystem of a container that outlives the process that
+    /// made it: `mounts/<id>` is made on first use and mounted again over
+    /// the same upper dir later (`berth start`), so the container keeps its
+    /// changes. The returned mount is not removed when dropped; see
+    /// [`Store::unmount_rootfs`] and [`Store::remove_rootfs`].
+    pub fn container_rootfs(&self, image: &StoredImage, id: &str) -> Result<Mount> {
+        let dir = self.root().join("mounts").join(id);
+        let layers = image_layers(image)?;
+        if !dir.exists() {
+            let mut m = self.prepare_layers(&layers, id, false)?;
+            m.persistent = true;
+            return Ok(m);
+        }
+        // A crashed supervisor may have left it mounted.
+        self.unmount_rootfs(id)?;
+        let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+        for d in [&upper, &work, &merged] {
+            fs::create_dir_all(d).ctx(|| format!("cannot create {}", d.display()))?;
+        }
+        let mut mount = Mount {
+            kind: MountKind::Copy,
+            merged,
+            upper,
+            lowers: Vec::new(),
+            dir,
+            mounted: false,
+            persistent: true,
+        };
+        let upper_empty = fs::read_dir(&mount.upper)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true);
+        let merged_empty = fs::read_dir(&mount.merged)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true);
+        // A copy-based root (no overlayfs) is its merged tree: nothing to mount.
+        if upper_empty && !merged_empty {
+            return Ok(mount);
+        }
+        if !self.mount_overlay(&mut mount, &layers)? {
+            return Err(Error::Archive(format!(
+                "cannot mount the root filesystem of container {id} again (overlayfs)"
+            )));
+        }
+        Ok(mount)
+    }
+
+    /// Unmounts a container's root filesystem, keeping its changes.
+    pub fn unmount_rootfs(&self, id: &str) -> Result<()> {
+        let merged = self.root().join("mounts").join(id).join("merged");
+        if is_mount_point(&merged) {
+            rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH)
+                .ctx(|| format!("cannot unmount {}", merged.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Unmounts and deletes a container's root filesystem.
+    pub fn remove_rootfs(&self, id: &str) -> Result<()> {
+        self.unmount_rootfs(id)?;
+        let dir = self.root().join("mounts").join(id);
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).ctx(|| format!("cannot remove {}", dir.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The upper dir of a container's root filesystem: its changes.
+    pub fn rootfs_changes(&self, id: &str) -> PathBuf {
+        self.root().join("mounts").join(id).join("upper")
     }
 
     /// Snapshots whose diff ID no image uses any more, and unfinished ones.
@@ -290,4 +376,16 @@ fn remove_tree(p: &Path) -> std::io::Result<()> {
     } else {
         fs::remove_file(p)
     }
+}
+
+/// Whether the mount table names `path` as a mount point.
+fn is_mount_point(path: &Path) -> bool {
+    let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let target = path.display().to_string();
+    mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .any(|m| m == target)
 }

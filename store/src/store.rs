@@ -381,6 +381,40 @@ impl Store {
         })
     }
 
+    fn holds_dir(&self) -> PathBuf {
+        self.root.join("holds")
+    }
+
+    /// Keeps the image with manifest `manifest` (blobs and snapshots) through
+    /// garbage collection while hold `name` exists, even untagged: a
+    /// container's root filesystem stands on its image's snapshots.
+    pub fn hold(&self, name: &str, manifest: &Digest) -> Result<()> {
+        let dir = self.holds_dir();
+        fs::create_dir_all(&dir).ctx(|| format!("cannot create {}", dir.display()))?;
+        write_atomic(&dir.join(name), manifest.to_string().as_bytes())
+    }
+
+    /// Ends hold `name`.
+    pub fn release(&self, name: &str) -> Result<()> {
+        let path = self.holds_dir().join(name);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).ctx(|| format!("cannot remove {}", path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The manifests held.
+    fn holds(&self) -> Vec<Digest> {
+        fs::read_dir(self.holds_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+            .collect()
+    }
+
     /// Removes blobs no image reaches and temp files of dead operations.
     /// Waits for running writers (their leases) to finish first.
     pub fn gc(&self) -> Result<GcReport> {
@@ -401,8 +435,12 @@ impl Store {
         let _refs = FileLock::exclusive(&self.root.join("refs.lock"))?;
         let mut live: BTreeSet<Digest> = BTreeSet::new();
         let index = self.read_index()?;
+        let mut roots = Vec::new();
         for d in index.manifests() {
-            let digest = Digest::from_oci(d.digest())?;
+            roots.push(Digest::from_oci(d.digest())?);
+        }
+        roots.extend(self.holds());
+        for digest in roots {
             live.insert(digest.clone());
             let Ok(data) = self.blobs.read(&digest) else {
                 continue;

@@ -306,7 +306,13 @@ pub struct InspectArgs {
 pub fn inspect(store: &Store, args: InspectArgs) -> anyhow::Result<ExitCode> {
     let mut found = Vec::new();
     let mut errors = Vec::new();
+    let containers = super::container::containers(store);
     for n in &args.names {
+        // As docker: a container of that name or ID first, then an image.
+        if let Ok(rec) = containers.find(n) {
+            found.push(super::container::inspect_json(store, &rec));
+            continue;
+        }
         match store.resolve(n) {
             Ok(img) => found.push(inspect_json(store, &img)),
             Err(e) => errors.push(e.to_string()),

@@ -1,5 +1,6 @@
 pub mod build;
 mod change;
+pub mod container;
 mod format;
 pub mod images;
 pub mod parse;

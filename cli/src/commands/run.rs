@@ -1,9 +1,12 @@
 //! `berth run`: an image's root filesystem, docker's defaults and the
 //! caller's flags become an OCI runtime spec, run by berth's runtime in a
-//! single-threaded helper process (`berth __runtime SPEC`).
+//! single-threaded helper process (`berth __runtime SPEC`), supervised in
+//! this process or, with `-d`, by a supervisor of its own (`container.rs`).
 
+use super::container;
 use anyhow::{bail, Context};
-use berth_runner::{bundle, docker_spec, user, Bundle, Network, RunConfig};
+use berth_runner::container::{PublishedPort, Record};
+use berth_runner::{bundle, console, docker_spec, user, Bundle, Network, RunConfig};
 use berth_store::Store;
 use clap::Args;
 use std::io::Read;
@@ -22,6 +25,12 @@ pub struct RunArgs {
     /// Keep STDIN open: the container reads berth's standard input
     #[arg(short, long)]
     interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    detach: bool,
     /// Assign a name to the container
     #[arg(long)]
     name: Option<String>,
@@ -209,30 +218,6 @@ fn seed_volume(rootfs: &Path, ctr: &str, dest: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Waits for the runtime to say which process the container is, then
-/// publishes `ports` into its network namespace.
-fn publish_ports(
-    child: &mut std::process::Child,
-    pid_file: &Path,
-    ports: &[berth_runner::ports::PortMapping],
-) -> anyhow::Result<()> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let pid = loop {
-        if let Some(pid) = std::fs::read_to_string(pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        {
-            break pid;
-        }
-        if child.try_wait()?.is_some() || std::time::Instant::now() > deadline {
-            bail!("the container did not start, so its ports cannot be published");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    };
-    berth_runner::ports::publish(pid, ports)?;
-    Ok(())
-}
-
 pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
     let image = store.resolve(&args.image)?;
     let network = match args.network.as_str() {
@@ -254,7 +239,35 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         Network::None => ports.clear(),
         _ => {}
     }
+    if args.tty && args.runtime != "berth" {
+        bail!(
+            "-t needs berth's own runtime (--runtime {} is given)",
+            args.runtime
+        );
+    }
+    if args.tty && args.interactive && !args.detach && !console::is_terminal(0) {
+        bail!("the input device is not a TTY");
+    }
+    let containers = container::containers(store);
     let id = random_id()?;
+    let name = match &args.name {
+        Some(n) => {
+            let n = n.strip_prefix('/').unwrap_or(n);
+            if !berth_runner::container::valid_name(n) {
+                bail!("Invalid container name ({n}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+            }
+            if let Some(other) = containers.named(n)? {
+                bail!(
+                    "Conflict. The container name \"/{n}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                    other.id
+                );
+            }
+            n.to_string()
+        }
+        None => berth_runner::container::generate_name(id.as_bytes(), |n| {
+            containers.named(n).ok().flatten().is_some()
+        }),
+    };
     let short = id[..12].to_string();
     let config = image.config.config.clone().unwrap_or_default();
     let entrypoint: Vec<String> = match &args.entrypoint {
@@ -269,22 +282,23 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         config.cmd.clone().unwrap_or_default()
     };
-    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    let argv: Vec<String> = entrypoint.iter().cloned().chain(cmd.clone()).collect();
     if argv.is_empty() {
         bail!("no command specified");
     }
 
-    let mount = store.prepare_rootfs(&image, &id, false)?;
-    let bundle = Bundle::create(&store.root().join("containers").join(&id))?;
-    let result = (|| -> anyhow::Result<i32> {
+    store.hold(&id, &image.manifest_digest)?;
+    let created = (|| -> anyhow::Result<()> {
+        let mount = store.container_rootfs(&image, &id)?;
+        let bundle = Bundle::create(&containers.dir(&id))?.keep();
         let hostname = args.hostname.clone().unwrap_or_else(|| short.clone());
-        let u = user::resolve(
-            &mount.merged,
-            args.user
-                .as_deref()
-                .or(config.user.as_deref())
-                .unwrap_or(""),
-        )?;
+        let user_name = args
+            .user
+            .as_deref()
+            .or(config.user.as_deref())
+            .unwrap_or("")
+            .to_string();
+        let u = user::resolve(&mount.merged, &user_name)?;
         let mut env = config.env.clone().unwrap_or_default();
         if !env.iter().any(|e| e.starts_with("PATH=")) {
             env.insert(
@@ -293,6 +307,9 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
         set_env(&mut env, &format!("HOSTNAME={hostname}"));
+        if args.tty {
+            set_env(&mut env, "TERM=xterm");
+        }
         for f in &args.env_file {
             let text =
                 std::fs::read_to_string(f).with_context(|| format!("cannot read env file {f}"))?;
@@ -323,8 +340,8 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         let cfg = RunConfig {
             rootfs: mount.merged.clone(),
             args: argv.clone(),
-            env,
-            cwd,
+            env: env.clone(),
+            cwd: cwd.clone(),
             uid: u.uid,
             gid: u.gid,
             additional_gids: u.additional_gids,
@@ -335,6 +352,12 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
             limits: limits(&args)?,
         };
         let mut spec = docker_spec(&cfg)?;
+        if let Some(p) = spec.process_mut() {
+            p.set_terminal(Some(args.tty));
+            if args.tty {
+                p.set_console_size(container::terminal_size()?);
+            }
+        }
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         mounts.extend(bundle.etc_files(&hostname, network)?);
         for v in &args.volume {
@@ -342,44 +365,72 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         spec.set_mounts(Some(mounts));
         bundle.save(&spec)?;
-        let mut command = if args.runtime == "berth" {
-            let exe = std::env::current_exe().context("cannot find the berth binary")?;
-            bundle.helper(&exe)
-        } else {
-            bundle.external(&args.runtime, &id)
+        let rec = Record {
+            id: id.clone(),
+            name: name.clone(),
+            image: args.image.clone(),
+            image_id: image.id.to_string(),
+            manifest: image.manifest_digest.to_string(),
+            created: berth_runner::log::now(),
+            args: argv.clone(),
+            hostname,
+            env,
+            working_dir: cwd,
+            user: user_name,
+            entrypoint: entrypoint.clone(),
+            cmd: cmd.clone(),
+            labels: config
+                .labels
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            ports: ports
+                .iter()
+                .map(|p| PublishedPort {
+                    host_ip: p.host.ip().to_string(),
+                    host_port: p.host.port(),
+                    container_port: p.container,
+                })
+                .collect(),
+            network: args.network.clone(),
+            runtime: args.runtime.clone(),
+            auto_remove: args.rm,
+            tty: args.tty,
+            binds: args.volume.clone(),
+            state: Default::default(),
         };
-        // As docker: the container reads berth's STDIN only with -i.
-        if !args.interactive {
-            command.stdin(std::process::Stdio::null());
-        }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("cannot start the runtime {}", args.runtime))?;
-        // A signal for berth is one for the container: berth waits for it
-        // and cleans up after it.
-        berth_runner::linux::forward_signals(child.id() as i32);
-        if !ports.is_empty() {
-            if let Err(e) = publish_ports(&mut child, &bundle.pid_file(), &ports) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
-        }
-        let status = child.wait().context("cannot wait for the container")?;
-        Ok(status.code().unwrap_or(125))
+        containers.save(&rec)?;
+        Ok(())
     })();
-    drop(bundle);
-    // The container's changes go with it: container records (ps, start, rm,
-    // commit) arrive with the supervisor.
-    mount.remove()?;
-    let code = result?;
+    if let Err(e) = created {
+        let _ = container::remove(store, &containers, &id);
+        return Err(e);
+    }
+    if network == Network::Private && !berth_runner::supervisor::slirp_available() {
+        eprintln!("berth: slirp4netns is not installed: the container has a loopback network only");
+    }
+    if args.detach {
+        container::start_detached(store, &containers, &id)?;
+        println!("{id}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let code = container::supervised_run(store, &containers, &id, true, args.interactive)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 /// The helper: runs the spec, exits with the container's code.
-pub fn runtime(spec_path: &str, pid_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn runtime(
+    spec_path: &str,
+    pid_file: Option<&Path>,
+    console_socket: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let spec = oci_spec::runtime::Spec::load(spec_path)
         .with_context(|| format!("cannot read {spec_path}"))?;
-    let code = berth_runner::linux::run_with_pid_file(&spec, pid_file)?;
+    let opts = berth_runner::linux::RunOptions {
+        pid_file: pid_file.map(Path::to_path_buf),
+        console_socket: console_socket.map(Path::to_path_buf),
+    };
+    let code = berth_runner::linux::run_with(&spec, &opts)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

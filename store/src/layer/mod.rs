@@ -9,7 +9,10 @@ pub mod writer;
 
 pub use compress::{decompressed, Compression};
 pub use extract::{extract, ExtractOptions, WhiteoutMode};
-pub use writer::{write_layer_from_dir, write_layer_from_tar, write_layer_with, LayerSink};
+pub use writer::{
+    write_layer_from_dir, write_layer_from_dir_except, write_layer_from_tar, write_layer_with,
+    LayerSink,
+};
 
 use crate::digest::Digest;
 

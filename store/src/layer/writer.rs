@@ -117,6 +117,17 @@ pub fn write_layer_with(
 
 /// Writes the tree under `dir` as a layer.
 pub fn write_layer_from_dir(blobs: &BlobStore, dir: &Path, opts: &LayerOptions) -> Result<Layer> {
+    write_layer_from_dir_except(blobs, dir, opts, &[])
+}
+
+/// Like [`write_layer_from_dir`], leaving out the entries at the paths
+/// `except` names (relative to `dir`; a directory with what it holds).
+pub fn write_layer_from_dir_except(
+    blobs: &BlobStore,
+    dir: &Path,
+    opts: &LayerOptions,
+    except: &[&Path],
+) -> Result<Layer> {
     let sink = start(blobs, opts)?;
     let mut builder = tar::Builder::new(sink);
     builder.follow_symlinks(false);
@@ -124,6 +135,7 @@ pub fn write_layer_from_dir(blobs: &BlobStore, dir: &Path, opts: &LayerOptions) 
         root: dir,
         epoch: opts.source_date_epoch,
         links: HashMap::new(),
+        except,
     }
     .append_tree(&mut builder)?;
     let sink = builder
@@ -137,6 +149,7 @@ struct TreeWriter<'a> {
     epoch: Option<i64>,
     /// (device, inode) of files with several links → the first path written.
     links: HashMap<(u64, u64), String>,
+    except: &'a [&'a Path],
 }
 
 fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
@@ -198,6 +211,13 @@ impl TreeWriter<'_> {
             .min_depth(1)
             .follow_links(false)
             .sort_by_file_name();
+        let root = self.root;
+        let except = self.except;
+        let walker = walker.into_iter().filter_entry(|e| {
+            e.path()
+                .strip_prefix(root)
+                .map_or(true, |rel| !except.contains(&rel))
+        });
         for entry in walker {
             let entry = entry.map_err(|e| Error::Io {
                 context: format!("cannot walk {}", self.root.display()),

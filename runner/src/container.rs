@@ -1,0 +1,315 @@
+//! Container records: what `berth ps`, `start`, `stop`, `logs`, `rm` and
+//! `commit` know of a container once the command that made it has gone.
+//! One folder per container under `<root>/containers/<id>/` holds the OCI
+//! bundle (`config.json`, etc files), the record (`container.json`) and the
+//! log (`<id>-json.log`, docker's json-file format).
+//!
+//! While a container runs, its supervisor is the only writer of the state;
+//! the other commands write a record only when no supervisor is alive.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// docker's states that berth has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+/// A published port, as it is recorded (and `berth port` prints it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
+}
+
+/// The lifecycle part of a record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub status: Status,
+    /// The container's first process, as the host sees it.
+    pub pid: i32,
+    /// The process that supervises it, and that process's start time
+    /// (so a reused pid is not taken for it).
+    pub supervisor: Option<(i32, u64)>,
+    pub exit_code: i32,
+    pub oom_killed: bool,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// What berth remembers of a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    /// The image as the user named it, and its ID and manifest.
+    pub image: String,
+    pub image_id: String,
+    pub manifest: String,
+    pub created: String,
+    pub args: Vec<String>,
+    pub hostname: String,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub user: String,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub ports: Vec<PublishedPort>,
+    pub network: String,
+    pub runtime: String,
+    pub auto_remove: bool,
+    pub tty: bool,
+    pub binds: Vec<String>,
+    pub state: State,
+}
+
+const RECORD: &str = "container.json";
+
+/// The folder of container folders.
+#[derive(Debug, Clone)]
+pub struct Containers {
+    dir: PathBuf,
+}
+
+fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::Setup(format!("{what}: {e}"))
+}
+
+/// The start time of process `pid` in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`); none when there is no such process (or it ended).
+pub fn process_start(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace();
+    // A zombie has ended; it only waits for its parent to notice.
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+impl State {
+    pub fn new() -> State {
+        State {
+            status: Status::Created,
+            pid: 0,
+            supervisor: None,
+            exit_code: 0,
+            oom_killed: false,
+            error: String::new(),
+            started_at: "0001-01-01T00:00:00Z".into(),
+            finished_at: "0001-01-01T00:00:00Z".into(),
+        }
+    }
+
+    /// Whether the process recorded as supervising this container is alive.
+    pub fn supervised(&self) -> bool {
+        self.supervisor
+            .is_some_and(|(pid, start)| process_start(pid) == Some(start))
+    }
+}
+
+impl Default for State {
+    fn default() -> State {
+        State::new()
+    }
+}
+
+impl Record {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12.min(self.id.len())]
+    }
+
+    pub fn running(&self) -> bool {
+        self.state.status == Status::Running
+    }
+}
+
+/// Writes `data` to `path` through a temp file and a rename: a reader sees
+/// the old record or the new one, never half of one.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, data).map_err(io(format!("cannot write {}", tmp.display())))?;
+    fs::rename(&tmp, path).map_err(io(format!("cannot write {}", path.display())))
+}
+
+impl Containers {
+    pub fn new(dir: PathBuf) -> Containers {
+        Containers { dir }
+    }
+
+    pub fn dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.dir(id).join(format!("{id}-json.log"))
+    }
+
+    pub fn save(&self, r: &Record) -> Result<()> {
+        let dir = self.dir(&r.id);
+        fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let data = serde_json::to_vec_pretty(r)
+            .map_err(|e| Error::Setup(format!("cannot encode the container record: {e}")))?;
+        write_atomic(&dir.join(RECORD), &data)
+    }
+
+    /// The record of container `id` (a full ID), with a state that says
+    /// exited when its supervisor died without saying so (killed, or the
+    /// machine restarted).
+    pub fn load(&self, id: &str) -> Result<Record> {
+        let path = self.dir(id).join(RECORD);
+        let data = fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let mut r: Record = serde_json::from_slice(&data)
+            .map_err(|e| Error::Setup(format!("{} is damaged: {e}", path.display())))?;
+        if r.state.status == Status::Running && !r.state.supervised() {
+            r.state.status = Status::Exited;
+            r.state.exit_code = 137;
+            r.state.error = "the container's supervisor went away".into();
+        }
+        Ok(r)
+    }
+
+    /// Every container, newest first. Folders without a record (a `berth run`
+    /// interrupted before it wrote one) are left out.
+    pub fn list(&self) -> Result<Vec<Record>> {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return Ok(Vec::new());
+        };
+        let mut all: Vec<Record> = rd
+            .flatten()
+            .filter_map(|e| self.load(&e.file_name().to_string_lossy()).ok())
+            .collect();
+        all.sort_by(|a, b| b.created.cmp(&a.created).then(a.id.cmp(&b.id)));
+        Ok(all)
+    }
+
+    /// docker's lookup: a full ID, a name (with or without its leading
+    /// slash), or a unique ID prefix.
+    pub fn find(&self, key: &str) -> Result<Record> {
+        let all = self.list()?;
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(r) = all.iter().find(|r| r.id == key || r.name == name) {
+            return Ok(r.clone());
+        }
+        let matches: Vec<&Record> = all.iter().filter(|r| r.id.starts_with(key)).collect();
+        match matches.as_slice() {
+            [one] if !key.is_empty() => Ok((*one).clone()),
+            [] | [_] => Err(Error::NotFound(format!("No such container: {key}"))),
+            _ => Err(Error::NotFound(format!(
+                "multiple IDs found with provided prefix: {key}"
+            ))),
+        }
+    }
+
+    /// The container already named `name`, if any.
+    pub fn named(&self, name: &str) -> Result<Option<Record>> {
+        Ok(self.list()?.into_iter().find(|r| r.name == name))
+    }
+
+    /// Removes the container's folder (bundle, record, log).
+    pub fn remove(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Setup(format!(
+                "cannot remove {}: {e}",
+                dir.display()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// docker's generated names: `adjective_surname`.
+pub fn generate_name(seed: &[u8], taken: impl Fn(&str) -> bool) -> String {
+    const LEFT: &[&str] = &[
+        "admiring",
+        "brave",
+        "clever",
+        "dazzling",
+        "eager",
+        "focused",
+        "gallant",
+        "happy",
+        "inspiring",
+        "jolly",
+        "keen",
+        "loving",
+        "modest",
+        "nifty",
+        "optimistic",
+        "peaceful",
+        "quirky",
+        "relaxed",
+        "serene",
+        "tender",
+        "upbeat",
+        "vibrant",
+        "wizardly",
+        "zealous",
+    ];
+    const RIGHT: &[&str] = &[
+        "albattani",
+        "babbage",
+        "curie",
+        "darwin",
+        "euclid",
+        "fermat",
+        "galileo",
+        "hopper",
+        "hypatia",
+        "jennings",
+        "kepler",
+        "lovelace",
+        "meitner",
+        "noether",
+        "pascal",
+        "ritchie",
+        "shannon",
+        "thompson",
+        "turing",
+        "volhard",
+        "wozniak",
+        "yalow",
+        "zhukovsky",
+        "lamarr",
+    ];
+    let mut n: usize = seed
+        .iter()
+        .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(*b as usize));
+    for attempt in 0.. {
+        let base = format!(
+            "{}_{}",
+            LEFT[n % LEFT.len()],
+            RIGHT[(n / LEFT.len()) % RIGHT.len()]
+        );
+        let name = if attempt < LEFT.len() * RIGHT.len() {
+            base
+        } else {
+            format!("{base}{attempt}")
+        };
+        if !taken(&name) {
+            return name;
+        }
+        n = n.wrapping_add(1);
+    }
+    unreachable!("the loop returns")
+}
+
+/// docker's rule for `--name`: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}

@@ -1,0 +1,263 @@
+//! The per-container supervisor (conmon's job): starts the runtime, owns
+//! the container's stdio (its log, and the caller's terminal when
+//! attached), publishes its ports, gives it outbound network through
+//! slirp4netns, and records its state and exit code.
+//!
+//! A detached container's supervisor is its own process
+//! (`berth __supervise ID`, in a new session); `berth run` without `-d`
+//! supervises in-process. The runtime it starts is a separate
+//! single-threaded process, so this one may use threads freely.
+
+use crate::container::{process_start, Containers, Status};
+use crate::error::{Error, Result};
+use crate::log::{now, LogWriter};
+use crate::ports::PortMapping;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How to supervise one run of a container.
+pub struct Supervision {
+    /// The runtime, ready to spawn (berth's helper or runc/crun).
+    pub command: Command,
+    /// Where the runtime writes the container's first process id.
+    pub pid_file: PathBuf,
+    /// With `-t`: where the runtime sends the terminal (the command was
+    /// given this path as its console socket).
+    pub console_socket: Option<PathBuf>,
+    pub ports: Vec<PortMapping>,
+    /// Output also goes to this process's stdout/stderr (`run` without -d).
+    pub attach: bool,
+    /// The container reads this process's stdin (`-i`, attached).
+    pub stdin: bool,
+    /// A private network namespace that slirp4netns connects outward.
+    pub slirp: bool,
+}
+
+static TERMINAL: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn resize(_: i32) {
+    let fd = TERMINAL.load(Ordering::Relaxed);
+    if fd >= 0 {
+        crate::console::copy_size(1, fd);
+    }
+}
+
+fn wait_for_pid(child: &mut Child, pid_file: &std::path::Path) -> Result<Option<i32>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            return Ok(Some(pid));
+        }
+        match child.try_wait() {
+            Ok(Some(_)) => return Ok(None),
+            Err(e) => return Err(Error::Setup(format!("cannot wait for the runtime: {e}"))),
+            Ok(None) => {}
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Setup(
+                "the runtime did not start the container".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// slirp4netns for the network namespace of process `pid`: a tap device with
+/// 10.0.2.100/24, the gateway 10.0.2.2 and DNS at 10.0.2.3, as rootless podman
+/// has it. The host's loopback stays unreachable, as in docker.
+fn start_slirp(pid: i32) -> Option<Child> {
+    let (ready_r, ready_w) = nix::unistd::pipe().ok()?;
+    let child = Command::new("slirp4netns")
+        .args(["--configure", "--mtu=65520", "--disable-host-loopback"])
+        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
+        .arg(pid.to_string())
+        .arg("tap0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    drop(ready_w);
+    // It writes "1" once the device is configured; give it a moment at most.
+    let mut f = std::fs::File::from(ready_r);
+    let _ = set_read_timeout(&f, Duration::from_secs(5));
+    let mut b = [0u8; 1];
+    let _ = std::io::Read::read(&mut f, &mut b);
+    Some(child)
+}
+
+fn set_read_timeout(f: &std::fs::File, t: Duration) -> std::io::Result<()> {
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(f),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let ms = t.as_millis().min(u16::MAX as u128) as u16;
+    nix::poll::poll(&mut fds, ms)
+        .map(|_| ())
+        .map_err(std::io::Error::from)
+}
+
+/// Whether slirp4netns is installed.
+pub fn slirp_available() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("slirp4netns").is_file()))
+}
+
+/// Runs the container once and returns its exit code; the record says
+/// running while it runs and exited (with the code) after.
+pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Result<i32> {
+    let mut rec = containers.load(id)?;
+    let log = LogWriter::open(&containers.log_path(id))
+        .map_err(|e| Error::Setup(format!("cannot open the container's log: {e}")))?;
+    let listener = match &s.console_socket {
+        Some(p) => {
+            let _ = std::fs::remove_file(p);
+            Some(std::os::unix::net::UnixListener::bind(p).map_err(|e| {
+                Error::Setup(format!(
+                    "cannot make the console socket {}: {e}",
+                    p.display()
+                ))
+            })?)
+        }
+        None => None,
+    };
+    let tty = listener.is_some();
+    s.command.stdin(if s.stdin && !tty {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    });
+    s.command
+        .stdout(if tty { Stdio::null() } else { Stdio::piped() })
+        .stderr(Stdio::piped());
+    let _ = std::fs::remove_file(&s.pid_file);
+    let mut child = s
+        .command
+        .spawn()
+        .map_err(|e| Error::Setup(format!("cannot start the runtime: {e}")))?;
+    // A signal for the supervisor is one for the container.
+    crate::linux::forward_signals(child.id() as i32);
+
+    let me = std::process::id() as i32;
+    rec.state.status = Status::Running;
+    rec.state.supervisor = process_start(me).map(|t| (me, t));
+    rec.state.started_at = now();
+    rec.state.exit_code = 0;
+    rec.state.error.clear();
+    containers.save(&rec)?;
+
+    let mut copies = Vec::new();
+    let echo = |err: bool| -> Option<Box<dyn Write + Send>> {
+        if !s.attach {
+            None
+        } else if err {
+            Some(Box::new(std::io::stderr()))
+        } else {
+            Some(Box::new(std::io::stdout()))
+        }
+    };
+    if let Some(out) = child.stdout.take() {
+        let (log, echo) = (log.clone(), echo(false));
+        copies.push(std::thread::spawn(move || log.copy("stdout", out, echo)));
+    }
+    if let Some(err) = child.stderr.take() {
+        let (log, echo) = (log.clone(), echo(true));
+        copies.push(std::thread::spawn(move || log.copy("stderr", err, echo)));
+    }
+
+    let started = (|| -> Result<(Option<OwnedFd>, Option<Child>)> {
+        let pid = wait_for_pid(&mut child, &s.pid_file)?;
+        let Some(pid) = pid else {
+            return Ok((None, None));
+        };
+        rec.state.pid = pid;
+        containers.save(&rec)?;
+        let master = match &listener {
+            Some(l) => Some(crate::console::receive(l, Duration::from_secs(30))?),
+            None => None,
+        };
+        if !s.ports.is_empty() {
+            crate::ports::publish(pid, &s.ports)?;
+        }
+        let slirp = if s.slirp { start_slirp(pid) } else { None };
+        Ok((master, slirp))
+    })();
+    let (master, slirp) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            rec.state.status = Status::Exited;
+            rec.state.exit_code = 125;
+            rec.state.error = e.to_string();
+            rec.state.finished_at = now();
+            rec.state.pid = 0;
+            let _ = containers.save(&rec);
+            return Err(e);
+        }
+    };
+    let mut raw = None;
+    if let Some(m) = &master {
+        let fd = m.as_raw_fd();
+        if s.attach && crate::console::is_terminal(1) {
+            crate::console::copy_size(1, fd);
+            TERMINAL.store(fd, Ordering::Relaxed);
+            // SAFETY: the handler only makes two ioctls.
+            unsafe {
+                let _ = nix::sys::signal::signal(
+                    nix::sys::signal::Signal::SIGWINCH,
+                    nix::sys::signal::SigHandler::Handler(resize),
+                );
+            }
+        }
+        if s.stdin && crate::console::is_terminal(0) {
+            raw = Some(crate::console::RawMode::stdin());
+        }
+        if let Ok(read) = m.try_clone() {
+            let (log, echo) = (log.clone(), echo(false));
+            copies.push(std::thread::spawn(move || {
+                log.copy("stdout", std::fs::File::from(read), echo)
+            }));
+        }
+        if s.stdin {
+            if let Ok(write) = m.try_clone() {
+                // Not joined: it ends with this process.
+                std::thread::spawn(move || {
+                    let mut w = std::fs::File::from(write);
+                    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut w);
+                });
+            }
+        }
+    }
+    let status = child.wait();
+    drop(master);
+    TERMINAL.store(-1, Ordering::Relaxed);
+    for c in copies {
+        let _ = c.join();
+    }
+    drop(raw);
+    if let Some(mut sl) = slirp {
+        let _ = sl.kill();
+        let _ = sl.wait();
+    }
+    let code = match status {
+        Ok(st) => st.code().unwrap_or(125),
+        Err(e) => {
+            rec.state.error = format!("cannot wait for the container: {e}");
+            125
+        }
+    };
+    rec.state.status = Status::Exited;
+    rec.state.exit_code = code;
+    rec.state.finished_at = now();
+    rec.state.pid = 0;
+    containers.save(&rec)?;
+    Ok(code)
+}
