@@ -102,6 +102,9 @@ enum Command {
         /// Where to send the container's terminal
         #[arg(long)]
         console_socket: Option<PathBuf>,
+        /// A descriptor whose first byte lets the container start
+        #[arg(long)]
+        start_fd: Option<i32>,
     },
     /// A detached container's supervisor (internal)
     #[command(name = "__supervise", hide = true)]
@@ -199,7 +202,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             spec,
             pid_file,
             console_socket,
-        } => return commands::run::runtime(&spec, pid_file.as_deref(), console_socket.as_deref()),
+            start_fd,
+        } => {
+            return commands::run::runtime(
+                &spec,
+                pid_file.as_deref(),
+                console_socket.as_deref(),
+                start_fd,
+            )
+        }
         Command::ExecHelper {
             pid,
             process,

@@ -66,6 +66,15 @@ impl Bundle {
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let resolv_text = if network == Network::Host {
             host_resolv
+        } else if network == Network::Private && crate::supervisor::slirp_available() {
+            // slirp4netns answers DNS at 10.0.2.3 (and asks the host's servers).
+            let mut text: String = host_resolv
+                .lines()
+                .filter(|l| l.starts_with("search") || l.starts_with("options"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            text.push_str("nameserver 10.0.2.3\n");
+            text
         } else {
             host_resolv
                 .lines()
@@ -111,9 +120,15 @@ impl Bundle {
         self.dir.join("pid")
     }
 
-    /// Where a runtime sends the container's terminal (`-t`).
+    /// Where a runtime sends the container's terminal (`-t`): in the temp
+    /// folder, as a socket's path must be shorter than 108 bytes.
     pub fn console_socket(&self) -> PathBuf {
-        self.dir.join("console.sock")
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().chars().take(12).collect::<String>())
+            .unwrap_or_default();
+        std::env::temp_dir().join(format!("berth-{name}-{}.sock", std::process::id()))
     }
 
     /// The helper process that runs the saved spec: `exe __runtime config.json pid`.

@@ -59,6 +59,10 @@ pub fn attach_new_terminal(socket: &UnixStream, size: Option<(u16, u16)>) -> Res
     )
     .map_err(sys("cannot send the terminal"))?;
     drop(master);
+    // The supervisor says when it reads the terminal: output written
+    // before that would meet no reader.
+    let mut ack = [0u8; 1];
+    let _ = std::io::Read::read(&mut &*socket, &mut ack);
     nix::unistd::setsid().map_err(sys("setsid"))?;
     // SAFETY: TIOCSCTTY on a descriptor we own.
     if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) } < 0 {
@@ -105,6 +109,14 @@ pub fn receive(listener: &UnixListener, timeout: Duration) -> Result<OwnedFd> {
     };
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(timeout));
+    let received = receive_fd(&stream);
+    // The go-ahead: the caller reads the terminal from now on (it holds
+    // the master before this returns).
+    let _ = std::io::Write::write_all(&mut &stream, b"1");
+    received
+}
+
+fn receive_fd(stream: &UnixStream) -> Result<OwnedFd> {
     let mut buf = [0u8; 64];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);

@@ -72,6 +72,11 @@ pub fn exec(
         _ => None,
     };
     join_cgroups(pid);
+    // Until it execs, the process that enters is the host's berth binary:
+    // not dumpable, so nothing in the container can open its
+    // /proc/PID/exe to overwrite berth (CVE-2019-5736); exec makes the
+    // new program dumpable again.
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     // The mount namespace last: the others are opened through its /proc.
     let mut joined = Vec::new();
     for (name, flag) in [

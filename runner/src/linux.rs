@@ -17,6 +17,7 @@ use nix::unistd::{
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::ffi::CString;
 use std::fs;
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -37,29 +38,125 @@ fn sys(what: &str) -> impl FnOnce(nix::Error) -> Error + '_ {
     move |e| Error::Setup(format!("{what}: {e}"))
 }
 
-/// `path` inside `root`, refusing `..` so that a spec cannot name the host.
+/// `path` inside `root` with every symlink on the way resolved inside
+/// `root` too (an absolute link starts again at `root`, `..` stops there),
+/// as runc's securejoin: an image's `/data -> /etc` puts a mount at
+/// `ROOT/etc`, never at the host's `/etc`.
 fn in_root(root: &Path, path: &str) -> Result<PathBuf> {
-    let mut out = root.to_path_buf();
-    for c in Path::new(path).components() {
-        match c {
-            Component::Normal(s) => out.push(s),
-            Component::RootDir | Component::CurDir => {}
-            _ => {
-                return Err(Error::Setup(format!(
-                    "path {path:?} leaves the root filesystem"
-                )))
+    use std::collections::VecDeque;
+    let mut todo: VecDeque<std::ffi::OsString> = Path::new(path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(s) => Some(s.to_os_string()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut cur = PathBuf::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&c);
+        let full = root.join(&next);
+        match fs::symlink_metadata(&full) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(Error::Setup(format!(
+                        "{path}: too many levels of symbolic links"
+                    )));
+                }
+                let target = fs::read_link(&full)
+                    .map_err(|e| Error::Setup(format!("readlink {}: {e}", full.display())))?;
+                if target.is_absolute() {
+                    cur = PathBuf::new();
+                }
+                for part in target.components().rev() {
+                    match part {
+                        Component::Normal(s) => todo.push_front(s.to_os_string()),
+                        Component::ParentDir => todo.push_front("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            _ => cur = next,
+        }
+    }
+    Ok(root.join(cur))
+}
+
+/// Makes the folders down to `dest` (and `dest` itself: an empty file when
+/// `file`, else a folder) one component at a time relative to the one
+/// before, never following a symlink: a link swapped in after [`in_root`]
+/// resolved the path makes this fail instead of creating on the host.
+fn make_in_root(root: &Path, dest: &Path, file: bool) -> Result<()> {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::mkdirat;
+    let rel = dest
+        .strip_prefix(root)
+        .map_err(|_| Error::Setup(format!("{} is outside the root filesystem", dest.display())))?;
+    let swapped = |what: &Path, e: nix::Error| {
+        Error::Setup(format!(
+            "mount point {}: {e} (changed while the container was set up?)",
+            what.display()
+        ))
+    };
+    let dir_flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut dir = open(root, dir_flags, Mode::empty()).map_err(|e| swapped(root, e))?;
+    let parts: Vec<_> = rel.components().collect();
+    for (i, c) in parts.iter().enumerate() {
+        let name = c.as_os_str();
+        let last = i + 1 == parts.len();
+        if last && file {
+            match openat(
+                &dir,
+                name,
+                OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_WRONLY,
+                Mode::from_bits_truncate(0o644),
+            ) {
+                Ok(_) => return Ok(()),
+                // An existing file (or mount point) that is not a link.
+                Err(nix::Error::EISDIR) | Err(nix::Error::ETXTBSY) | Err(nix::Error::EACCES) => {
+                    return Ok(())
+                }
+                Err(e) => return Err(swapped(dest, e)),
             }
         }
-    }
-    // A symlink planted in the image must not lead a mount out of the root.
-    if let Ok(real) = out.canonicalize() {
-        if !real.starts_with(root) {
-            return Err(Error::Setup(format!(
-                "{path} resolves outside the root filesystem"
-            )));
+        match mkdirat(&dir, name, Mode::from_bits_truncate(0o755)) {
+            Ok(()) | Err(nix::Error::EEXIST) => {}
+            Err(e) => return Err(swapped(dest, e)),
         }
+        dir = openat(&dir, name, dir_flags, Mode::empty()).map_err(|e| swapped(dest, e))?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Opens `dest` without following a last symlink and checks that it still
+/// lies inside `root`: a symlink swapped in after [`in_root`] looked cannot
+/// move a mount out. Mounting onto the returned `/proc/self/fd/N` path
+/// mounts onto exactly what was checked.
+fn pin(root: &Path, dest: &Path) -> Result<(std::os::fd::OwnedFd, PathBuf)> {
+    use nix::fcntl::{open, OFlag};
+    use std::os::fd::AsRawFd;
+    let fd = open(
+        dest,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Setup(format!("cannot open mount point {}: {e}", dest.display())))?;
+    let proc_path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    let real = fs::read_link(&proc_path)
+        .map_err(|e| Error::Setup(format!("cannot check mount point {}: {e}", dest.display())))?;
+    if !real.starts_with(root) {
+        return Err(Error::Setup(format!(
+            "mount point {} resolves outside the root filesystem",
+            dest.display()
+        )));
+    }
+    Ok((fd, proc_path))
 }
 
 /// Runs the spec's process and returns its exit code (128 + signal when it
@@ -77,6 +174,10 @@ pub struct RunOptions {
     /// Where to send the master of the container's terminal when the spec
     /// asks for one (`runc run --console-socket`).
     pub console_socket: Option<PathBuf>,
+    /// A descriptor to read one byte from after the pid file is written and
+    /// before the container's process starts: the supervisor's go-ahead
+    /// once it published ports and connected the network.
+    pub start_fd: Option<i32>,
 }
 
 /// Like [`run`], writing the container's first process id to `pid_file`.
@@ -85,7 +186,7 @@ pub fn run_with_pid_file(spec: &Spec, pid_file: Option<&Path>) -> Result<i32> {
         spec,
         &RunOptions {
             pid_file: pid_file.map(Path::to_path_buf),
-            console_socket: None,
+            ..RunOptions::default()
         },
     )
 }
@@ -177,6 +278,18 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
                 fs::write(p, child.as_raw().to_string())
                     .map_err(|e| Error::Setup(format!("cannot write {}: {e}", p.display())))?;
             }
+            if let Some(fd) = opts.start_fd {
+                // SAFETY: the caller handed this descriptor to us to own.
+                let go = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+                let mut byte = [0u8; 1];
+                if !matches!(nix::unistd::read(&go, &mut byte), Ok(1)) {
+                    let _ = signal::kill(child, Signal::SIGKILL);
+                    let _ = waitpid(child, None);
+                    return Err(Error::Setup(
+                        "the supervisor did not let the container start".into(),
+                    ));
+                }
+            }
             nix::unistd::write(&gate_tx, &[1]).map_err(sys("cannot start the container"))?;
             drop(gate_tx);
             let code = wait_for(child);
@@ -242,6 +355,9 @@ pub(crate) enum Never {}
 
 fn child(spec: &Spec, console_socket: Option<&Path>) -> Result<Never> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
+    // The host's berth binary until exec: its /proc/PID/exe is not for the
+    // container to open (CVE-2019-5736).
+    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     let terminal = spec
         .process()
         .as_ref()
@@ -308,24 +424,13 @@ fn child(spec: &Spec, console_socket: Option<&Path>) -> Result<Never> {
             }
         }
         let is_bind = kind == "bind" || mflags.contains(MsFlags::MS_BIND);
-        if is_bind && source.is_file() {
-            if !dest.exists() {
-                if let Some(p) = dest.parent() {
-                    fs::create_dir_all(p)
-                        .map_err(|e| Error::Setup(format!("mkdir {}: {e}", p.display())))?;
-                }
-                fs::write(&dest, b"")
-                    .map_err(|e| Error::Setup(format!("create {}: {e}", dest.display())))?;
-            }
-        } else {
-            fs::create_dir_all(&dest)
-                .map_err(|e| Error::Setup(format!("mkdir {}: {e}", dest.display())))?;
-        }
+        make_in_root(&root, &dest, is_bind && source.is_file())?;
         let data = data.join(",");
+        let (_pinned, target) = pin(&root, &dest)?;
         if is_bind {
             mount(
                 Some(&source),
-                &dest,
+                &target,
                 None::<&str>,
                 mflags | MsFlags::MS_BIND,
                 None::<&str>,
@@ -338,9 +443,11 @@ fn child(spec: &Spec, console_socket: Option<&Path>) -> Result<Never> {
                 ))
             })?;
             if readonly {
+                // The new mount, found again through its (checked) path.
+                let (_mounted, target) = pin(&root, &dest)?;
                 mount(
                     None::<&str>,
-                    &dest,
+                    &target,
                     None::<&str>,
                     mflags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
                     None::<&str>,
@@ -354,7 +461,7 @@ fn child(spec: &Spec, console_socket: Option<&Path>) -> Result<Never> {
             let data_opt = (!data.is_empty()).then_some(data.as_str());
             mount(
                 Some(source.as_path()),
-                &dest,
+                &target,
                 Some(kind.as_str()),
                 mflags,
                 data_opt,

@@ -35,6 +35,9 @@ pub struct Supervision {
     pub stdin: bool,
     /// A private network namespace that slirp4netns connects outward.
     pub slirp: bool,
+    /// The runtime takes `--start-fd N` and waits there until ports and
+    /// network are ready (berth's own does; runc has no such flag).
+    pub start_gate: bool,
 }
 
 static TERMINAL: AtomicI32 = AtomicI32::new(-1);
@@ -138,10 +141,26 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
         .stdout(if tty { Stdio::null() } else { Stdio::piped() })
         .stderr(Stdio::piped());
     let _ = std::fs::remove_file(&s.pid_file);
-    let mut child = s
-        .command
-        .spawn()
-        .map_err(|e| Error::Setup(format!("cannot start the runtime: {e}")))?;
+    let gate = if s.start_gate {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| Error::Setup(format!("cannot make a pipe: {e}")))?;
+        // Only the runtime gets the read end.
+        nix::fcntl::fcntl(
+            &r,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(|e| Error::Setup(format!("cannot pass a pipe: {e}")))?;
+        s.command.arg("--start-fd").arg(r.as_raw_fd().to_string());
+        Some((r, w))
+    } else {
+        None
+    };
+    let spawned = s.command.spawn();
+    let go = gate.map(|(r, w)| {
+        drop(r);
+        w
+    });
+    let mut child = spawned.map_err(|e| Error::Setup(format!("cannot start the runtime: {e}")))?;
     // A signal for the supervisor is one for the container.
     crate::linux::forward_signals(child.id() as i32);
 
@@ -179,14 +198,18 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
         };
         rec.state.pid = pid;
         containers.save(&rec)?;
-        let master = match &listener {
-            Some(l) => Some(crate::console::receive(l, Duration::from_secs(30))?),
-            None => None,
-        };
         if !s.ports.is_empty() {
             crate::ports::publish(pid, &s.ports)?;
         }
         let slirp = if s.slirp { start_slirp(pid) } else { None };
+        if let Some(w) = &go {
+            nix::unistd::write(w, b"1")
+                .map_err(|e| Error::Setup(format!("cannot start the container: {e}")))?;
+        }
+        let master = match &listener {
+            Some(l) => Some(crate::console::receive(l, Duration::from_secs(30))?),
+            None => None,
+        };
         Ok((master, slirp))
     })();
     let (master, slirp) = match started {
@@ -238,6 +261,9 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     }
     let status = child.wait();
     drop(master);
+    if let Some(p) = &s.console_socket {
+        let _ = std::fs::remove_file(p);
+    }
     TERMINAL.store(-1, Ordering::Relaxed);
     for c in copies {
         let _ = c.join();

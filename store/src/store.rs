@@ -406,7 +406,7 @@ impl Store {
     }
 
     /// The manifests held.
-    fn holds(&self) -> Vec<Digest> {
+    pub fn holds(&self) -> Vec<Digest> {
         fs::read_dir(self.holds_dir())
             .into_iter()
             .flatten()

@@ -78,6 +78,7 @@ pub fn supervised_run(
         attach,
         stdin,
         slirp: private && berth_runner::supervisor::slirp_available(),
+        start_gate: rec.runtime == "berth",
     };
     let code = supervise(containers, id, supervision);
     let unmounted = store.unmount_rootfs(id);
@@ -92,6 +93,10 @@ pub fn supervised_run(
 /// (`berth __supervise ID`, in a new session so that a closed terminal does
 /// not end it) and waits until it runs.
 pub fn start_detached(store: &Store, containers: &Containers, id: &str) -> anyhow::Result<()> {
+    // The last run's "exited" must not be taken for this one's.
+    let mut rec = containers.load(id)?;
+    rec.state.status = Status::Created;
+    containers.save(&rec)?;
     let exe = std::env::current_exe().context("cannot find the berth binary")?;
     let mut cmd = Command::new(exe);
     cmd.arg("__supervise")
@@ -674,7 +679,8 @@ pub fn exec(store: &Store, args: ExecArgs) -> anyhow::Result<ExitCode> {
     let process_path = dir.join(format!("{tag}.json"));
     std::fs::write(&process_path, serde_json::to_vec(&process)?)
         .context("cannot write the exec process")?;
-    let socket = dir.join(format!("{tag}.sock"));
+    // A socket's path must be shorter than 108 bytes: not in the store.
+    let socket = std::env::temp_dir().join(format!("berth-{}-{tag}.sock", rec.short_id()));
     let result = exec_helper(&rec, &process_path, &socket, &args);
     let _ = std::fs::remove_file(&process_path);
     let _ = std::fs::remove_file(&socket);

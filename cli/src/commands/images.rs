@@ -206,6 +206,19 @@ fn rmi_one(store: &Store, name: &str, force: bool) -> anyhow::Result<()> {
         .parse::<ImageRef>()
         .ok()
         .filter(|r| img.tags.contains(r));
+    let last_name = img.tags.len() <= 1 || by_tag.is_none();
+    if !force && last_name && store.holds().contains(&img.manifest_digest) {
+        let user = super::container::containers(store)
+            .list()?
+            .into_iter()
+            .find(|c| c.manifest == img.manifest_digest.to_string())
+            .map(|c| c.short_id().to_string())
+            .unwrap_or_default();
+        bail!(
+            "conflict: unable to remove repository reference \"{name}\" (must force) - container {user} is using its referenced image {}",
+            img.id.short()
+        );
+    }
     let mut out = std::io::stdout().lock();
     if let Some(r) = by_tag {
         store.untag(&r)?;
@@ -558,7 +571,11 @@ pub fn prune(store: &Store, args: PruneArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut deleted = false;
+    let in_use = store.holds();
     for img in store.images()? {
+        if in_use.contains(&img.manifest_digest) {
+            continue;
+        }
         if img.tags.is_empty() || args.all {
             if !deleted {
                 println!("Deleted Images:");

@@ -424,12 +424,14 @@ pub fn runtime(
     spec_path: &str,
     pid_file: Option<&Path>,
     console_socket: Option<&Path>,
+    start_fd: Option<i32>,
 ) -> anyhow::Result<ExitCode> {
     let spec = oci_spec::runtime::Spec::load(spec_path)
         .with_context(|| format!("cannot read {spec_path}"))?;
     let opts = berth_runner::linux::RunOptions {
         pid_file: pid_file.map(Path::to_path_buf),
         console_socket: console_socket.map(Path::to_path_buf),
+        start_fd,
     };
     let code = berth_runner::linux::run_with(&spec, &opts)?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))

@@ -1,0 +1,787 @@
+//! Containers after `berth run`: detached ones under their supervisor, and
+//! docker's commands on them (ps, logs, stop, kill, start, rm, exec, port,
+//! inspect, commit), `-t`, the private network, and escape attempts. Real
+//! containers on the busybox base image, as root (CI runs as root).
+
+#[path = "../../testdata/support/busybox.rs"]
+mod busybox;
+
+use busybox::{berth, busybox_store};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+/// berth with `args`, which must succeed; its stdout.
+fn ok(root: &Path, args: &[&str]) -> String {
+    let o = berth(root, args);
+    assert!(
+        o.status.success(),
+        "berth {args:?}: {}\n{}",
+        err(&o),
+        out(&o)
+    );
+    out(&o)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `curl -s URL`: the body, or None when nothing answers.
+fn curl(url: &str) -> Option<String> {
+    let o = Command::new("curl")
+        .args(["-sf", "--max-time", "5", url])
+        .output()
+        .expect("curl runs");
+    o.status.success().then(|| out(&o))
+}
+
+fn inspect(root: &Path, name: &str) -> Value {
+    let v: Value = serde_json::from_str(&ok(root, &["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Nothing of the store's is mounted, and no container folder is left.
+fn assert_clean(root: &Path) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&root.display().to_string()),
+        "a mount was left behind"
+    );
+    for dir in ["mounts", "containers", "holds"] {
+        let p = root.join(dir);
+        assert!(
+            !p.exists() || std::fs::read_dir(&p).unwrap().count() == 0,
+            "{dir} not empty"
+        );
+    }
+}
+
+#[test]
+fn a_detached_httpd_is_reached_through_its_port_then_stopped_and_removed() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let id = ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            &publish,
+            "busybox",
+            "sh",
+            "-c",
+            "echo hello-from-web > /srv.html; echo ready; echo oops >&2; exec httpd -f -p 80 -h /",
+        ],
+    );
+    assert_eq!(id.len(), 64, "run -d prints the full ID: {id}");
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+
+    wait_until("httpd to answer", || {
+        curl(&format!("http://127.0.0.1:{port}/srv.html")).is_some()
+    });
+    assert_eq!(
+        curl(&format!("http://127.0.0.1:{port}/srv.html")).as_deref(),
+        Some("hello-from-web")
+    );
+
+    let ps = ok(&root, &["ps"]);
+    let line = ps
+        .lines()
+        .find(|l| l.contains("web"))
+        .unwrap_or_else(|| panic!("{ps}"));
+    assert!(line.starts_with(&id[..12]), "{line}");
+    assert!(line.contains("Up "), "{line}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}->80/tcp")),
+        "{line}"
+    );
+    assert_eq!(ok(&root, &["ps", "-q"]), id[..12]);
+    assert_eq!(
+        ok(&root, &["port", "web"]),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
+    assert_eq!(
+        ok(&root, &["port", "web", "80"]),
+        format!("127.0.0.1:{port}")
+    );
+
+    let v = inspect(&root, "web");
+    assert_eq!(v["Id"], id.as_str());
+    assert_eq!(v["Name"], "/web");
+    assert_eq!(v["State"]["Status"], "running");
+    assert_eq!(v["State"]["Running"], true);
+    assert!(v["State"]["Pid"].as_i64().unwrap() > 0);
+    assert_eq!(v["Config"]["Hostname"], &id[..12]);
+    // A unique prefix of the ID finds it too.
+    assert_eq!(inspect(&root, &id[..5])["Name"], "/web");
+
+    // logs: each stream back on its own.
+    let logs = berth(&root, &["logs", "web"]);
+    assert_eq!(out(&logs), "ready");
+    assert_eq!(err(&logs), "oops");
+    let stamped = ok(&root, &["logs", "-t", "web"]);
+    assert!(
+        stamped.starts_with("20") && stamped.ends_with(" ready"),
+        "{stamped}"
+    );
+
+    // exec: in the container's namespaces, root filesystem and limits.
+    let inside = ok(
+        &root,
+        &[
+            "exec",
+            "web",
+            "sh",
+            "-c",
+            "hostname; cat /srv.html; cat /proc/1/cmdline | tr '\\0' ' '",
+        ],
+    );
+    assert_eq!(
+        inside,
+        format!("{}\nhello-from-web\nhttpd -f -p 80 -h /", &id[..12])
+    );
+    assert_eq!(
+        ok(&root, &["exec", "web", "sh", "-c", "echo $$"])
+            .parse::<i32>()
+            .map(|p| p > 1),
+        Ok(true)
+    );
+    assert_eq!(
+        ok(&root, &["exec", "-u", "nobody", "web", "id", "-u"]),
+        "65534"
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "exec",
+                "-e",
+                "X=y",
+                "-w",
+                "/tmp",
+                "web",
+                "sh",
+                "-c",
+                "echo $X $(pwd)"
+            ]
+        ),
+        "y /tmp"
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &["exec", "web", "grep", "CapEff", "/proc/self/status"]
+        ),
+        "CapEff:\t00000000a80425fb"
+    );
+    assert_eq!(
+        berth(&root, &["exec", "web", "sh", "-c", "exit 7"])
+            .status
+            .code(),
+        Some(7)
+    );
+    assert_eq!(
+        berth(&root, &["exec", "web", "no-such-cmd"]).status.code(),
+        Some(127)
+    );
+
+    // rm refuses a running container; stop ends it (httpd as pid 1 ignores
+    // SIGTERM, so the grace time ends in SIGKILL: 137, as docker).
+    let refused = berth(&root, &["rm", "web"]);
+    assert!(!refused.status.success());
+    assert!(
+        err(&refused).contains("container is running"),
+        "{}",
+        err(&refused)
+    );
+    let started = Instant::now();
+    assert_eq!(ok(&root, &["stop", "-t", "1", "web"]), "web");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        curl(&format!("http://127.0.0.1:{port}/srv.html")).is_none(),
+        "the port stays open"
+    );
+    let v = inspect(&root, "web");
+    assert_eq!(v["State"]["Status"], "exited");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert!(
+        ok(&root, &["ps"]).lines().count() == 1,
+        "ps lists only running ones"
+    );
+    assert!(ok(&root, &["ps", "-a"]).contains("Exited (137)"));
+    let refused = berth(&root, &["exec", "web", "true"]);
+    assert!(!refused.status.success());
+    assert!(
+        err(&refused).contains("is not running"),
+        "{}",
+        err(&refused)
+    );
+
+    // The name is taken until the container is removed.
+    let taken = berth(&root, &["run", "--name", "web", "busybox", "true"]);
+    assert!(err(&taken).contains("is already in use"), "{}", err(&taken));
+    assert_eq!(ok(&root, &["rm", "web"]), "web");
+    assert!(!berth(&root, &["inspect", "web"]).status.success());
+    assert_clean(&root);
+}
+
+#[test]
+fn logs_follow_until_the_container_stops() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "busybox",
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo tick $i; sleep 0.3; done",
+        ],
+    );
+    let followed = ok(&root, &["logs", "-f", "ticker"]);
+    assert_eq!(followed, "tick 1\ntick 2\ntick 3");
+    assert_eq!(ok(&root, &["logs", "--tail", "1", "ticker"]), "tick 3");
+    assert_eq!(inspect(&root, "ticker")["State"]["ExitCode"], 0);
+    ok(&root, &["rm", "ticker"]);
+
+    // kill sends SIGKILL by default, or the signal asked for.
+    let id = ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 3' USR1; while :; do sleep 0.1; done",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&root, &["kill", "-s", "USR1", &id]);
+    wait_until("the container to exit", || {
+        inspect(&root, &id)["State"]["Running"] == false
+    });
+    assert_eq!(inspect(&root, &id)["State"]["ExitCode"], 3);
+    let not_running = berth(&root, &["kill", &id]);
+    assert!(
+        err(&not_running).contains("is not running"),
+        "{}",
+        err(&not_running)
+    );
+    ok(&root, &["rm", &id]);
+
+    // rm -f kills a running one.
+    let id = ok(&root, &["run", "-d", "busybox", "sleep", "600"]);
+    ok(&root, &["rm", "-f", &id]);
+    assert_clean(&root);
+}
+
+#[test]
+fn a_container_keeps_its_changes_across_starts_and_commits_them() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    let script = "echo run >> /runs; wc -l < /runs; rm -f /bin/vi; echo data > /greeting";
+    assert_eq!(
+        ok(
+            &root,
+            &["run", "--name", "keeper", "busybox", "sh", "-c", script]
+        ),
+        "1"
+    );
+    // Stopped but kept, with its root filesystem unmounted.
+    assert!(ok(&root, &["ps", "-a"]).contains("Exited (0)"));
+    assert_eq!(ok(&root, &["start", "-a", "keeper"]), "2");
+    assert_eq!(ok(&root, &["start", "keeper"]), "keeper");
+    wait_until("the container to exit", || {
+        inspect(&root, "keeper")["State"]["Status"] == "exited"
+    });
+    assert_eq!(ok(&root, &["logs", "keeper"]), "1\n2\n3");
+
+    let image_id = ok(
+        &root,
+        &[
+            "commit",
+            "-m",
+            "three runs",
+            "-a",
+            "tester",
+            "-c",
+            "CMD [\"cat\", \"/greeting\"]",
+            "keeper",
+            "snap:1",
+        ],
+    );
+    assert!(image_id.starts_with("sha256:"), "{image_id}");
+    assert_eq!(ok(&root, &["run", "--rm", "snap:1"]), "data");
+    assert_eq!(
+        ok(&root, &["run", "--rm", "snap:1", "wc", "-l", "/runs"]),
+        "3 /runs"
+    );
+    assert!(!berth(&root, &["run", "--rm", "snap:1", "ls", "/bin/vi"])
+        .status
+        .success());
+    let img = inspect(&root, "snap:1");
+    let base = inspect(&root, "busybox");
+    assert_eq!(
+        img["RootFS"]["Layers"].as_array().unwrap().len(),
+        base["RootFS"]["Layers"].as_array().unwrap().len() + 1
+    );
+    assert_eq!(img["Author"], "tester");
+    assert_eq!(img["Comment"], "three runs");
+
+    // The new layer holds the changes and nothing the runtime made.
+    let manifest = serde_json::from_slice::<Value>(
+        &std::fs::read(
+            root.join("blobs/sha256").join(
+                // The image's manifest: the tag's entry in the OCI index.
+                serde_json::from_slice::<Value>(&std::fs::read(root.join("index.json")).unwrap())
+                    .unwrap()["manifests"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|m| {
+                        m["annotations"]["org.opencontainers.image.ref.name"]
+                            .as_str()
+                            .is_some_and(|n| n.contains("snap"))
+                    })
+                    .expect("snap:1 in the index")["digest"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("sha256:"),
+            ),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let last = manifest["layers"].as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(root.join("blobs/sha256").join(last))
+        .output()
+        .unwrap();
+    let names: Vec<String> = out(&listing)
+        .lines()
+        .map(|l| l.trim_end_matches('/').to_string())
+        .collect();
+    for want in ["greeting", "runs", "bin/.wh.vi"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing in {names:?}"
+        );
+    }
+    for stub in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
+        assert!(!names.iter().any(|n| n == stub), "{stub} in {names:?}");
+    }
+
+    // An image a container stands on survives rmi of its tag and GC.
+    ok(&root, &["rmi", "snap:1"]);
+    let id = ok(&root, &["run", "-d", "busybox", "sleep", "600"]);
+    ok(&root, &["system", "prune", "-a", "-f"]);
+    assert_eq!(ok(&root, &["exec", &id, "echo", "alive"]), "alive");
+    ok(&root, &["rm", "-f", &id, "keeper"]);
+    assert_clean(&root);
+}
+
+#[test]
+fn tty_gives_the_container_a_terminal_of_its_own() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    // The terminal is the container's own devpts: `tty` names it there.
+    let o = berth(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "-t",
+            "busybox",
+            "sh",
+            "-c",
+            "tty; test -t 1 && echo is-a-tty; echo $TERM",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "/dev/pts/0\r\nis-a-tty\r\nxterm\r\n",
+        "{}",
+        err(&o)
+    );
+    let plain = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "test -t 1 || echo no-tty",
+        ],
+    );
+    assert_eq!(plain, "no-tty");
+    // A size is handed on from berth's terminal (script gives berth one).
+    let sized = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "stty rows 33 cols 101; {} --root {} run --rm -t busybox stty size",
+            env!("CARGO_BIN_EXE_berth"),
+            root.display()
+        ))
+        .arg("/dev/null")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&sized.stdout).contains("33 101"),
+        "{}",
+        String::from_utf8_lossy(&sized.stdout)
+    );
+
+    let id = ok(&root, &["run", "-d", "busybox", "sleep", "600"]);
+    let o = berth(&root, &["exec", "-t", &id, "tty"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).starts_with("/dev/pts/"),
+        "{}",
+        out(&o)
+    );
+    ok(&root, &["rm", "-f", &id]);
+    assert_clean(&root);
+}
+
+#[test]
+fn the_private_network_reaches_out_through_slirp4netns() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    assert!(
+        berth_runner_has_slirp(),
+        "slirp4netns is not installed (testdata/test.sh installs it)"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    let routes = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "ip -4 addr show tap0; ip route",
+        ],
+    );
+    assert!(routes.contains("10.0.2.100/24"), "{routes}");
+    assert!(routes.contains("default via 10.0.2.2"), "{routes}");
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "run",
+                "--rm",
+                "busybox",
+                "grep",
+                "-c",
+                "nameserver 10.0.2.3",
+                "/etc/resolv.conf"
+            ]
+        ),
+        "1"
+    );
+    // The host's loopback stays out of reach, as in docker.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let o = berth(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("nc -w 2 10.0.2.2 {port} </dev/null && echo reached"),
+        ],
+    );
+    assert!(!out(&o).contains("reached"));
+    // An address of the host's outside loopback is reachable through slirp.
+    if let Some(ip) = host_address() {
+        let listener = std::net::TcpListener::bind((ip.as_str(), 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            use std::io::Write;
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\noutbound")
+                .unwrap();
+        });
+        let got = ok(
+            &root,
+            &[
+                "run",
+                "--rm",
+                "busybox",
+                "wget",
+                "-qO-",
+                &format!("http://{ip}:{port}/"),
+            ],
+        );
+        assert_eq!(got, "outbound");
+        server.join().unwrap();
+    }
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox",
+                "ls",
+                "/sys/class/net"
+            ]
+        ),
+        "lo"
+    );
+}
+
+fn berth_runner_has_slirp() -> bool {
+    Command::new("sh")
+        .args(["-c", "command -v slirp4netns"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// An IPv4 address of this machine outside loopback, if it has one.
+fn host_address() -> Option<String> {
+    let o = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    out(&o)
+        .lines()
+        .find_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+        .and_then(|cidr| cidr.split('/').next())
+        .map(str::to_string)
+}
+
+#[test]
+fn escape_attempts_fail() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+
+    // An image's symlink cannot lead a bind mount out of the root: the
+    // mount lands on the link's target inside the container.
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    let marker = format!("berth-escape-{}", std::process::id());
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN ln -s /etc /evil && ln -s ../../../../../../tmp /up\n",
+    )
+    .unwrap();
+    ok(&root, &["build", "-q", "-t", "evil", ctx.to_str().unwrap()]);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("payload"), "p").unwrap();
+    let bind = format!("{}:/evil/{marker}", src.display());
+    let seen = ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            &bind,
+            "evil",
+            "cat",
+            &format!("/etc/{marker}/payload"),
+        ],
+    );
+    assert_eq!(seen, "p");
+    assert!(
+        !Path::new("/etc").join(&marker).exists(),
+        "a mount point was made on the host"
+    );
+    let bind = format!("{}:/up/{marker}", src.display());
+    ok(&root, &["run", "--rm", "-v", &bind, "evil", "true"]);
+    assert!(
+        !Path::new("/tmp").join(&marker).exists(),
+        "`..` left the root"
+    );
+
+    // A symlink swapped in while mounts are made: a second container keeps
+    // turning a volume's folder into a link to `/` while containers mount
+    // something under it. No mount may land on the host.
+    let host_target = Path::new("/").join(format!("{marker}-swap"));
+    ok(&root, &["volume", "create", "swapvol"]);
+    let swapper = ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "-v",
+            "swapvol:/v",
+            "busybox",
+            "sh",
+            "-c",
+            "while :; do mkdir -p /v/d; rm -rf /v/d; ln -s / /v/d; rm -f /v/d; done",
+        ],
+    );
+    let vol_path = inspect_volume(&root, "swapvol");
+    for _ in 0..20 {
+        let bind = format!("{}:/data/d/{marker}-swap", src.display());
+        let volume_bind = format!("{vol_path}:/data");
+        let _ = berth(
+            &root,
+            &[
+                "run",
+                "--rm",
+                "-v",
+                &volume_bind,
+                "-v",
+                &bind,
+                "busybox",
+                "true",
+            ],
+        );
+        assert!(
+            !host_target.exists(),
+            "a mount point was made at {}",
+            host_target.display()
+        );
+    }
+    ok(&root, &["rm", "-f", &swapper]);
+
+    // No descriptor of berth's caller reaches the container.
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, "host-secret").unwrap();
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec 7<{}; {} --root {} run --rm busybox sh -c 'ls /proc/self/fd; cat /proc/self/fd/7'",
+            secret.display(),
+            env!("CARGO_BIN_EXE_berth"),
+            root.display()
+        ))
+        .output()
+        .unwrap();
+    let fds = out(&o);
+    assert!(!fds.contains("host-secret"), "{fds}");
+    assert!(!fds.lines().any(|l| l == "7"), "{fds}");
+
+    // /proc/PID/exe of the berth process entering a container (exec) is
+    // not for the container to open, so it cannot overwrite berth's binary.
+    let exe = std::fs::read(env!("CARGO_BIN_EXE_berth")).unwrap();
+    let watcher = ok(
+        &root,
+        &["run", "-d", "busybox", "sh", "-c",
+          "while :; do for p in /proc/[0-9]*; do l=$(readlink $p/exe 2>/dev/null) && case $l in *berth*) echo \"$l\" >> /seen; (echo x > $p/exe) 2>/dev/null && echo wrote >> /seen;; esac; done; done"],
+    );
+    for _ in 0..30 {
+        let _ = berth(&root, &["exec", &watcher, "true"]);
+    }
+    let seen = ok(
+        &root,
+        &["exec", &watcher, "sh", "-c", "cat /seen 2>/dev/null; true"],
+    );
+    assert!(seen.is_empty(), "the container saw berth's binary: {seen}");
+    assert_eq!(std::fs::read(env!("CARGO_BIN_EXE_berth")).unwrap(), exe);
+    ok(&root, &["rm", "-f", &watcher]);
+    ok(&root, &["volume", "rm", "swapvol"]);
+}
+
+fn inspect_volume(root: &Path, name: &str) -> String {
+    let v: Value = serde_json::from_str(&ok(root, &["volume", "inspect", name])).unwrap();
+    v[0]["Mountpoint"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_killed_supervisor_leaves_nothing_running_and_rm_cleans_up() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    let id = ok(&root, &["run", "-d", "busybox", "sleep", "4242"]);
+    let supervisor = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).to_string();
+            (cmd.contains("__supervise") && cmd.contains(&id))
+                .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
+                .flatten()
+        })
+        .expect("the supervisor runs");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(supervisor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    wait_until("the container to go with its supervisor", || {
+        !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x004242\x00")
+        })
+    });
+    let v = inspect(&root, &id);
+    assert_eq!(v["State"]["Running"], false);
+    ok(&root, &["rm", &id]);
+    assert_clean(&root);
+}
