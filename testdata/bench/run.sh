@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Container start-to-exit latency of `true` in the busybox image, side by side
 # in one run: `berth run --rm`, `runc run` on a bundle of the same image, and
-# `unshare -mpfnui chroot ROOTFS true` as the floor. 100 runs each (RUNS=N).
+# `unshare -mpfnui chroot ROOTFS true` as the floor. runc's bundle has a
+# network namespace with loopback only: `--network none` is the same spec;
+# berth's default also connects slirp4netns (outbound access) and is shown too. 100 runs each (RUNS=N).
 #
 #   testdata/bench/run.sh [WORKDIR]        (as root)
 set -euo pipefail
@@ -26,9 +28,10 @@ jq '.process.args = ["true"] | .process.terminal = false' "$W/bundle/config.json
 mv "$W/config.json" "$W/bundle/config.json"
 
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$W/run.json" \
-  -n "berth run --rm" "$BERTH run --rm busybox true" \
+  -n "berth run --rm" "$BERTH run --rm --network none busybox true" \
+  -n "berth run --rm (slirp4netns)" "$BERTH run --rm busybox true" \
   -n "runc run" "runc run -b $W/bundle bench-$$" \
   -n "unshare+chroot (floor)" "unshare -mpfnui --fork chroot $W/bundle/rootfs /bin/true" 2>&1 | grep -vE '^\s*$'
 jq -r '.results[] | "\(.command)\t\(.median*1000)"' "$W/run.json" | awk -F'\t' '
-  { ms[$1] = $2; printf "%-24s median %.1f ms\n", $1, $2 }
+  { ms[$1] = $2; printf "%-30s median %.1f ms\n", $1, $2 }
   END { printf "berth/runc: %.2fx, berth/floor: %.2fx\n", ms["berth run --rm"] / ms["runc run"], ms["berth run --rm"] / ms["unshare+chroot (floor)"] }'
