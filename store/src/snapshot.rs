@@ -177,6 +177,20 @@ impl Store {
         id: &str,
         copy: bool,
     ) -> Result<Mount> {
+        self.prepare_layers_with(layers, id, copy, true)
+    }
+
+    /// `volatile`: the changes need not survive a crash (a build step's are
+    /// committed as a fsynced blob, a `--rm` container's are thrown away), so
+    /// overlayfs may skip syncing the upper dir's filesystem on unmount,
+    /// which otherwise costs every container a journal commit.
+    fn prepare_layers_with(
+        &self,
+        layers: &[(LayerRef, Digest)],
+        id: &str,
+        copy: bool,
+        volatile: bool,
+    ) -> Result<Mount> {
         let dir = self.root().join("mounts").join(id);
         if dir.exists() {
             return Err(Error::Conflict(format!(
@@ -196,7 +210,7 @@ impl Store {
             mounted: false,
             persistent: false,
         };
-        if !copy && self.mount_overlay(&mut mount, layers)? {
+        if !copy && self.mount_overlay(&mut mount, layers, volatile)? {
             return Ok(mount);
         }
         for (layer, _) in layers {
@@ -210,7 +224,12 @@ impl Store {
 
     /// Mounts overlayfs over the layers' snapshots at `mount.merged`, with
     /// its upper and work dirs; false when overlayfs cannot be mounted here.
-    fn mount_overlay(&self, mount: &mut Mount, layers: &[(LayerRef, Digest)]) -> Result<bool> {
+    fn mount_overlay(
+        &self,
+        mount: &mut Mount,
+        layers: &[(LayerRef, Digest)],
+        volatile: bool,
+    ) -> Result<bool> {
         let mut lowers: Vec<PathBuf> = Vec::new();
         for (layer, diff_id) in layers.iter().rev() {
             let snap = self.layer_snapshot(layer, diff_id)?;
@@ -237,15 +256,25 @@ impl Store {
             mount.upper.display(),
             work.display()
         );
-        let data = std::ffi::CString::new(options)
-            .map_err(|_| Error::Archive("a snapshot path contains a NUL byte".into()))?;
-        let mounted = rustix::mount::mount(
-            "overlay",
-            &mount.merged,
-            "overlay",
-            rustix::mount::MountFlags::empty(),
-            Some(data.as_c_str()),
-        );
+        let try_mount = |options: String| -> Result<rustix::io::Result<()>> {
+            let data = std::ffi::CString::new(options)
+                .map_err(|_| Error::Archive("a snapshot path contains a NUL byte".into()))?;
+            Ok(rustix::mount::mount(
+                "overlay",
+                &mount.merged,
+                "overlay",
+                rustix::mount::MountFlags::empty(),
+                Some(data.as_c_str()),
+            ))
+        };
+        // `volatile` is Linux 5.10 and later: without it, a plain mount.
+        let mut mounted = Err(rustix::io::Errno::INVAL);
+        if volatile {
+            mounted = try_mount(format!("{options},volatile"))?;
+        }
+        if mounted.is_err() {
+            mounted = try_mount(options)?;
+        }
         if mounted.is_ok() {
             mount.kind = MountKind::Overlay;
             mount.mounted = true;
@@ -259,11 +288,13 @@ impl Store {
     /// the same upper dir later (`berth start`), so the container keeps its
     /// changes. The returned mount is not removed when dropped; see
     /// [`Store::unmount_rootfs`] and [`Store::remove_rootfs`].
-    pub fn container_rootfs(&self, image: &StoredImage, id: &str) -> Result<Mount> {
+    /// `keep`: the container's changes are kept (no `--rm`), so they are
+    /// synced like any file; else the overlay is volatile.
+    pub fn container_rootfs(&self, image: &StoredImage, id: &str, keep: bool) -> Result<Mount> {
         let dir = self.root().join("mounts").join(id);
         let layers = image_layers(image)?;
         if !dir.exists() {
-            let mut m = self.prepare_layers(&layers, id, false)?;
+            let mut m = self.prepare_layers_with(&layers, id, false, !keep)?;
             m.persistent = true;
             return Ok(m);
         }
@@ -292,7 +323,7 @@ impl Store {
         if upper_empty && !merged_empty {
             return Ok(mount);
         }
-        if !self.mount_overlay(&mut mount, &layers)? {
+        if !self.mount_overlay(&mut mount, &layers, false)? {
             return Err(Error::Archive(format!(
                 "cannot mount the root filesystem of container {id} again (overlayfs)"
             )));

@@ -339,7 +339,7 @@ fn mount_again(store: &Store, rec: &Record) -> anyhow::Result<()> {
     }
     let image = store.get(&rec.manifest.parse()?)?;
     // The mount stays for the supervisor, which unmounts it when the container stops.
-    store.container_rootfs(&image, &rec.id)?;
+    store.container_rootfs(&image, &rec.id, !rec.auto_remove)?;
     Ok(())
 }
 

@@ -289,7 +289,7 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
 
     store.hold(&id, &image.manifest_digest)?;
     let created = (|| -> anyhow::Result<()> {
-        let mount = store.container_rootfs(&image, &id)?;
+        let mount = store.container_rootfs(&image, &id, !args.rm)?;
         let bundle = Bundle::create(&containers.dir(&id))?.keep();
         let hostname = args.hostname.clone().unwrap_or_else(|| short.clone());
         let user_name = args
@@ -426,8 +426,16 @@ pub fn runtime(
     console_socket: Option<&Path>,
     start_fd: Option<i32>,
 ) -> anyhow::Result<ExitCode> {
-    let spec = oci_spec::runtime::Spec::load(spec_path)
+    let mut spec = oci_spec::runtime::Spec::load(spec_path)
         .with_context(|| format!("cannot read {spec_path}"))?;
+    // As the OCI spec says: a relative root is relative to the bundle.
+    if let Some(mut root) = spec.root().clone() {
+        if root.path().is_relative() {
+            let bundle = Path::new(spec_path).parent().unwrap_or(Path::new("."));
+            root.set_path(bundle.join(root.path()));
+            spec.set_root(Some(root));
+        }
+    }
     let opts = berth_runner::linux::RunOptions {
         pid_file: pid_file.map(Path::to_path_buf),
         console_socket: console_socket.map(Path::to_path_buf),
