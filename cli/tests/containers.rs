@@ -785,3 +785,107 @@ fn a_killed_supervisor_leaves_nothing_running_and_rm_cleans_up() {
     ok(&root, &["rm", &id]);
     assert_clean(&root);
 }
+
+#[test]
+fn mount_gives_binds_volumes_and_tmpfs_as_docker() {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), "from-host").unwrap();
+    let bind = format!("type=bind,source={},target=/data,readonly", src.display());
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "run",
+                "--rm",
+                "--mount",
+                &bind,
+                "busybox",
+                "sh",
+                "-c",
+                "cat /data/f; touch /data/x 2>/dev/null || echo refused"
+            ]
+        ),
+        "from-hostrefused"
+    );
+    let rw = format!("type=bind,src={},dst=/data", src.display());
+    ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            &rw,
+            "busybox",
+            "sh",
+            "-c",
+            "echo back > /data/g",
+        ],
+    );
+    assert_eq!(std::fs::read_to_string(src.join("g")).unwrap(), "back\n");
+    // A volume is seeded from the image on first use and keeps what is written.
+    ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=etcvol,target=/etc",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /etc/new",
+        ],
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "run",
+                "--rm",
+                "--mount",
+                "source=etcvol,target=/v",
+                "busybox",
+                "sh",
+                "-c",
+                "cat /v/new; test -f /v/passwd && echo seeded"
+            ]
+        ),
+        "kept\nseeded"
+    );
+    ok(&root, &["volume", "rm", "etcvol"]);
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "run",
+                "--rm",
+                "--mount",
+                "type=tmpfs,target=/scratch,tmpfs-size=1m,tmpfs-mode=700",
+                "busybox",
+                "sh",
+                "-c",
+                "stat -c %a /scratch; df -k /scratch | tail -1 | awk '{print $2}'"
+            ]
+        ),
+        "700\n1024"
+    );
+    for (bad, says) in [
+        ("type=bind,target=/x", "source is required"),
+        ("type=nfs,target=/x", "invalid mount type"),
+        ("type=tmpfs", "target is required"),
+        ("type=bind,source=/no/such/dir,target=/x", "does not exist"),
+        ("type=volume,colour=red,target=/x", "unexpected key"),
+    ] {
+        let o = berth(&root, &["run", "--rm", "--mount", bad, "busybox", "true"]);
+        assert!(!o.status.success(), "{bad}");
+        assert!(err(&o).contains(says), "{bad}: {}", err(&o));
+    }
+    assert_clean(&root);
+}

@@ -27,6 +27,13 @@ pub struct PublishedPort {
     pub host_ip: String,
     pub host_port: u16,
     pub container_port: u16,
+    /// `tcp` or `udp`.
+    #[serde(default = "tcp")]
+    pub proto: String,
+}
+
+fn tcp() -> String {
+    "tcp".into()
 }
 
 /// The lifecycle part of a record.

@@ -73,6 +73,11 @@ pub fn supervised_run(
                     p.host_port,
                 ),
                 container: p.container_port,
+                proto: if p.proto == "udp" {
+                    berth_runner::ports::Proto::Udp
+                } else {
+                    berth_runner::ports::Proto::Tcp
+                },
             })
             .collect(),
         attach,
@@ -372,7 +377,12 @@ fn status_text(rec: &Record) -> String {
 fn ports_text(rec: &Record) -> String {
     rec.ports
         .iter()
-        .map(|p| format!("{}:{}->{}/tcp", p.host_ip, p.host_port, p.container_port))
+        .map(|p| {
+            format!(
+                "{}:{}->{}/{}",
+                p.host_ip, p.host_port, p.container_port, p.proto
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -496,25 +506,23 @@ pub fn port(store: &Store, args: PortArgs) -> anyhow::Result<ExitCode> {
     let want = match &args.port {
         Some(p) => {
             let (n, proto) = p.split_once('/').unwrap_or((p, "tcp"));
-            if proto != "tcp" {
-                bail!(
-                    "Error: No public port '{p}' published for {}",
-                    args.container
-                );
-            }
-            Some(
+            Some((
                 n.parse::<u16>()
                     .with_context(|| format!("invalid port {p}"))?,
-            )
+                proto.to_string(),
+            ))
         }
         None => None,
     };
     let mut found = false;
     for p in &rec.ports {
-        match want {
-            Some(w) if w != p.container_port => continue,
+        match &want {
+            Some((n, proto)) if *n != p.container_port || *proto != p.proto => continue,
             Some(_) => println!("{}:{}", p.host_ip, p.host_port),
-            None => println!("{}/tcp -> {}:{}", p.container_port, p.host_ip, p.host_port),
+            None => println!(
+                "{}/{} -> {}:{}",
+                p.container_port, p.proto, p.host_ip, p.host_port
+            ),
         }
         found = true;
     }
@@ -536,7 +544,7 @@ pub fn inspect_json(store: &Store, rec: &Record) -> Value {
         .iter()
         .map(|p| {
             (
-                format!("{}/tcp", p.container_port),
+                format!("{}/{}", p.container_port, p.proto),
                 json!([{ "HostIp": p.host_ip, "HostPort": p.host_port.to_string() }]),
             )
         })

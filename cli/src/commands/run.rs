@@ -64,6 +64,9 @@ pub struct RunArgs {
     /// Bind mount a host path: HOST_PATH:CONTAINER_PATH[:ro|rw]
     #[arg(short, long = "volume")]
     volume: Vec<String>,
+    /// Attach a filesystem mount: type=bind|volume|tmpfs,source=SRC,target=DST[,readonly][,tmpfs-size=N][,tmpfs-mode=M]
+    #[arg(long)]
+    mount: Vec<String>,
     /// Memory limit (e.g. 64m, 1g)
     #[arg(short, long)]
     memory: Option<String>,
@@ -190,6 +193,80 @@ fn bind_mount(store: &Store, rootfs: &Path, v: &str) -> anyhow::Result<oci_spec:
         format!("invalid mount config: bind source path does not exist: {host}")
     })?;
     Ok(bundle::bind(&source, ctr, readonly)?)
+}
+
+/// docker's `--mount` (comma-separated key=value): a bind mount of a host
+/// path, a named volume (seeded from the image on first use, as `-v`) or a
+/// tmpfs.
+fn mount_flag(
+    store: &Store,
+    rootfs: &Path,
+    spec: &str,
+) -> anyhow::Result<oci_spec::runtime::Mount> {
+    let mut kind = "volume".to_string();
+    let (mut source, mut target, mut readonly) = (None, None, false);
+    let (mut size, mut mode) = (None, None);
+    for field in spec.split(',').filter(|f| !f.is_empty()) {
+        let (k, v) = field.split_once('=').unwrap_or((field, ""));
+        match k.to_ascii_lowercase().as_str() {
+            "type" => kind = v.to_string(),
+            "source" | "src" => source = Some(v.to_string()),
+            "target" | "destination" | "dst" => target = Some(v.to_string()),
+            "readonly" | "ro" => {
+                readonly = match v {
+                    "" | "1" | "true" => true,
+                    "0" | "false" => false,
+                    _ => bail!("invalid value for {k} in --mount {spec:?}: {v}"),
+                }
+            }
+            "tmpfs-size" => size = Some(ram_in_bytes(v)?),
+            "tmpfs-mode" => {
+                mode =
+                    Some(u32::from_str_radix(v, 8).map_err(|_| {
+                        anyhow::anyhow!("invalid tmpfs-mode {v:?} in --mount {spec:?}")
+                    })?)
+            }
+            "bind-propagation" | "volume-nocopy" | "consistency" => {}
+            other => bail!("unexpected key '{other}' in '{field}' (--mount {spec:?})"),
+        }
+    }
+    let Some(target) = target.filter(|t| t.starts_with('/')) else {
+        bail!("invalid argument {spec:?} for --mount: target is required and must be absolute");
+    };
+    match kind.as_str() {
+        "bind" => {
+            let Some(src) = source else {
+                bail!("invalid argument {spec:?} for --mount: source is required for a bind mount");
+            };
+            let path = std::fs::canonicalize(&src)
+                .with_context(|| format!("invalid mount config for type \"bind\": bind source path does not exist: {src}"))?;
+            Ok(bundle::bind(&path, &target, readonly)?)
+        }
+        "volume" => {
+            let name = match source {
+                Some(n) if !n.is_empty() => n,
+                _ => random_id()?,
+            };
+            if name.starts_with('/') {
+                bail!("invalid mount config for type \"volume\": source must be a volume name, not a path: {name}");
+            }
+            let mode = if readonly { "ro" } else { "rw" };
+            bind_mount(store, rootfs, &format!("{name}:{target}:{mode}"))
+        }
+        "tmpfs" => {
+            let mut m = bundle::tmpfs(&target, size.map(|s| s as u64))?;
+            let mut options = m.options().clone().unwrap_or_default();
+            options.push(format!("mode={:o}", mode.unwrap_or(0o1777)));
+            if readonly {
+                options.push("ro".into());
+            }
+            m.set_options(Some(options));
+            Ok(m)
+        }
+        other => {
+            bail!("invalid mount type {other:?} in --mount {spec:?}: use bind, volume or tmpfs")
+        }
+    }
 }
 
 /// Copies what the image has at `ctr` into a new volume, as docker does. The
@@ -363,6 +440,9 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         for v in &args.volume {
             mounts.push(bind_mount(store, &mount.merged, v)?);
         }
+        for m in &args.mount {
+            mounts.push(mount_flag(store, &mount.merged, m)?);
+        }
         spec.set_mounts(Some(mounts));
         bundle.save(&spec)?;
         let rec = Record {
@@ -391,6 +471,7 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
                     host_ip: p.host.ip().to_string(),
                     host_port: p.host.port(),
                     container_port: p.container,
+                    proto: p.proto.name().into(),
                 })
                 .collect(),
             network: args.network.clone(),
