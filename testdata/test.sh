@@ -18,6 +18,12 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
 fi
+# Rootless containers reach out through slirp4netns, which opens the tun
+# device as the user: Debian's udev rule makes it 0666; some sandboxes leave
+# it 0600.
+if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
+  chmod 0666 /dev/net/tun || true
+fi
 if command -v rustup >/dev/null; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi

@@ -889,3 +889,118 @@ fn mount_gives_binds_volumes_and_tmpfs_as_docker() {
     }
     assert_clean(&root);
 }
+
+/// berth as an unprivileged user: the container gets a user namespace with
+/// the caller mapped to root, a copy-based root filesystem, rlimits for
+/// limits and slirp4netns for its network and published ports.
+#[test]
+fn rootless_containers_run_in_a_user_namespace() {
+    if !is_root() {
+        eprintln!("skipped: this test switches to an unprivileged user, which needs root (CI runs as root)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    let as_nobody = |args: &[&str]| -> Output {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "env"])
+            .arg(format!("HOME={}", home.display()))
+            .arg(format!("BERTH_ROOT={}", home.join("root").display()))
+            .arg(format!("TMPDIR={}", home.display()))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let made = as_nobody(&[
+        "bash",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/make-busybox.sh"),
+        env!("CARGO_BIN_EXE_berth"),
+        &home.join("bb.tar").display().to_string(),
+    ]);
+    assert!(made.status.success(), "{}", err(&made));
+    let berth_ok = |args: &[&str]| -> String {
+        let mut all = vec![env!("CARGO_BIN_EXE_berth")];
+        all.extend_from_slice(args);
+        let o = as_nobody(&all);
+        assert!(o.status.success(), "berth {args:?}: {}", err(&o));
+        out(&o)
+    };
+    assert_eq!(
+        berth_ok(&["run", "--rm", "busybox", "sh", "-c", "id -u; cat /proc/self/uid_map | tr -s ' '; grep CapEff /proc/self/status; echo w > /w && cat /w"]),
+        "0\n 0 65534 1\nCapEff:\t00000000a80425fb\nw"
+    );
+    let mut all = vec![
+        env!("CARGO_BIN_EXE_berth"),
+        "run",
+        "--rm",
+        "-u",
+        "1000",
+        "busybox",
+        "id",
+    ];
+    let o = as_nobody(&all);
+    assert!(!o.status.success());
+    assert!(
+        err(&o).contains("no mapping in this rootless container"),
+        "{}",
+        err(&o)
+    );
+    all = vec![
+        env!("CARGO_BIN_EXE_berth"),
+        "run",
+        "--rm",
+        "--pids-limit",
+        "20",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -u",
+    ];
+    let o = as_nobody(&all);
+    assert_eq!(out(&o), "20");
+    assert!(err(&o).contains("using rlimits instead"), "{}", err(&o));
+
+    let tun_ok = nix_access_tun();
+    if tun_ok {
+        let port = free_port();
+        let publish = format!("127.0.0.1:{port}:80");
+        berth_ok(&[
+            "run",
+            "-d",
+            "--name",
+            "rootless-web",
+            "-p",
+            &publish,
+            "busybox",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ]);
+        let url = format!("http://127.0.0.1:{port}/hostname");
+        wait_until("httpd to answer", || curl(&url).is_some());
+        let hostname = berth_ok(&["exec", "rootless-web", "hostname"]);
+        assert_eq!(curl(&url).as_deref(), Some(hostname.as_str()));
+        assert_eq!(berth_ok(&["exec", "rootless-web", "id", "-u"]), "0");
+        berth_ok(&["rm", "-f", "rootless-web"]);
+    }
+    for dir in ["mounts", "containers", "holds"] {
+        let p = home.join("root").join(dir);
+        assert!(
+            !p.exists() || std::fs::read_dir(&p).unwrap().count() == 0,
+            "{dir} not empty"
+        );
+    }
+    assert!(tun_ok, "/dev/net/tun is not usable without root here (testdata/test.sh makes it 0666, Debian's default)");
+}
+
+fn nix_access_tun() -> bool {
+    std::fs::metadata("/dev/net/tun")
+        .is_ok_and(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o006 == 0o006)
+}

@@ -77,6 +77,18 @@ pub fn exec(
     // /proc/PID/exe to overwrite berth (CVE-2019-5736); exec makes the
     // new program dumpable again.
     nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    // The user namespace first (a rootless container's): the others belong
+    // to it, and joining them needs its capabilities.
+    let own_user = fs::read_link("/proc/self/ns/user").ok();
+    let their_user = fs::read_link(format!("/proc/{pid}/ns/user")).ok();
+    if their_user.is_some() && own_user != their_user {
+        let f = fs::File::open(format!("/proc/{pid}/ns/user")).map_err(|e| {
+            Error::Setup(format!("cannot open the container's user namespace: {e}"))
+        })?;
+        setns(&f, CloneFlags::CLONE_NEWUSER).map_err(|e| {
+            Error::Setup(format!("cannot join the container's user namespace: {e}"))
+        })?;
+    }
     // The mount namespace last: the others are opened through its /proc.
     let mut joined = Vec::new();
     for (name, flag) in [

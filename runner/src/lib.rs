@@ -8,7 +8,7 @@
 //! `ports.rs`. Containers that outlive the command that made them have a
 //! record (`container.rs`), a log (`log.rs`) and a supervisor
 //! (`supervisor.rs`); `exec.rs` joins a running one; `console.rs` is `-t`.
-//! Not yet here: user namespaces (rootless).
+//! Without root the spec adds a user namespace with the caller mapped to 0.
 
 pub mod bundle;
 pub mod cgroup;

@@ -202,6 +202,13 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
+    let rootless = !nix::unistd::geteuid().is_root();
+    if namespaces
+        .iter()
+        .any(|n| n.typ() == LinuxNamespaceType::User)
+    {
+        enter_user_namespace(spec)?;
+    }
     let mut flags = CloneFlags::empty();
     for ns in &namespaces {
         flags |= match ns.typ() {
@@ -221,7 +228,6 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
         .and_then(|l| l.resources().as_ref())
         .map(Limits::from_resources)
         .unwrap_or_default();
-    let rootless = !nix::unistd::geteuid().is_root();
     let cgroup = if limits.is_empty() || rootless {
         None
     } else {
@@ -299,6 +305,36 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
             code
         }
     }
+}
+
+/// A new user namespace in which this process maps itself to the spec's
+/// `uidMappings`/`gidMappings`. An unprivileged process may map only its
+/// own ids (one each), after giving up setgroups, as the kernel requires.
+fn enter_user_namespace(spec: &Spec) -> Result<()> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let line = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>, own: u32| -> String {
+        match maps.as_deref() {
+            Some(m) if !m.is_empty() => m
+                .iter()
+                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+                .collect(),
+            _ => format!("0 {own} 1\n"),
+        }
+    };
+    let uid_map = line(linux.uid_mappings(), nix::unistd::geteuid().as_raw());
+    let gid_map = line(linux.gid_mappings(), nix::unistd::getegid().as_raw());
+    unshare(CloneFlags::CLONE_NEWUSER).map_err(sys("cannot create a user namespace"))?;
+    let write = |file: &str, text: &str| {
+        fs::write(format!("/proc/self/{file}"), text).map_err(|e| {
+            Error::Setup(format!(
+                "cannot write /proc/self/{file} ({}): {e}",
+                text.trim()
+            ))
+        })
+    };
+    write("setgroups", "deny")?;
+    write("uid_map", &uid_map)?;
+    write("gid_map", &gid_map)
 }
 
 /// Without root there is no cgroup of our own: rlimits come closest.
@@ -598,29 +634,43 @@ pub(crate) fn start_process(
             let _ = caps::drop(None, caps::CapSet::Bounding, c);
         }
     }
-    setgroups(
-        &user
-            .additional_gids()
-            .clone()
-            .unwrap_or_default()
-            .iter()
-            .map(|g| Gid::from_raw(*g))
-            .collect::<Vec<_>>(),
-    )
-    .map_err(sys("setgroups"))?;
+    let groups: Vec<Gid> = user
+        .additional_gids()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    // In a user namespace without root outside, setgroups is denied (and
+    // there are no other groups to give).
+    let denied = fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny");
+    if !denied || !groups.is_empty() {
+        setgroups(&groups).map_err(sys("setgroups"))?;
+    }
     nix::sys::prctl::set_keepcaps(true).map_err(sys("keepcaps"))?;
+    let unmapped = |what: &'static str, id: u32| {
+        move |e: nix::Error| {
+            if e == nix::Error::EINVAL && denied {
+                Error::Setup(format!(
+                    "{what} {id} has no mapping in this rootless container: without root only 0 (you) is mapped"
+                ))
+            } else {
+                Error::Setup(format!("set{what}: {e}"))
+            }
+        }
+    };
     setresgid(
         Gid::from_raw(user.gid()),
         Gid::from_raw(user.gid()),
         Gid::from_raw(user.gid()),
     )
-    .map_err(sys("setgid"))?;
+    .map_err(unmapped("gid", user.gid()))?;
     setresuid(
         Uid::from_raw(user.uid()),
         Uid::from_raw(user.uid()),
         Uid::from_raw(user.uid()),
     )
-    .map_err(sys("setuid"))?;
+    .map_err(unmapped("uid", user.uid()))?;
     // Effective first: it must stay a subset of permitted at every step.
     caps::set(None, caps::CapSet::Effective, &to_set(caps.effective()))
         .map_err(|e| Error::Setup(format!("capabilities: {e}")))?;
@@ -698,14 +748,30 @@ fn make_devices(root: &Path) -> Result<()> {
         if p.exists() {
             continue;
         }
-        mknod(
+        match mknod(
             &p,
             SFlag::S_IFCHR,
             Mode::from_bits_truncate(0o666),
             makedev(major, minor),
-        )
-        .map_err(|e| Error::Setup(format!("mknod /dev/{name}: {e}")))?;
-        let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o666));
+        ) {
+            Ok(()) => {
+                let _ = fs::set_permissions(&p, fs::Permissions::from_mode(0o666));
+            }
+            // In a user namespace device nodes cannot be made: the host's
+            // are bind-mounted instead, as rootless runc does.
+            Err(nix::Error::EPERM) => {
+                fs::write(&p, b"").map_err(|e| Error::Setup(format!("/dev/{name}: {e}")))?;
+                mount(
+                    Some(&Path::new("/dev").join(name)),
+                    &p,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| Error::Setup(format!("bind /dev/{name}: {e}")))?;
+            }
+            Err(e) => return Err(Error::Setup(format!("mknod /dev/{name}: {e}"))),
+        }
     }
     for (link, target) in [
         ("fd", "/proc/self/fd"),

@@ -263,16 +263,43 @@ pub fn docker_spec(cfg: &RunConfig) -> Result<Spec> {
             &["rbind", "nosuid", "noexec", "nodev", "ro"],
         )?);
     }
-    let mut namespaces = vec![
+    // Without root: a user namespace where the caller is root (uid and gid
+    // mapped to 0), as rootless podman without subordinate ids.
+    let rootless = !nix::unistd::geteuid().is_root();
+    let mut namespaces = Vec::new();
+    if rootless {
+        namespaces.push(namespace(LinuxNamespaceType::User)?);
+    }
+    namespaces.extend([
         namespace(LinuxNamespaceType::Mount)?,
         namespace(LinuxNamespaceType::Pid)?,
         namespace(LinuxNamespaceType::Uts)?,
         namespace(LinuxNamespaceType::Ipc)?,
-    ];
+    ]);
     if cfg.network != Network::Host {
         namespaces.push(namespace(LinuxNamespaceType::Network)?);
     }
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
+    if rootless {
+        let map = |host: u32| {
+            oci_spec::runtime::LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(host)
+                .size(1u32)
+                .build()
+                .map_err(|e| Error::Spec(e.to_string()))
+        };
+        linux = linux
+            .uid_mappings(vec![map(nix::unistd::geteuid().as_raw())?])
+            .gid_mappings(vec![map(nix::unistd::getegid().as_raw())?]);
+        // gid 5 (tty) has no mapping: devpts takes the container's root group.
+        for m in mounts.iter_mut() {
+            if m.typ().as_deref() == Some("devpts") {
+                let opts = m.options().clone().unwrap_or_default();
+                m.set_options(Some(opts.into_iter().filter(|o| o != "gid=5").collect()));
+            }
+        }
+    }
     if !cfg.privileged {
         linux = linux
             .seccomp(crate::seccomp::docker_default()?)

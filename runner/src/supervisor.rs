@@ -14,7 +14,7 @@ use crate::log::{now, LogWriter};
 use crate::ports::PortMapping;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
@@ -74,12 +74,21 @@ fn wait_for_pid(child: &mut Child, pid_file: &std::path::Path) -> Result<Option<
 
 /// slirp4netns for the network namespace of process `pid`: a tap device with
 /// 10.0.2.100/24, the gateway 10.0.2.2 and DNS at 10.0.2.3, as rootless podman
-/// has it. The host's loopback stays unreachable, as in docker.
-fn start_slirp(pid: i32) -> Option<Child> {
+/// has it. The host's loopback stays unreachable, as in docker. A rootless
+/// container's namespaces belong to its user namespace, which slirp4netns
+/// joins too; its API socket then publishes ports (no setns from here).
+fn start_slirp(pid: i32, api_socket: Option<&Path>) -> Option<Child> {
     let (ready_r, ready_w) = nix::unistd::pipe().ok()?;
-    let child = Command::new("slirp4netns")
-        .args(["--configure", "--mtu=65520", "--disable-host-loopback"])
-        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
+    let mut cmd = Command::new("slirp4netns");
+    cmd.args(["--configure", "--mtu=65520", "--disable-host-loopback"])
+        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()));
+    if rootless() {
+        cmd.arg(format!("--userns-path=/proc/{pid}/ns/user"));
+    }
+    if let Some(p) = api_socket {
+        cmd.arg(format!("--api-socket={}", p.display()));
+    }
+    let child = cmd
         .arg(pid.to_string())
         .arg("tap0")
         .stdin(Stdio::null())
@@ -94,6 +103,45 @@ fn start_slirp(pid: i32) -> Option<Child> {
     let mut b = [0u8; 1];
     let _ = std::io::Read::read(&mut f, &mut b);
     Some(child)
+}
+
+fn rootless() -> bool {
+    !nix::unistd::geteuid().is_root()
+}
+
+/// Publishes `ports` through slirp4netns's API (`add_hostfwd`) to the
+/// container's address.
+fn slirp_forward(api_socket: &Path, ports: &[PortMapping]) -> Result<()> {
+    use std::io::Read;
+    for p in ports {
+        let mut s = std::os::unix::net::UnixStream::connect(api_socket)
+            .map_err(|e| Error::Setup(format!("slirp4netns API: {e}")))?;
+        let request = serde_json::json!({
+            "execute": "add_hostfwd",
+            "arguments": {
+                "proto": p.proto.name(),
+                "host_addr": p.host.ip().to_string(),
+                "host_port": p.host.port(),
+                "guest_addr": "10.0.2.100",
+                "guest_port": p.container,
+            }
+        });
+        s.write_all(request.to_string().as_bytes())
+            .map_err(|e| Error::Setup(format!("slirp4netns API: {e}")))?;
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
+        if v.get("error").is_some() || v.get("return").is_none() {
+            return Err(Error::Setup(format!(
+                "cannot publish port {}/{}: slirp4netns says {}",
+                p.host,
+                p.proto.name(),
+                reply.trim()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn set_read_timeout(f: &std::fs::File, t: Duration) -> std::io::Result<()> {
@@ -198,10 +246,29 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
         };
         rec.state.pid = pid;
         containers.save(&rec)?;
-        if !s.ports.is_empty() {
+        // Without root the proxy cannot enter the container's namespaces
+        // (they belong to its user namespace): slirp4netns forwards instead.
+        let api = (rootless() && !s.ports.is_empty()).then(|| {
+            std::env::temp_dir().join(format!("berth-slirp-{}-{pid}.sock", std::process::id()))
+        });
+        if api.is_some() && !s.slirp {
+            return Err(Error::Setup(
+                "publishing ports without root needs slirp4netns and the private network".into(),
+            ));
+        }
+        if !s.ports.is_empty() && api.is_none() {
             crate::ports::publish(pid, &s.ports)?;
         }
-        let slirp = if s.slirp { start_slirp(pid) } else { None };
+        let slirp = if s.slirp {
+            start_slirp(pid, api.as_deref())
+        } else {
+            None
+        };
+        if let Some(a) = &api {
+            let forwarded = slirp_forward(a, &s.ports);
+            let _ = std::fs::remove_file(a);
+            forwarded?;
+        }
         if let Some(w) = &go {
             nix::unistd::write(w, b"1")
                 .map_err(|e| Error::Setup(format!("cannot start the container: {e}")))?;

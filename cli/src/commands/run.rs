@@ -489,7 +489,7 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
         return Err(e);
     }
     if network == Network::Private && !berth_runner::supervisor::slirp_available() {
-        eprintln!("berth: slirp4netns is not installed: the container has a loopback network only");
+        eprintln!("berth: slirp4netns is not installed (or cannot open /dev/net/tun): the container has a loopback network only");
     }
     if args.detach {
         container::start_detached(store, &containers, &id)?;
