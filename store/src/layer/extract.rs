@@ -110,6 +110,12 @@ struct Extractor<'a> {
     created: HashSet<Vec<String>>,
     /// Directories whose times are set last (creating children changes them).
     dir_times: Vec<(Vec<String>, u64)>,
+    /// The directory the last entry went into: a layer lists a directory's
+    /// files together, and resolving the parent again for each costs a path
+    /// walk. Dropped whenever an entry could replace or remove it.
+    last_parent: Option<(Vec<String>, OwnedFd)>,
+    /// The buffer file contents are copied through (fewer, larger writes).
+    buf: Vec<u8>,
 }
 
 fn in_root_flags() -> ResolveFlags {
@@ -162,6 +168,23 @@ impl Extractor<'_> {
             }
         }
         Ok(fd)
+    }
+
+    /// Runs `make` (a create of `name` in `parent`); when something is in
+    /// the way (EEXIST), removes it and runs `make` once more.
+    fn replacing(
+        &self,
+        parent: &OwnedFd,
+        name: &str,
+        make: impl Fn() -> rustix::io::Result<()>,
+    ) -> Result<rustix::io::Result<()>> {
+        match make() {
+            Err(rustix::io::Errno::EXIST) => {
+                self.remove(parent, name)?;
+                Ok(make())
+            }
+            r => Ok(r),
+        }
     }
 
     /// Removes `name` in `parent`, whatever it is.
@@ -304,6 +327,8 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
         opts,
         created: HashSet::new(),
         dir_times: Vec::new(),
+        last_parent: None,
+        buf: vec![0u8; 128 << 10],
     };
     let mut archive = tar::Archive::new(tar);
     let mut total: u64 = 0;
@@ -344,18 +369,36 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
             continue; // the root itself
         };
         let name = name.clone();
+        // This entry may replace the cached parent or one of its ancestors.
+        if ex
+            .last_parent
+            .as_ref()
+            .is_some_and(|(p, _)| p.starts_with(&comps))
+        {
+            ex.last_parent = None;
+        }
         if let Some(target) = name.strip_prefix(".wh.") {
+            ex.last_parent = None;
             ex.apply_whiteout(parent_comps, target)?;
             continue;
         }
-        let parent = ex.dir(parent_comps)?;
+        if ex.last_parent.as_ref().map(|(p, _)| p.as_slice()) != Some(parent_comps) {
+            let fd = ex.dir(parent_comps)?;
+            ex.last_parent = Some((parent_comps.to_vec(), fd));
+        }
+        let Some((_, parent)) = ex.last_parent.as_ref() else {
+            continue;
+        };
         let kind = kind_of(entry.header());
         let mtime = entry.header().mtime().unwrap_or(0);
         let ctx = || format!("cannot extract {raw_path}");
-        let exists_as_dir = matches!(rfs::statat(&parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW),
+        // Only a directory merges with what is there; anything else replaces
+        // it (found when creating it fails with EEXIST: no stat per entry).
+        let exists_as_dir = matches!(kind, EntryKind::Dir)
+            && matches!(rfs::statat(parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW),
             Ok(st) if rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory);
-        if !(matches!(kind, EntryKind::Dir) && exists_as_dir) {
-            ex.remove(&parent, &name)?;
+        if matches!(kind, EntryKind::Dir) && !exists_as_dir {
+            ex.remove(parent, &name)?;
         }
         match kind {
             EntryKind::Dir => {
@@ -366,21 +409,45 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                 ex.dir_times.push((comps.clone(), mtime));
             }
             EntryKind::File => {
-                let fd = rfs::openat(
-                    &parent,
-                    name.as_str(),
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
+                let create = || {
+                    rfs::openat(
+                        parent,
+                        name.as_str(),
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                };
+                let fd = match create() {
+                    Err(rustix::io::Errno::EXIST) => {
+                        ex.remove(parent, &name)?;
+                        create()
+                    }
+                    other => other,
+                }
                 .ctx(ctx)?;
                 let mut file = std::fs::File::from(fd);
-                io::copy(&mut entry, &mut file).ctx(ctx)?;
-                // Owner and mode first: chown clears setuid bits and file capabilities.
-                ex.set_owner_mode(&parent, &name, entry.header(), false)?;
+                let mut buf = std::mem::take(&mut ex.buf);
+                let copied = copy_with(&mut entry, &mut file, &mut buf);
+                ex.buf = buf;
+                copied.ctx(ctx)?;
+                // Owner and mode first: chown clears setuid bits and file
+                // capabilities. Through the descriptor: no path walk.
+                if ex.opts.chown {
+                    let h = entry.header();
+                    rfs::fchown(
+                        &file,
+                        Some(rustix::fs::Uid::from_raw(h.uid().unwrap_or(0) as u32)),
+                        Some(rustix::fs::Gid::from_raw(h.gid().unwrap_or(0) as u32)),
+                    )
+                    .ctx(|| format!("cannot chown {name}"))?;
+                }
+                let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
+                rfs::fchmod(&file, Mode::from_raw_mode(mode))
+                    .ctx(|| format!("cannot chmod {name}"))?;
                 if let Ok(Some(exts)) = entry.pax_extensions() {
                     for ext in exts.flatten() {
                         if let (Ok(key), value) = (ext.key(), ext.value_bytes()) {
@@ -392,17 +459,30 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                         }
                     }
                 }
-                drop(file);
-                ex.set_mtime(&parent, &name, mtime)?;
+                let t = Timespec {
+                    tv_sec: mtime as i64,
+                    tv_nsec: 0,
+                };
+                rfs::futimens(
+                    &file,
+                    &Timestamps {
+                        last_access: t,
+                        last_modification: t,
+                    },
+                )
+                .ctx(|| format!("cannot set times of {name}"))?;
             }
             EntryKind::Symlink => {
                 let target = entry
                     .link_name_bytes()
                     .map(|b| String::from_utf8_lossy(&b).to_string())
                     .unwrap_or_default();
-                rfs::symlinkat(target.as_str(), &parent, name.as_str()).ctx(ctx)?;
-                ex.set_owner_mode(&parent, &name, entry.header(), true)?;
-                ex.set_mtime(&parent, &name, mtime)?;
+                ex.replacing(parent, &name, || {
+                    rfs::symlinkat(target.as_str(), parent, name.as_str())
+                })?
+                .ctx(ctx)?;
+                ex.set_owner_mode(parent, &name, entry.header(), true)?;
+                ex.set_mtime(parent, &name, mtime)?;
             }
             EntryKind::HardLink => {
                 let target = entry
@@ -414,13 +494,15 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                     return Err(unsafe_entry(&raw_path, "hard link to the root"));
                 };
                 let tparent_fd = ex.dir(tparent)?;
-                rfs::linkat(
-                    &tparent_fd,
-                    tname.as_str(),
-                    &parent,
-                    name.as_str(),
-                    AtFlags::empty(),
-                )
+                ex.replacing(parent, &name, || {
+                    rfs::linkat(
+                        &tparent_fd,
+                        tname.as_str(),
+                        parent,
+                        name.as_str(),
+                        AtFlags::empty(),
+                    )
+                })?
                 .map_err(|e| {
                     unsafe_entry(
                         &raw_path,
@@ -436,8 +518,10 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                     entry.header().device_major().ok().flatten().unwrap_or(0),
                     entry.header().device_minor().ok().flatten().unwrap_or(0),
                 );
-                rfs::mknodat(&parent, name.as_str(), ft, Mode::from_raw_mode(0o600), dev)
-                    .ctx(ctx)?;
+                ex.replacing(parent, &name, || {
+                    rfs::mknodat(parent, name.as_str(), ft, Mode::from_raw_mode(0o600), dev)
+                })?
+                .ctx(ctx)?;
                 ex.set_owner_mode(&parent, &name, entry.header(), false)?;
                 ex.set_mtime(&parent, &name, mtime)?;
             }
@@ -475,5 +559,35 @@ fn kind_of(h: &tar::Header) -> EntryKind {
         T::Block => EntryKind::Device(rfs::FileType::BlockDevice),
         T::Fifo => EntryKind::Device(rfs::FileType::Fifo),
         _ => EntryKind::Skip,
+    }
+}
+
+/// Copies `from` to `to` through `buf` (io::copy's 8 KiB buffer makes a
+/// write call per 8 KiB of a large file).
+fn copy_with(from: &mut dyn Read, to: &mut std::fs::File, buf: &mut [u8]) -> io::Result<u64> {
+    use std::io::Write;
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        // Fill the buffer before writing: a tar entry reads in pieces.
+        let mut filled = n;
+        while filled < buf.len() {
+            match from.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(m) => filled += m,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        to.write_all(&buf[..filled])?;
+        total += filled as u64;
+        if filled < buf.len() {
+            return Ok(total);
+        }
     }
 }
