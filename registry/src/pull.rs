@@ -25,8 +25,8 @@ use std::sync::Arc;
 /// Layers fetched at once.
 const PARALLEL: usize = 3;
 /// What a layer's download hands its unpacking thread at a time, and how
-/// many such batches may wait: 4 MiB a layer at most.
-const UNPACK_BATCH: usize = 256 << 10;
+/// many such batches may wait: 3 MiB a layer at most.
+const UNPACK_BATCH: usize = 192 << 10;
 const UNPACK_QUEUE: usize = 16;
 /// Manifests and configs are small documents; refuse a registry that says otherwise.
 const MAX_DOCUMENT: usize = 32 << 20;
@@ -398,10 +398,18 @@ async fn fetch_layer(
                             }
                         })?;
                         progress.advance(digest, b.len() as u64);
-                        batch.extend_from_slice(&b);
-                        if batch.len() >= UNPACK_BATCH {
+                        // A batch never grows past its capacity (no
+                        // realloc), and stays below the allocator's mmap
+                        // threshold: freed batches are reused instead of
+                        // mapped, faulted in and unmapped each time.
+                        if batch.len() + b.len() > UNPACK_BATCH && !batch.is_empty() {
                             let full = std::mem::replace(&mut batch, Vec::with_capacity(UNPACK_BATCH));
                             send(&mut tx, Piece::Data(full.into()));
+                        }
+                        if b.len() > UNPACK_BATCH {
+                            send(&mut tx, Piece::Data(Bytes::copy_from_slice(&b)));
+                        } else {
+                            batch.extend_from_slice(&b);
                         }
                     }
                     Err(e) => {
