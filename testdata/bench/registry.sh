@@ -29,7 +29,14 @@ fi
 cargo build --release -p berth-cli >/dev/null 2>&1
 BERTH="$PWD/target/release/berth"
 awk -v w="$W" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-rm -rf "$W"; mkdir -p "$W"
+# Nothing is deleted while the bench runs (an earlier run's files are moved
+# aside and deleted at the end): ext4 without a journal, as this machine's
+# root, will not reuse an inode freed in the last 60-300 s and scans past
+# each one, so a pull right after `rm -rf` of the last pull's 20,000 files
+# pays seconds of inode allocation no real pull does.
+TRASH="$W.trash.$$"
+[ -e "$W" ] && mv "$W" "$TRASH"
+mkdir -p "$W"
 export BERTH_ROOT="$W/root" BERTH_CONFIG="$W/berth.json" DOCKER_CONFIG="$W/docker"
 unset BERTH_REGISTRY_MIRRORS
 bash testdata/make-busybox.sh "$BERTH" "$W/bb.tar" >/dev/null
@@ -76,7 +83,8 @@ start_registry() {
   echo "registry did not start" >&2; exit 1
 }
 stop_registry() { [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG_PID" 2>/dev/null || true; REG_PID=; }
-trap stop_registry EXIT
+finish() { stop_registry; rm -rf "$TRASH"; }
+trap finish EXIT
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 # Seconds and peak RSS (MB) of a command: "secs mb".
@@ -94,18 +102,16 @@ results="$W/results.tsv"; : > "$results"
 for img in large layers; do
   src="bench/$img:latest"
   bp=(); bp2=(); sp=(); bl=(); sl=(); bpm=0; blm=0
-  for _ in $(seq "$RUNS"); do
+  for run in $(seq "$RUNS"); do
     start_registry
     "$BERTH" tag "$src" "$REG/bench/$img:1"
     read -r t m < <(measure "$BERTH" push -q "$REG/bench/$img:1"); bp+=("$t"); (( m > bpm )) && bpm=$m
     read -r t _ < <(measure "$BERTH" push -q "$REG/bench/$img:1"); bp2+=("$t")
-    rm -rf "$W/pull-root"
-    read -r t m < <(measure env BERTH_ROOT="$W/pull-root" "$BERTH" pull -q "$REG/bench/$img:1"); bl+=("$t"); (( m > blm )) && blm=$m
+    read -r t m < <(measure env BERTH_ROOT="$W/pull-$img-$run" "$BERTH" pull -q "$REG/bench/$img:1"); bl+=("$t"); (( m > blm )) && blm=$m
     stop_registry
     start_registry
     read -r t _ < <(measure skopeo copy -q --dest-tls-verify=false "oci:$BERTH_ROOT:docker.io/$src" "docker://$REG/bench/$img:1"); sp+=("$t")
-    rm -rf "$W/skopeo-pull"
-    read -r t _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$REG/bench/$img:1" "oci:$W/skopeo-pull:x"); sl+=("$t")
+    read -r t _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$REG/bench/$img:1" "oci:$W/skopeo-pull-$img-$run:x"); sl+=("$t")
     stop_registry
     "$BERTH" rmi "$REG/bench/$img:1" >/dev/null
   done
