@@ -351,6 +351,7 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     rec.state.exit_code = code;
     rec.state.finished_at = now();
     rec.state.pid = 0;
+    rec.state.supervisor = None;
     containers.save(&rec)?;
     Ok(code)
 }

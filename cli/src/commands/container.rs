@@ -21,6 +21,28 @@ pub fn containers(store: &Store) -> Containers {
     Containers::new(store.root().join("containers"))
 }
 
+/// What a killed supervisor (or a killed `berth run`) left: its container's
+/// root filesystem is unmounted and the record saved as exited; a `--rm`
+/// container is removed, as its supervisor would have done.
+pub fn reap(store: &Store) -> anyhow::Result<()> {
+    let cs = containers(store);
+    for rec in cs.list()? {
+        if rec.state.status != Status::Exited || rec.state.supervisor.is_none() || rec.state.supervised() {
+            continue;
+        }
+        if rec.auto_remove {
+            remove(store, &cs, &rec.id)?;
+            continue;
+        }
+        store.unmount_rootfs(&rec.id)?;
+        let mut done = rec.clone();
+        done.state.supervisor = None;
+        done.state.pid = 0;
+        cs.save(&done)?;
+    }
+    Ok(())
+}
+
 /// The runtime command for a container's bundle.
 fn runtime_command(rec: &Record, bundle: &Bundle) -> anyhow::Result<Command> {
     let mut cmd = if rec.runtime == "berth" {
@@ -318,6 +340,7 @@ pub struct StartArgs {
 }
 
 pub fn start(store: &Store, args: StartArgs) -> anyhow::Result<ExitCode> {
+    reap(store)?;
     let cs = containers(store);
     if args.attach {
         let [one] = args.containers.as_slice() else {
@@ -388,6 +411,7 @@ fn ports_text(rec: &Record) -> String {
 }
 
 pub fn ps(store: &Store, args: PsArgs) -> anyhow::Result<ExitCode> {
+    reap(store)?;
     let all = containers(store).list()?;
     let shown: Vec<&Record> = all.iter().filter(|r| args.all || r.running()).collect();
     let mut out = std::io::stdout().lock();
