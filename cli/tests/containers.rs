@@ -751,38 +751,57 @@ fn inspect_volume(root: &Path, name: &str) -> String {
 }
 
 #[test]
-fn a_killed_supervisor_leaves_nothing_running_and_rm_cleans_up() {
+fn a_killed_supervisor_leaves_nothing_running_and_berth_reaps_it() {
     if !is_root() {
         eprintln!("skipped: containers need root here (CI runs as root)");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let root = busybox_store(tmp.path());
-    let id = ok(&root, &["run", "-d", "busybox", "sleep", "4242"]);
-    let supervisor = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .find_map(|e| {
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).to_string();
-            (cmd.contains("__supervise") && cmd.contains(&id))
-                .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
+    let kill_supervisor = |id: &str, marker: &[u8]| {
+        let supervisor = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .find_map(|e| {
+                let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).to_string();
+                (cmd.contains("__supervise") && cmd.contains(id))
+                    .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
+                    .flatten()
+            })
+            .expect("the supervisor runs");
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(supervisor).unwrap(),
+            rustix::process::Signal::KILL,
+        )
+        .unwrap();
+        wait_until("the container to go with its supervisor", || {
+            !std::fs::read_dir("/proc")
+                .unwrap()
                 .flatten()
-        })
-        .expect("the supervisor runs");
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(supervisor).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
-    wait_until("the container to go with its supervisor", || {
-        !std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == b"sleep\x004242\x00")
-        })
-    });
-    let v = inspect(&root, &id);
-    assert_eq!(v["State"]["Running"], false);
+                .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == marker))
+        });
+    };
+    let id = ok(&root, &["run", "-d", "busybox", "sleep", "4242"]);
+    kill_supervisor(&id, b"sleep\x004242\x00");
+    assert_eq!(inspect(&root, &id)["State"]["Running"], false);
+    // The next ps finds it exited and unmounts its root filesystem.
+    assert!(ok(&root, &["ps", "-a"]).contains("Exited (137)"));
+    let merged = root
+        .join("mounts")
+        .join(&id)
+        .join("merged")
+        .display()
+        .to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(merged.as_str())));
     ok(&root, &["rm", &id]);
+    // A --rm container goes entirely.
+    let id = ok(&root, &["run", "-d", "--rm", "busybox", "sleep", "4343"]);
+    kill_supervisor(&id, b"sleep\x004343\x00");
+    assert!(!ok(&root, &["ps", "-a"]).contains(&id[..12]));
     assert_clean(&root);
 }
 

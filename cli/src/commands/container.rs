@@ -27,7 +27,10 @@ pub fn containers(store: &Store) -> Containers {
 pub fn reap(store: &Store) -> anyhow::Result<()> {
     let cs = containers(store);
     for rec in cs.list()? {
-        if rec.state.status != Status::Exited || rec.state.supervisor.is_none() || rec.state.supervised() {
+        if rec.state.status != Status::Exited
+            || rec.state.supervisor.is_none()
+            || rec.state.supervised()
+        {
             continue;
         }
         if rec.auto_remove {

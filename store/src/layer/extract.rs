@@ -403,9 +403,9 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
         match kind {
             EntryKind::Dir => {
                 if !exists_as_dir {
-                    rfs::mkdirat(&parent, name.as_str(), Mode::from_raw_mode(0o700)).ctx(ctx)?;
+                    rfs::mkdirat(parent, name.as_str(), Mode::from_raw_mode(0o700)).ctx(ctx)?;
                 }
-                ex.set_owner_mode(&parent, &name, entry.header(), false)?;
+                ex.set_owner_mode(parent, &name, entry.header(), false)?;
                 ex.dir_times.push((comps.clone(), mtime));
             }
             EntryKind::File => {
@@ -522,8 +522,8 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                     rfs::mknodat(parent, name.as_str(), ft, Mode::from_raw_mode(0o600), dev)
                 })?
                 .ctx(ctx)?;
-                ex.set_owner_mode(&parent, &name, entry.header(), false)?;
-                ex.set_mtime(&parent, &name, mtime)?;
+                ex.set_owner_mode(parent, &name, entry.header(), false)?;
+                ex.set_mtime(parent, &name, mtime)?;
             }
             EntryKind::Skip => continue,
         }
