@@ -16,6 +16,18 @@ fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// A temp folder with a busybox store in it; none (and a notice) without
+/// root, which real containers need (CI runs as root).
+fn root_store() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    Some((tmp, root))
+}
+
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
@@ -84,12 +96,9 @@ fn assert_clean(root: &Path) {
 
 #[test]
 fn a_detached_httpd_is_reached_through_its_port_then_stopped_and_removed() {
-    if !is_root() {
-        eprintln!("skipped: containers need root here (CI runs as root)");
+    let Some((_tmp, root)) = root_store() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
+    };
     let port = free_port();
     let publish = format!("127.0.0.1:{port}:80");
     let id = ok(
@@ -261,12 +270,9 @@ fn a_detached_httpd_is_reached_through_its_port_then_stopped_and_removed() {
 
 #[test]
 fn logs_follow_until_the_container_stops() {
-    if !is_root() {
-        eprintln!("skipped: containers need root here (CI runs as root)");
+    let Some((_tmp, root)) = root_store() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
+    };
     ok(
         &root,
         &[
@@ -320,12 +326,9 @@ fn logs_follow_until_the_container_stops() {
 
 #[test]
 fn a_container_keeps_its_changes_across_starts_and_commits_them() {
-    if !is_root() {
-        eprintln!("skipped: containers need root here (CI runs as root)");
+    let Some((_tmp, root)) = root_store() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
+    };
     let script = "echo run >> /runs; wc -l < /runs; rm -f /bin/vi; echo data > /greeting";
     assert_eq!(
         ok(
@@ -434,12 +437,9 @@ fn a_container_keeps_its_changes_across_starts_and_commits_them() {
 
 #[test]
 fn tty_gives_the_container_a_terminal_of_its_own() {
-    if !is_root() {
-        eprintln!("skipped: containers need root here (CI runs as root)");
+    let Some((_tmp, root)) = root_store() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
+    };
     // The terminal is the container's own devpts: `tty` names it there.
     let o = berth(
         &root,
@@ -618,12 +618,9 @@ fn host_address() -> Option<String> {
 
 #[test]
 fn escape_attempts_fail() {
-    if !is_root() {
-        eprintln!("skipped: containers need root here (CI runs as root)");
+    let Some((tmp, root)) = root_store() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
+    };
 
     // An image's symlink cannot lead a bind mount out of the root: the
     // mount lands on the link's target inside the container.
@@ -752,12 +749,9 @@ fn inspect_volume(root: &Path, name: &str) -> String {
 
 #[test]
 fn a_killed_supervisor_leaves_nothing_running_and_berth_reaps_it() {
-    if !is_root() {
-        eprintln!("skipped: containers need root here (CI runs as root)");
+    let Some((_tmp, root)) = root_store() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
+    };
     let kill_supervisor = |id: &str, marker: &[u8]| {
         let supervisor = std::fs::read_dir("/proc")
             .unwrap()
@@ -807,12 +801,9 @@ fn a_killed_supervisor_leaves_nothing_running_and_berth_reaps_it() {
 
 #[test]
 fn mount_gives_binds_volumes_and_tmpfs_as_docker() {
-    if !is_root() {
-        eprintln!("skipped: containers need root here (CI runs as root)");
+    let Some((tmp, root)) = root_store() else {
         return;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
+    };
     let src = tmp.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("f"), "from-host").unwrap();

@@ -6,10 +6,9 @@
 //! refuses a multi-threaded caller.
 
 use crate::error::{Error, Result};
-use crate::linux::{forward_signals, start_process};
+use crate::linux::{exit_failed, start_process, wait_for};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult};
 use oci_spec::runtime::{LinuxSeccomp, Process};
 use std::fs;
@@ -120,32 +119,11 @@ pub fn exec(
                 }
                 start_process(process, seccomp)
             })();
-            let code = match started {
-                Ok(never) => match never {},
-                Err(e) => {
-                    eprintln!("berth: cannot exec in the container: {e}");
-                    if matches!(e, Error::Exec(_)) {
-                        127
-                    } else {
-                        126
-                    }
-                }
-            };
-            std::process::exit(code);
+            exit_failed(started, "cannot exec in the container", 126)
         }
         ForkResult::Parent { child } => {
             drop(console);
-            forward_signals(child.as_raw());
-            loop {
-                match waitpid(child, None) {
-                    Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-                    Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-                    Ok(_) | Err(nix::Error::EINTR) => continue,
-                    Err(e) => {
-                        return Err(Error::Setup(format!("cannot wait for the process: {e}")))
-                    }
-                }
-            }
+            wait_for(child)
         }
     }
 }

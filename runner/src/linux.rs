@@ -257,19 +257,12 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
                     "the runtime went away before the start".into(),
                 )),
             };
-            let code = match started.and_then(|()| child(spec, opts.console_socket.as_deref())) {
-                Ok(never) => match never {},
-                Err(e) => {
-                    eprintln!("berth: cannot start the container: {e}");
-                    // docker's codes: 127 command not found, 125 anything else.
-                    if matches!(e, Error::Exec(_)) {
-                        127
-                    } else {
-                        125
-                    }
-                }
-            };
-            std::process::exit(code);
+            // docker's codes: 127 command not found, 125 anything else.
+            exit_failed(
+                started.and_then(|()| child(spec, opts.console_socket.as_deref())),
+                "cannot start the container",
+                125,
+            );
         }
         ForkResult::Parent { child } => {
             drop(gate_rx);
@@ -374,7 +367,7 @@ pub fn forward_signals(pid: i32) {
 
 /// Forwards signals to the container's first process and returns its exit
 /// code, as docker reports it.
-fn wait_for(child: nix::unistd::Pid) -> Result<i32> {
+pub(crate) fn wait_for(child: nix::unistd::Pid) -> Result<i32> {
     forward_signals(child.as_raw());
     loop {
         match waitpid(child, None) {
@@ -388,6 +381,23 @@ fn wait_for(child: nix::unistd::Pid) -> Result<i32> {
 }
 
 pub(crate) enum Never {}
+
+/// The end of a forked child whose start failed: says why and exits with
+/// 127 when the command was not found, else `other` (as docker's codes).
+pub(crate) fn exit_failed(started: Result<Never>, what: &str, other: i32) -> ! {
+    let code = match started {
+        Ok(never) => match never {},
+        Err(e) => {
+            eprintln!("berth: {what}: {e}");
+            if matches!(e, Error::Exec(_)) {
+                127
+            } else {
+                other
+            }
+        }
+    };
+    std::process::exit(code)
+}
 
 fn child(spec: &Spec, console_socket: Option<&Path>) -> Result<Never> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
