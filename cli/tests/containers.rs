@@ -974,6 +974,26 @@ fn rootless_containers_run_in_a_user_namespace() {
     assert_eq!(out(&o), "20");
     assert!(err(&o).contains("using rlimits instead"), "{}", err(&o));
 
+    // With subordinate ids (given in a mount namespace of the test's own,
+    // over empty /etc/subuid and /etc/subgid) other users map too.
+    assert!(
+        Path::new("/usr/bin/newuidmap").exists(),
+        "newuidmap is not installed (testdata/test.sh installs uidmap)"
+    );
+    let subid = home.join("subid");
+    std::fs::write(&subid, "nobody:300000:65536\n").unwrap();
+    let script = format!(
+        "mount --bind {s} /etc/subuid && mount --bind {s} /etc/subgid && exec setpriv --reuid=65534 --regid=65534 --clear-groups env HOME={h} BERTH_ROOT={h}/root TMPDIR={h} {b} run --rm -u 1000:1000 busybox sh -c 'id; sed -n 2p /proc/self/uid_map | tr -s \" \"'",
+        s = subid.display(),
+        h = home.display(),
+        b = env!("CARGO_BIN_EXE_berth"),
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(out(&o), "uid=1000 gid=1000\n 1 300000 65536", "{}", err(&o));
+
     let tun_ok = nix_access_tun();
     if tun_ok {
         let port = free_port();

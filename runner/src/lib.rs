@@ -21,6 +21,7 @@ pub mod log;
 pub mod ports;
 pub mod seccomp;
 pub mod spec;
+pub mod subid;
 pub mod supervisor;
 pub mod user;
 

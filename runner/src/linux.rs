@@ -300,34 +300,84 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
     }
 }
 
-/// A new user namespace in which this process maps itself to the spec's
-/// `uidMappings`/`gidMappings`. An unprivileged process may map only its
-/// own ids (one each), after giving up setgroups, as the kernel requires.
+/// A new user namespace with the spec's `uidMappings`/`gidMappings`. One
+/// id each, the caller's own, this process may write itself (after giving up
+/// setgroups, as the kernel requires); subordinate ranges are written by
+/// the setuid newuidmap/newgidmap, from a child forked before the unshare
+/// (they must run outside the new namespace).
 fn enter_user_namespace(spec: &Spec) -> Result<()> {
     let linux = spec.linux().clone().unwrap_or_default();
-    let line = |maps: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>, own: u32| -> String {
-        match maps.as_deref() {
-            Some(m) if !m.is_empty() => m
-                .iter()
-                .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-                .collect(),
-            _ => format!("0 {own} 1\n"),
+    let own = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let maps =
+        |m: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>, own: u32| -> Vec<(u32, u32, u32)> {
+            match m.as_deref() {
+                Some(m) if !m.is_empty() => m
+                    .iter()
+                    .map(|m| (m.container_id(), m.host_id(), m.size()))
+                    .collect(),
+                _ => vec![(0, own, 1)],
+            }
+        };
+    let uids = maps(linux.uid_mappings(), own.0);
+    let gids = maps(linux.gid_mappings(), own.1);
+    let only_own = |m: &[(u32, u32, u32)], id: u32| m == [(0, id, 1)];
+    if only_own(&uids, own.0) && only_own(&gids, own.1) {
+        unshare(CloneFlags::CLONE_NEWUSER).map_err(sys("cannot create a user namespace"))?;
+        let write = |file: &str, text: String| {
+            fs::write(format!("/proc/self/{file}"), &text).map_err(|e| {
+                Error::Setup(format!(
+                    "cannot write /proc/self/{file} ({}): {e}",
+                    text.trim()
+                ))
+            })
+        };
+        write("setgroups", "deny".into())?;
+        write("uid_map", format!("0 {} 1\n", own.0))?;
+        return write("gid_map", format!("0 {} 1\n", own.1));
+    }
+    let (go_r, go_w) = nix::unistd::pipe().map_err(sys("cannot create a pipe"))?;
+    let me = std::process::id().to_string();
+    // SAFETY: single-threaded (the helper's contract); the child only
+    // waits, runs two programs and exits.
+    match unsafe { fork() }.map_err(sys("cannot fork"))? {
+        ForkResult::Child => {
+            drop(go_w);
+            let mut b = [0u8; 1];
+            // The parent says 1 once it is in its new user namespace.
+            if !matches!(nix::unistd::read(&go_r, &mut b), Ok(1)) || b[0] != 1 {
+                std::process::exit(1);
+            }
+            for (tool, m) in [("newuidmap", &uids), ("newgidmap", &gids)] {
+                let mut cmd = std::process::Command::new(tool);
+                cmd.arg(&me);
+                for (inside, host, size) in m.iter() {
+                    cmd.arg(inside.to_string())
+                        .arg(host.to_string())
+                        .arg(size.to_string());
+                }
+                if !cmd.status().is_ok_and(|s| s.success()) {
+                    std::process::exit(1);
+                }
+            }
+            std::process::exit(0);
         }
-    };
-    let uid_map = line(linux.uid_mappings(), nix::unistd::geteuid().as_raw());
-    let gid_map = line(linux.gid_mappings(), nix::unistd::getegid().as_raw());
-    unshare(CloneFlags::CLONE_NEWUSER).map_err(sys("cannot create a user namespace"))?;
-    let write = |file: &str, text: &str| {
-        fs::write(format!("/proc/self/{file}"), text).map_err(|e| {
-            Error::Setup(format!(
-                "cannot write /proc/self/{file} ({}): {e}",
-                text.trim()
-            ))
-        })
-    };
-    write("setgroups", "deny")?;
-    write("uid_map", &uid_map)?;
-    write("gid_map", &gid_map)
+        ForkResult::Parent { child } => {
+            drop(go_r);
+            let unshared = unshare(CloneFlags::CLONE_NEWUSER);
+            let _ = nix::unistd::write(&go_w, &[u8::from(unshared.is_ok())]);
+            drop(go_w);
+            unshared.map_err(sys("cannot create a user namespace"))?;
+            match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, 0)) => Ok(()),
+                _ => Err(Error::Setup(
+                    "newuidmap/newgidmap could not map the subordinate ids of /etc/subuid and /etc/subgid".into(),
+                )),
+            }
+        }
+    }
 }
 
 /// Without root there is no cgroup of our own: rlimits come closest.

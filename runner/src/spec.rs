@@ -281,17 +281,27 @@ pub fn docker_spec(cfg: &RunConfig) -> Result<Spec> {
     }
     let mut linux = LinuxBuilder::default().namespaces(namespaces);
     if rootless {
-        let map = |host: u32| {
+        let map = |inside: u32, host: u32, size: u32| {
             oci_spec::runtime::LinuxIdMappingBuilder::default()
-                .container_id(0u32)
+                .container_id(inside)
                 .host_id(host)
-                .size(1u32)
+                .size(size)
                 .build()
                 .map_err(|e| Error::Spec(e.to_string()))
         };
-        linux = linux
-            .uid_mappings(vec![map(nix::unistd::geteuid().as_raw())?])
-            .gid_mappings(vec![map(nix::unistd::getegid().as_raw())?]);
+        // The caller is root inside; subordinate ranges, when the system
+        // gives the caller some, are ids 1 and up.
+        let (uid, gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        let mut uids = vec![map(0, uid, 1)?];
+        let mut gids = vec![map(0, gid, 1)?];
+        if let Some(((us, uc), (gs, gc))) = crate::subid::for_caller() {
+            uids.push(map(1, us, uc)?);
+            gids.push(map(1, gs, gc)?);
+        }
+        linux = linux.uid_mappings(uids).gid_mappings(gids);
         // gid 5 (tty) has no mapping: devpts takes the container's root group.
         for m in mounts.iter_mut() {
             if m.typ().as_deref() == Some("devpts") {
