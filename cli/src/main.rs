@@ -80,6 +80,8 @@ enum Command {
     Stop(container::StopArgs),
     /// Kill one or more running containers
     Kill(container::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container::WaitArgs),
     /// Start one or more stopped containers
     Start(container::StartArgs),
     /// Remove one or more containers
@@ -133,6 +135,8 @@ enum ContainerCommand {
     Stop(container::StopArgs),
     /// Kill one or more running containers
     Kill(container::KillArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(container::WaitArgs),
     /// Start one or more stopped containers
     Start(container::StartArgs),
     /// Remove one or more containers
@@ -249,6 +253,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
             container::kill(&store, a)
+        }
+        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
+            container::wait(&store, a)
         }
         Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
             container::start(&store, a)

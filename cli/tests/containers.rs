@@ -318,6 +318,41 @@ fn logs_follow_until_the_container_stops() {
     );
     ok(&root, &["rm", &id]);
 
+    // stop sends the container's stop signal first; wait prints the code.
+    let id = ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--stop-signal",
+            "USR1",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 5' USR1; while :; do sleep 0.1; done",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    ok(&root, &["stop", "-t", "20", &id]);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stop waited for SIGKILL"
+    );
+    assert_eq!(ok(&root, &["wait", &id]), "5");
+    ok(&root, &["rm", &id]);
+    let id = ok(
+        &root,
+        &["run", "-d", "busybox", "sh", "-c", "sleep 0.5; exit 9"],
+    );
+    assert_eq!(ok(&root, &["wait", &id]), "9");
+    ok(&root, &["rm", &id]);
+    assert!(
+        !berth(&root, &["run", "--stop-signal", "NOPE", "busybox", "true"])
+            .status
+            .success()
+    );
+
     // rm -f kills a running one.
     let id = ok(&root, &["run", "-d", "busybox", "sleep", "600"]);
     ok(&root, &["rm", "-f", &id]);

@@ -76,6 +76,9 @@ pub struct Record {
     pub auto_remove: bool,
     pub tty: bool,
     pub binds: Vec<String>,
+    /// The image's STOPSIGNAL or `--stop-signal`; `stop` sends it first.
+    #[serde(default)]
+    pub stop_signal: Option<String>,
     pub state: State,
 }
 

@@ -186,7 +186,7 @@ pub fn remove(store: &Store, containers: &Containers, id: &str) -> anyhow::Resul
     Ok(())
 }
 
-fn signal_of(s: &str) -> anyhow::Result<i32> {
+pub fn signal_of(s: &str) -> anyhow::Result<i32> {
     if let Ok(n) = s.parse::<i32>() {
         return Ok(n);
     }
@@ -224,12 +224,17 @@ fn wait_stopped(containers: &Containers, id: &str, timeout: Duration) -> anyhow:
     }
 }
 
-/// docker stop: SIGTERM (or the image's STOPSIGNAL), then SIGKILL after the grace time.
+/// docker stop: the container's stop signal (the image's STOPSIGNAL, else
+/// SIGTERM), then SIGKILL after the grace time.
 fn stop_one(containers: &Containers, rec: &Record, grace: Duration) -> anyhow::Result<()> {
     if !rec.running() {
         return Ok(());
     }
-    send_signal(rec, libc::SIGTERM)?;
+    let first = match &rec.stop_signal {
+        Some(s) => signal_of(s)?,
+        None => libc::SIGTERM,
+    };
+    send_signal(rec, first)?;
     if !wait_stopped(containers, &rec.id, grace)? {
         send_signal(rec, libc::SIGKILL)?;
         if !wait_stopped(containers, &rec.id, Duration::from_secs(30))? {
@@ -272,6 +277,38 @@ pub fn stop(store: &Store, args: StopArgs) -> anyhow::Result<ExitCode> {
         let rec = cs.find(n)?;
         stop_one(&cs, &rec, Duration::from_secs(args.time))
     }))
+}
+
+#[derive(Args)]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+/// docker wait: blocks until each container stops, then prints its exit code.
+pub fn wait(store: &Store, args: WaitArgs) -> anyhow::Result<ExitCode> {
+    let cs = containers(store);
+    let mut failed = false;
+    for n in &args.containers {
+        let waited = cs.find(n).and_then(|rec| {
+            while cs.load(&rec.id)?.running() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            cs.load(&rec.id)
+        });
+        match waited {
+            Ok(rec) => println!("{}", rec.state.exit_code),
+            Err(e) => {
+                eprintln!("Error response from daemon: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[derive(Args)]

@@ -64,6 +64,9 @@ pub struct RunArgs {
     /// Bind mount a host path: HOST_PATH:CONTAINER_PATH[:ro|rw]
     #[arg(short, long = "volume")]
     volume: Vec<String>,
+    /// Signal to stop the container (default: the image's STOPSIGNAL, else SIGTERM)
+    #[arg(long)]
+    stop_signal: Option<String>,
     /// Attach a filesystem mount: type=bind|volume|tmpfs,source=SRC,target=DST[,readonly][,tmpfs-size=N][,tmpfs-mode=M]
     #[arg(long)]
     mount: Vec<String>,
@@ -325,6 +328,9 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.tty && args.interactive && !args.detach && !console::is_terminal(0) {
         bail!("the input device is not a TTY");
     }
+    if let Some(sig) = &args.stop_signal {
+        container::signal_of(sig)?;
+    }
     let containers = container::containers(store);
     let id = random_id()?;
     let name = match &args.name {
@@ -479,6 +485,7 @@ pub fn run(store: &Store, args: RunArgs) -> anyhow::Result<ExitCode> {
             auto_remove: args.rm,
             tty: args.tty,
             binds: args.volume.clone(),
+            stop_signal: args.stop_signal.clone().or(config.stop_signal.clone()),
             state: Default::default(),
         };
         containers.save(&rec)?;
