@@ -74,24 +74,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// List containers
     Ps(container::PsArgs),
-    /// Fetch the logs of a container
-    Logs(container::LogsArgs),
-    /// Stop one or more running containers
-    Stop(container::StopArgs),
-    /// Kill one or more running containers
-    Kill(container::KillArgs),
-    /// Block until one or more containers stop, then print their exit codes
-    Wait(container::WaitArgs),
-    /// Start one or more stopped containers
-    Start(container::StartArgs),
-    /// Remove one or more containers
-    Rm(container::RmArgs),
-    /// Execute a command in a running container
-    Exec(container::ExecArgs),
-    /// List port mappings or a specific mapping for the container
-    Port(container::PortArgs),
-    /// Create a new image from a container's changes
-    Commit(container::CommitArgs),
+    #[command(flatten)]
+    ContainerOp(ContainerOp),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -124,11 +108,9 @@ enum Command {
     },
 }
 
+/// The container commands docker has both as `docker X` and `docker container X`.
 #[derive(Subcommand)]
-enum ContainerCommand {
-    /// List containers
-    #[command(alias = "ps", alias = "list")]
-    Ls(container::PsArgs),
+enum ContainerOp {
     /// Fetch the logs of a container
     Logs(container::LogsArgs),
     /// Stop one or more running containers
@@ -147,6 +129,15 @@ enum ContainerCommand {
     Port(container::PortArgs),
     /// Create a new image from a container's changes
     Commit(container::CommitArgs),
+}
+
+#[derive(Subcommand)]
+enum ContainerCommand {
+    /// List containers
+    #[command(alias = "ps", alias = "list")]
+    Ls(container::PsArgs),
+    #[command(flatten)]
+    Op(ContainerOp),
     /// Display detailed information on one or more containers
     Inspect(images::InspectArgs),
     /// Create and run a new container from an image
@@ -189,6 +180,20 @@ enum BuilderCommand {
 enum SystemCommand {
     /// Remove unused data
     Prune(images::PruneArgs),
+}
+
+fn container_op(store: &Store, op: ContainerOp) -> anyhow::Result<ExitCode> {
+    match op {
+        ContainerOp::Logs(a) => container::logs(store, a),
+        ContainerOp::Stop(a) => container::stop(store, a),
+        ContainerOp::Kill(a) => container::kill(store, a),
+        ContainerOp::Wait(a) => container::wait(store, a),
+        ContainerOp::Start(a) => container::start(store, a),
+        ContainerOp::Rm(a) => container::rm(store, a),
+        ContainerOp::Exec(a) => container::exec(store, a),
+        ContainerOp::Port(a) => container::port(store, a),
+        ContainerOp::Commit(a) => container::commit(store, a),
+    }
 }
 
 fn open_store(root: Option<PathBuf>) -> anyhow::Result<Store> {
@@ -245,30 +250,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Supervise { id } => container::supervise_cmd(&store, &id),
         Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => container::ps(&store, a),
-        Command::Logs(a) | Command::Container(ContainerCommand::Logs(a)) => {
-            container::logs(&store, a)
-        }
-        Command::Stop(a) | Command::Container(ContainerCommand::Stop(a)) => {
-            container::stop(&store, a)
-        }
-        Command::Kill(a) | Command::Container(ContainerCommand::Kill(a)) => {
-            container::kill(&store, a)
-        }
-        Command::Wait(a) | Command::Container(ContainerCommand::Wait(a)) => {
-            container::wait(&store, a)
-        }
-        Command::Start(a) | Command::Container(ContainerCommand::Start(a)) => {
-            container::start(&store, a)
-        }
-        Command::Rm(a) | Command::Container(ContainerCommand::Rm(a)) => container::rm(&store, a),
-        Command::Exec(a) | Command::Container(ContainerCommand::Exec(a)) => {
-            container::exec(&store, a)
-        }
-        Command::Port(a) | Command::Container(ContainerCommand::Port(a)) => {
-            container::port(&store, a)
-        }
-        Command::Commit(a) | Command::Container(ContainerCommand::Commit(a)) => {
-            container::commit(&store, a)
+        Command::ContainerOp(op) | Command::Container(ContainerCommand::Op(op)) => {
+            container_op(&store, op)
         }
         Command::Container(ContainerCommand::Inspect(a)) => images::inspect(&store, a),
         Command::Container(ContainerCommand::Run(a)) => commands::run::run(&store, *a),
