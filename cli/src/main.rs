@@ -305,8 +305,23 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e:#}");
+            eprintln!("Error: {}", describe(&e));
             commands::registry::exit_code(&e)
         }
     }
+}
+
+/// The error and its causes on one line. The libraries' errors already name
+/// their cause in their message (`cannot write X: No space left on device`);
+/// a cause is added only when the message does not say it yet.
+pub(crate) fn describe(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message.push_str(": ");
+            message.push_str(&cause);
+        }
+    }
+    message
 }

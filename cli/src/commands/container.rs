@@ -250,7 +250,7 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> Exit
         match f(n) {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("Error response from daemon: {e:#}");
+                eprintln!("Error response from daemon: {}", crate::describe(&e));
                 failed = true;
             }
         }

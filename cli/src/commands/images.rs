@@ -188,7 +188,7 @@ pub fn rmi(store: &Store, args: RmiArgs) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for name in &args.images {
         if let Err(e) = rmi_one(store, name, args.force) {
-            eprintln!("Error response from daemon: {e:#}");
+            eprintln!("Error response from daemon: {}", crate::describe(&e));
             failed = true;
         }
     }

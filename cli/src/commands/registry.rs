@@ -171,7 +171,7 @@ impl berth_builder::ImageSource for BuildPuller {
         // Its own thread: the build's scheduler is a runtime of its own.
         std::thread::scope(|s| {
             s.spawn(|| {
-                let client = self.opts.client().map_err(|e| format!("{e:#}"))?;
+                let client = self.opts.client().map_err(|e| crate::describe(&e))?;
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .worker_threads(2)
