@@ -24,10 +24,14 @@ use std::sync::Arc;
 
 /// Layers fetched at once.
 const PARALLEL: usize = 3;
-/// What a layer's download hands its unpacking thread at a time, and how
-/// many such batches may wait: 3 MiB a layer at most.
+/// What a layer's download hands its unpacking thread at a time (small
+/// pieces are gathered up to this), and how many pieces may wait: a few MiB
+/// a layer (a piece is at most one of hyper's read buffers, ~400 KiB).
 const UNPACK_BATCH: usize = 192 << 10;
 const UNPACK_QUEUE: usize = 16;
+/// A piece this large is handed over as hyper read it, not copied: it
+/// holds most of the read buffer it came from, so little is pinned for it.
+const UNPACK_IN_PLACE: usize = 64 << 10;
 /// Manifests and configs are small documents; refuse a registry that says otherwise.
 const MAX_DOCUMENT: usize = 32 << 20;
 
@@ -241,8 +245,8 @@ async fn pull_from(
         let (repo, store, progress, sem) =
             (repo.clone(), store.clone(), progress.clone(), sem.clone());
         tasks.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            fetch_layer(&repo, &store, &layer, &diff_id, progress.as_ref()).await
+            let permit = sem.acquire_owned().await;
+            fetch_layer(&repo, &store, &layer, &diff_id, progress.as_ref(), permit).await
         });
     }
     let mut first_error = None;
@@ -287,22 +291,35 @@ enum Piece {
 struct PieceReader {
     rx: mpsc::Receiver<Piece>,
     current: Bytes,
+    ended: bool,
 }
 
-impl std::io::Read for PieceReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
+// The decoder reads the pieces in place (no copy into a buffer of its own).
+impl std::io::BufRead for PieceReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.current.is_empty() && !self.ended {
             match self.rx.recv() {
                 Ok(Piece::Data(b)) => self.current = b,
-                Ok(Piece::End) => return Ok(0),
+                Ok(Piece::End) => self.ended = true,
                 Ok(Piece::Abandon) | Err(_) => {
                     return Err(std::io::Error::other("layer download abandoned"))
                 }
             }
         }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        let _ = self.current.split_to(n);
+        Ok(&self.current)
+    }
+    fn consume(&mut self, n: usize) {
+        let _ = self.current.split_to(n.min(self.current.len()));
+    }
+}
+
+impl std::io::Read for PieceReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead;
+        let have = self.fill_buf()?;
+        let n = buf.len().min(have.len());
+        buf[..n].copy_from_slice(&have[..n]);
+        self.consume(n);
         Ok(n)
     }
 }
@@ -313,6 +330,7 @@ async fn fetch_layer(
     layer: &LayerRef,
     diff_id: &Digest,
     progress: &dyn Progress,
+    permit: std::result::Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
 ) -> Result<()> {
     let digest = &layer.digest;
     if store.blobs().contains(digest) {
@@ -325,9 +343,10 @@ async fn fetch_layer(
     }
     progress.start(digest, layer.size);
     let what = format!("cannot fetch layer {digest} of {}", repo.display());
-    // The unpacking thread: it reads what the download writes.
-    // Pieces are copied into batches of their own (a piece of hyper's may
-    // pin a larger read buffer), so the bytes in flight stay bounded.
+    // The unpacking thread: it reads what the download writes. Large pieces
+    // go as they are; small ones are copied into batches of their own (a
+    // small piece of hyper's may pin a larger read buffer), so the bytes in
+    // flight stay bounded.
     let (tx, rx) = mpsc::sync_channel::<Piece>(UNPACK_QUEUE);
     let unpack = {
         let (store, diff_id, name) = (store.clone(), diff_id.clone(), digest.to_string());
@@ -336,6 +355,7 @@ async fn fetch_layer(
                 PieceReader {
                     rx,
                     current: Bytes::new(),
+                    ended: false,
                 },
                 &diff_id,
                 &name,
@@ -352,7 +372,7 @@ async fn fetch_layer(
             }
         }
     };
-    let result: Result<()> = async {
+    let result: Result<berth_store::Sealed> = async {
         let mut ingest = store.blobs().ingest()?;
         let mut have = 0u64;
         let mut failures = 0u32;
@@ -406,8 +426,12 @@ async fn fetch_layer(
                             let full = std::mem::replace(&mut batch, Vec::with_capacity(UNPACK_BATCH));
                             send(&mut tx, Piece::Data(full.into()));
                         }
-                        if b.len() > UNPACK_BATCH {
-                            send(&mut tx, Piece::Data(Bytes::copy_from_slice(&b)));
+                        if b.len() >= UNPACK_IN_PLACE {
+                            if !batch.is_empty() {
+                                let full = std::mem::replace(&mut batch, Vec::with_capacity(UNPACK_BATCH));
+                                send(&mut tx, Piece::Data(full.into()));
+                            }
+                            send(&mut tx, Piece::Data(b));
                         } else {
                             batch.extend_from_slice(&b);
                         }
@@ -445,12 +469,12 @@ async fn fetch_layer(
             }
             tokio::time::sleep(retry.delay(failures - 1)).await;
         }
-        tokio::task::block_in_place(|| ingest.commit(Some(digest)))?;
-        Ok(())
+        Ok(tokio::task::block_in_place(|| ingest.seal(Some(digest)))?)
     }
     .await;
+    // The digest matched: the unpacking finishes while the blob is synced.
     match &result {
-        Ok(()) => {
+        Ok(_) => {
             if !batch.is_empty() {
                 send(&mut tx, Piece::Data(std::mem::take(&mut batch).into()));
             }
@@ -460,10 +484,18 @@ async fn fetch_layer(
     }
     let streamed = tx.is_some();
     drop(tx);
+    let committed = match result {
+        Ok(sealed) => tokio::task::block_in_place(|| sealed.commit())
+            .map(|_| ())
+            .map_err(Error::from),
+        Err(e) => Err(e),
+    };
+    // The next layer's download need not wait for this one's unpacking.
+    drop(permit);
     let unpacked = unpack
         .await
         .map_err(|e| Error::Protocol(format!("unpack task failed: {e}")))?;
-    result?;
+    committed?;
     match unpacked {
         Ok(_) => {}
         // The stream was cut off on purpose: unpack from the stored blob.

@@ -6,6 +6,7 @@
 //! only temp files, which GC removes.
 
 use crate::digest::{Digest, HashingReader, Offload};
+use crate::direct_file::DirectFile;
 use crate::error::{Error, IoContext, Result};
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File};
@@ -167,17 +168,13 @@ impl BlobStore {
             time::OffsetDateTime::now_utc().unix_timestamp_nanos()
         );
         let path = self.ingest.join(name);
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .ctx(|| format!("cannot create {}", path.display()))?;
+        let file =
+            DirectFile::create_new(&path).ctx(|| format!("cannot create {}", path.display()))?;
         // Hashing and writing run on a helper thread, overlapping the
         // producer's work (compression, reading the source).
         let mut file = Some(file);
         let mut sha = Sha256::new();
         let mut size = 0u64;
-        let mut written_back = 0u64;
         let writer = Offload::new(move |batch| {
             let Some(f) = file.as_mut() else {
                 return Err(io::Error::other("blob writer already finished"));
@@ -187,15 +184,14 @@ impl BlobStore {
                     f.write_all(b)?;
                     sha.update(b);
                     size += b.len() as u64;
-                    if size - written_back >= WRITEBACK_STEP {
-                        start_writeback(f, written_back, size - written_back);
-                        written_back = size;
-                    }
                     None
                 }
                 None => {
                     let digest = Digest::from_sha256(&std::mem::take(&mut sha).finalize());
-                    file.take().map(|f| (f, digest, size))
+                    match file.take() {
+                        Some(f) => Some((f.finish()?, digest, size)),
+                        None => None,
+                    }
                 }
             })
         });
@@ -262,37 +258,92 @@ impl Write for Ingest {
 impl Ingest {
     /// Makes the blob visible under its digest; fails, leaving nothing, when
     /// `expected` is given and differs.
-    pub fn commit(mut self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+    pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+        self.seal(expected)?.commit()
+    }
+
+    /// Finishes writing and checks the digest, without making the blob
+    /// durable yet: what waits only for the digest (unpacking a layer) can
+    /// go on while `Sealed::commit` syncs.
+    pub fn seal(mut self, expected: Option<&Digest>) -> Result<Sealed> {
         let Some(writer) = self.writer.take() else {
             return Err(Error::Archive("blob committed twice".into()));
         };
+        let path = std::mem::take(&mut self.path);
         let (file, digest, size) = match writer.finish() {
             Ok(done) => done,
             Err(e) => {
-                let _ = fs::remove_file(&self.path);
-                return Err(e).ctx(|| format!("cannot write {}", self.path.display()));
+                let _ = fs::remove_file(&path);
+                return Err(e).ctx(|| format!("cannot write {}", path.display()));
             }
         };
         if let Some(want) = expected {
             if *want != digest {
-                let _ = fs::remove_file(&self.path);
+                let _ = fs::remove_file(&path);
                 return Err(Error::DigestMismatch {
                     expected: want.to_string(),
                     actual: digest.to_string(),
                 });
             }
         }
+        Ok(Sealed {
+            file: Some(file),
+            path,
+            blobs: self.blobs.clone(),
+            digest,
+            size,
+        })
+    }
+}
+
+/// A blob written in full whose digest is known, not committed yet. Dropped
+/// without `commit`, it leaves nothing behind.
+pub struct Sealed {
+    file: Option<File>,
+    path: PathBuf,
+    blobs: PathBuf,
+    digest: Digest,
+    size: u64,
+}
+
+impl Sealed {
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    /// Syncs the blob and makes it visible under its digest.
+    pub fn commit(mut self) -> Result<(Digest, u64)> {
+        let (digest, size) = (self.digest.clone(), self.size);
         let target = self.blobs.join(digest.hex());
+        let Some(file) = self.file.take() else {
+            return Err(Error::Archive("blob committed twice".into()));
+        };
         if target.exists() {
             let _ = fs::remove_file(&self.path);
             return Ok((digest, size));
         }
-        file.sync_all()
-            .ctx(|| format!("cannot sync {}", self.path.display()))?;
+        let synced = file
+            .sync_all()
+            .ctx(|| format!("cannot sync {}", self.path.display()));
         drop(file);
-        fs::rename(&self.path, &target).ctx(|| format!("cannot commit blob {digest}"))?;
+        if let Err(e) = synced {
+            let _ = fs::remove_file(&self.path);
+            return Err(e);
+        }
+        if let Err(e) = fs::rename(&self.path, &target) {
+            let _ = fs::remove_file(&self.path);
+            return Err(e).ctx(|| format!("cannot commit blob {digest}"));
+        }
         sync_dir(&self.blobs)?;
         Ok((digest, size))
+    }
+}
+
+impl Drop for Sealed {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -301,25 +352,6 @@ impl Drop for Ingest {
         if self.writer.is_some() {
             let _ = fs::remove_file(&self.path);
         }
-    }
-}
-
-/// How much of a blob is written before its writeback is started.
-const WRITEBACK_STEP: u64 = 8 << 20;
-
-/// Starts writing `len` bytes at `offset` to disk without waiting, so the
-/// fsync at commit finds little left to do (a large layer's fsync otherwise
-/// waits for the whole blob at the end).
-fn start_writeback(f: &File, offset: u64, len: u64) {
-    use std::os::fd::AsRawFd;
-    let (Ok(off), Ok(n)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return;
-    };
-    // SAFETY: the descriptor is open for the call's duration; the call only
-    // schedules writeback and reads no memory of ours. Failure is harmless:
-    // the fsync at commit writes everything anyway.
-    unsafe {
-        libc::sync_file_range(f.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE);
     }
 }
 

@@ -92,36 +92,91 @@ impl<'de> Deserialize<'de> for Digest {
 
 /// Bytes are handed to helper threads in batches of this size.
 const BATCH: usize = 1 << 20;
+/// Where a batch starts in memory: a page boundary, so a blob writer can
+/// hand a batch to the disk as it is (direct I/O wants aligned memory).
+const PAGE: usize = 4096;
+
+/// Up to `BATCH` bytes starting on a page boundary.
+struct Batch {
+    storage: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        let storage = vec![0u8; BATCH + PAGE];
+        // Unaligned only if the platform cannot say; then writers copy.
+        let start = match storage.as_ptr().align_offset(PAGE) {
+            n if n < PAGE => n,
+            _ => 0,
+        };
+        Batch {
+            storage,
+            start,
+            len: 0,
+        }
+    }
+
+    /// Takes as much of `data` as fits; returns how much.
+    fn push(&mut self, data: &[u8]) -> usize {
+        let n = (BATCH - self.len).min(data.len());
+        let at = self.start + self.len;
+        self.storage[at..at + n].copy_from_slice(&data[..n]);
+        self.len += n;
+        n
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.storage[self.start..self.start + self.len]
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == BATCH
+    }
+}
 
 /// A consumer of bytes running on its own thread, so that its work (hashing,
 /// writing) overlaps the producer's. Batches are bounded: memory stays small.
 pub(crate) struct Offload<T: Send + 'static> {
-    tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    buf: Vec<u8>,
+    tx: Option<std::sync::mpsc::SyncSender<Batch>>,
+    /// Batches the thread is done with, to be filled again: a fresh batch
+    /// each time would be mapped, faulted in page by page and unmapped.
+    spent: std::sync::mpsc::Receiver<Batch>,
+    buf: Batch,
     handle: Option<std::thread::JoinHandle<io::Result<T>>>,
 }
+
+/// Batches queued for the thread at most.
+const QUEUED: usize = 4;
 
 impl<T: Send + 'static> Offload<T> {
     /// Starts `consume` on a thread: it gets every batch, then `None`.
     pub fn new(
         mut consume: impl FnMut(Option<&[u8]>) -> io::Result<Option<T>> + Send + 'static,
     ) -> Self {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(QUEUED);
+        let (give_back, spent) = std::sync::mpsc::sync_channel::<Batch>(QUEUED + 1);
         let handle = std::thread::spawn(move || {
-            for batch in rx.iter() {
-                consume(Some(&batch))?;
+            for mut batch in rx.iter() {
+                consume(Some(batch.bytes()))?;
+                batch.len = 0;
+                // The producer may be gone, or have enough: then it is freed.
+                let _ = give_back.try_send(batch);
             }
             consume(None)?.ok_or_else(|| io::Error::other("background writer gave no result"))
         });
         Offload {
             tx: Some(tx),
-            buf: Vec::with_capacity(BATCH),
+            spent,
+            buf: Batch::new(),
             handle: Some(handle),
         }
     }
 
     fn send(&mut self) -> io::Result<()> {
-        let batch = std::mem::replace(&mut self.buf, Vec::with_capacity(BATCH));
+        let next = self.spent.try_recv().unwrap_or_else(|_| Batch::new());
+        let batch = std::mem::replace(&mut self.buf, next);
         match &self.tx {
             Some(tx) if tx.send(batch).is_ok() => Ok(()),
             // The thread stopped early: its error is reported by finish.
@@ -145,10 +200,9 @@ impl<T: Send + 'static> Offload<T> {
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         let mut data = data;
         while !data.is_empty() {
-            let n = (BATCH - self.buf.len()).min(data.len());
-            self.buf.extend_from_slice(&data[..n]);
+            let n = self.buf.push(data);
             data = &data[n..];
-            if self.buf.len() == BATCH {
+            if self.buf.is_full() {
                 self.send()?;
             }
         }
@@ -156,7 +210,7 @@ impl<T: Send + 'static> Offload<T> {
     }
 
     pub fn finish(mut self) -> io::Result<T> {
-        if !self.buf.is_empty() {
+        if self.buf.len > 0 {
             self.send()?;
         }
         self.stop()

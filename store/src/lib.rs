@@ -9,6 +9,7 @@ pub mod archive;
 pub mod blobs;
 pub mod cache;
 pub mod digest;
+mod direct_file;
 mod error;
 pub mod image;
 pub mod import;
@@ -19,7 +20,7 @@ pub mod snapshot;
 pub mod store;
 pub mod volume;
 
-pub use blobs::{BlobStore, Ingest};
+pub use blobs::{BlobStore, Ingest, Sealed};
 pub use cache::{CacheEntry, CachedLayer};
 pub use digest::Digest;
 pub use error::{Error, Result};

@@ -7,7 +7,7 @@ use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{LayerRef, StoredImage};
 use crate::layer::extract::CountingReader;
-use crate::layer::{decompressed, extract, ExtractOptions, WhiteoutMode};
+use crate::layer::{decompressed, decompressed_buffered, extract, ExtractOptions, WhiteoutMode};
 use crate::store::Store;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -100,7 +100,11 @@ impl Store {
             return Ok(path);
         }
         let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
-        self.snapshot_from(blob, diff_id, &layer.digest.to_string())
+        self.snapshot_from(
+            std::io::BufReader::with_capacity(256 << 10, blob),
+            diff_id,
+            &layer.digest.to_string(),
+        )
     }
 
     /// Unpacks a compressed layer stream (as it arrives from a registry)
@@ -109,7 +113,7 @@ impl Store {
     /// so a reader that fails midway leaves nothing behind.
     pub fn snapshot_from(
         &self,
-        compressed: impl std::io::Read,
+        compressed: impl std::io::BufRead,
         diff_id: &Digest,
         what: &str,
     ) -> Result<PathBuf> {
@@ -126,7 +130,8 @@ impl Store {
         ));
         let result = (|| {
             let (counting, count) = CountingReader::new(compressed);
-            let plain = decompressed(counting).ctx(|| format!("cannot read layer {what}"))?;
+            let plain =
+                decompressed_buffered(counting).ctx(|| format!("cannot read layer {what}"))?;
             let mut hashing = HashingReader::new(plain);
             let opts = ExtractOptions {
                 whiteouts: WhiteoutMode::Overlay,

@@ -294,10 +294,15 @@ impl<W: Write> Write for Compressor<W> {
 /// The uncompressed stream of a layer, whatever its compression (detected by
 /// its magic bytes: gzip, zstd, or a plain tar).
 pub fn decompressed<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>> {
-    let mut r = BufReader::with_capacity(256 * 1024, reader);
+    decompressed_buffered(BufReader::with_capacity(256 * 1024, reader))
+}
+
+/// As `decompressed`, for a source with a buffer of its own: the decoder
+/// reads straight from it, with no copy into another buffer.
+pub fn decompressed_buffered<'a, R: BufRead + 'a>(mut r: R) -> io::Result<Box<dyn Read + 'a>> {
     let head = r.fill_buf()?;
     Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(r))
+        Box::new(flate2::bufread::MultiGzDecoder::new(r))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Box::new(zstd::stream::read::Decoder::with_buffer(r)?)
     } else {

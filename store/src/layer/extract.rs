@@ -81,6 +81,16 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
+impl<R: io::BufRead> io::BufRead for CountingReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+    fn consume(&mut self, n: usize) {
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        self.inner.consume(n)
+    }
+}
+
 fn unsafe_entry(path: &str, why: impl Into<String>) -> Error {
     Error::UnsafeEntry {
         path: path.to_string(),

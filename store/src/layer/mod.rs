@@ -7,7 +7,7 @@ mod compress;
 pub mod extract;
 pub mod writer;
 
-pub use compress::{decompressed, Compression};
+pub use compress::{decompressed, decompressed_buffered, Compression};
 pub use extract::{extract, ExtractOptions, WhiteoutMode};
 pub use writer::{
     write_layer_from_dir, write_layer_from_dir_except, write_layer_from_tar, write_layer_with,
