@@ -373,7 +373,7 @@ async fn fetch_layer(
         }
     };
     let result: Result<berth_store::Sealed> = async {
-        let mut ingest = store.blobs().ingest()?;
+        let mut ingest = store.blobs().ingest_uncached()?;
         let mut have = 0u64;
         let mut failures = 0u32;
         let retry = crate::transport::RetryPolicy::default();
@@ -395,7 +395,7 @@ async fn fetch_layer(
                 batch.clear();
                 send(&mut tx, Piece::Abandon);
                 tx = None;
-                ingest = store.blobs().ingest()?;
+                ingest = store.blobs().ingest_uncached()?;
                 have = 0;
             }
             let mut stream = resp.bytes_stream();

@@ -5,8 +5,8 @@
 //! the expected one): a blob is invisible until committed, so a crash leaves
 //! only temp files, which GC removes.
 
+use crate::blob_file::BlobFile;
 use crate::digest::{Digest, HashingReader, Offload};
-use crate::direct_file::DirectFile;
 use crate::error::{Error, IoContext, Result};
 use sha2::{Digest as _, Sha256};
 use std::fs::{self, File};
@@ -161,6 +161,16 @@ impl BlobStore {
 
     /// Starts writing a new blob.
     pub fn ingest(&self) -> Result<Ingest> {
+        self.start_ingest(false)
+    }
+
+    /// Starts writing a new blob that will not be read back soon (a pulled
+    /// layer, unpacked from the stream): written past the page cache.
+    pub fn ingest_uncached(&self) -> Result<Ingest> {
+        self.start_ingest(true)
+    }
+
+    fn start_ingest(&self, uncached: bool) -> Result<Ingest> {
         let name = format!(
             "{}-{}-{}",
             std::process::id(),
@@ -168,8 +178,8 @@ impl BlobStore {
             time::OffsetDateTime::now_utc().unix_timestamp_nanos()
         );
         let path = self.ingest.join(name);
-        let file =
-            DirectFile::create_new(&path).ctx(|| format!("cannot create {}", path.display()))?;
+        let file = BlobFile::create_new(&path, uncached)
+            .ctx(|| format!("cannot create {}", path.display()))?;
         // Hashing and writing run on a helper thread, overlapping the
         // producer's work (compression, reading the source).
         let mut file = Some(file);
@@ -383,5 +393,27 @@ mod tests {
         fs::write(store.path(&d), b"tampered").unwrap();
         assert!(store.verify(&d).is_err());
         assert!(store.open(&d, Some(5)).is_err());
+    }
+
+    #[test]
+    fn uncached_blobs_seal_then_commit_and_leave_nothing_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::new(dir.path()).unwrap();
+        let data: Vec<u8> = (0..(5 << 20) + 321).map(|i| (i % 241) as u8).collect();
+        let expected = Digest::of(&data);
+        let mut ingest = store.ingest_uncached().unwrap();
+        for piece in data.chunks(70_000) {
+            ingest.write_all(piece).unwrap();
+        }
+        let sealed = ingest.seal(Some(&expected)).unwrap();
+        assert_eq!(sealed.digest(), &expected);
+        assert!(!store.contains(&expected), "invisible until committed");
+        sealed.commit().unwrap();
+        assert_eq!(store.read(&expected).unwrap(), data);
+
+        let mut ingest = store.ingest_uncached().unwrap();
+        ingest.write_all(&data).unwrap();
+        drop(ingest.seal(None).unwrap());
+        assert_eq!(fs::read_dir(store.ingest_dir()).unwrap().count(), 0);
     }
 }

@@ -6,10 +6,10 @@
 //! layer is known by its compressed `digest` and its uncompressed `diff_id`.
 
 pub mod archive;
+mod blob_file;
 pub mod blobs;
 pub mod cache;
 pub mod digest;
-mod direct_file;
 mod error;
 pub mod image;
 pub mod import;

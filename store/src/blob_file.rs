@@ -1,13 +1,15 @@
-//! A new file written past the page cache (`O_DIRECT`), for blobs.
+//! A new blob's file: written through the page cache, or past it
+//! (`O_DIRECT`) when the blob is not read back soon.
 //!
-//! A blob is fsynced at commit anyway, and is seldom read right after it is
-//! written (a pull unpacks from the stream, not from the blob). Copying it
-//! into the page cache first costs about as much CPU as unpacking the layer
-//! does on a small machine, and the fsync then waits for all of it; a direct
-//! write hands the disk the bytes from our own buffer instead. Where the
-//! filesystem refuses `O_DIRECT` (tmpfs of an older kernel, some FUSE and
-//! network filesystems) or a write is refused, the file is written through
-//! the page cache as any other.
+//! A blob is fsynced at commit anyway. A pulled one is seldom read right
+//! after it is written (the pull unpacks from the stream, not from the
+//! blob): copying it into the page cache first costs about as much CPU as
+//! unpacking the layer does on a small machine, and the fsync then waits
+//! for all of it; a direct write hands the disk the bytes from our own
+//! buffer instead. A built layer is unpacked from its blob by the next step,
+//! so it stays in the page cache. Where the filesystem refuses `O_DIRECT`
+//! (tmpfs of an older kernel, some FUSE and network filesystems) or a
+//! direct write is refused, the file is written through the page cache.
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -22,10 +24,11 @@ const ALIGN: usize = 4096;
 /// streaming throughput.
 const CHUNK: usize = 2 << 20;
 
-pub(crate) struct DirectFile {
+pub(crate) struct BlobFile {
     file: File,
     direct: bool,
-    /// `CHUNK + ALIGN` bytes, of which `chunk_at..chunk_at + CHUNK` is aligned.
+    /// Direct writes only: `CHUNK + ALIGN` bytes, of which
+    /// `chunk_at..chunk_at + CHUNK` is aligned.
     buf: Vec<u8>,
     chunk_at: usize,
     len: usize,
@@ -39,9 +42,10 @@ pub(crate) struct DirectFile {
 /// fsync at commit finds little left to do.
 const WRITEBACK_STEP: u64 = 8 << 20;
 
-impl DirectFile {
-    /// Creates `path`, which must not exist.
-    pub(crate) fn create_new(path: &Path) -> io::Result<DirectFile> {
+impl BlobFile {
+    /// Creates `path`, which must not exist; `direct`: past the page cache
+    /// where the filesystem allows.
+    pub(crate) fn create_new(path: &Path, direct: bool) -> io::Result<BlobFile> {
         let open = |flags| {
             File::options()
                 .write(true)
@@ -49,14 +53,21 @@ impl DirectFile {
                 .custom_flags(flags)
                 .open(path)
         };
-        let (file, direct) = match open(libc::O_DIRECT) {
-            Ok(f) => (f, true),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(0)?, false),
-            Err(e) => return Err(e),
+        let (file, direct) = match direct.then(|| open(libc::O_DIRECT)) {
+            Some(Ok(f)) => (f, true),
+            Some(Err(e)) if e.raw_os_error() != Some(libc::EINVAL) => return Err(e),
+            _ => (open(0)?, false),
         };
-        let buf = vec![0u8; CHUNK + ALIGN];
-        let chunk_at = buf.as_ptr().align_offset(ALIGN);
-        Ok(DirectFile {
+        let buf = if direct {
+            vec![0u8; CHUNK + ALIGN]
+        } else {
+            Vec::new()
+        };
+        let chunk_at = match buf.as_ptr().align_offset(ALIGN) {
+            n if n < ALIGN => n,
+            _ => 0,
+        };
+        Ok(BlobFile {
             file,
             direct,
             buf,
@@ -68,6 +79,12 @@ impl DirectFile {
     }
 
     pub(crate) fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        if !self.direct {
+            if self.len > 0 {
+                self.flush_chunk()?;
+            }
+            return self.write_buffered(data);
+        }
         // Aligned memory of whole blocks goes to the disk as it is.
         if self.direct
             && self.len == 0
@@ -116,10 +133,16 @@ impl DirectFile {
         if self.direct {
             self.stop_direct()?;
         }
-        let chunk = &self.buf[self.chunk_at..self.chunk_at + self.len];
-        self.file.write_all(chunk)?;
-        self.buffered += chunk.len() as u64;
+        let chunk = std::mem::take(&mut self.buf);
+        let written = self.write_buffered(&chunk[self.chunk_at..self.chunk_at + self.len]);
+        self.buf = chunk;
         self.len = 0;
+        written
+    }
+
+    fn write_buffered(&mut self, data: &[u8]) -> io::Result<()> {
+        self.file.write_all(data)?;
+        self.buffered += data.len() as u64;
         if self.buffered - self.written_back >= WRITEBACK_STEP {
             start_writeback(
                 &self.file,
@@ -147,8 +170,8 @@ impl DirectFile {
         Ok(())
     }
 
-    /// Writes what is left (the unaligned tail through the page cache) and
-    /// gives back the file, not yet synced.
+    /// Writes what is left (a direct write's unaligned tail through the page
+    /// cache) and gives back the file, not yet synced.
     pub(crate) fn finish(mut self) -> io::Result<File> {
         if self.len > 0 {
             if self.direct {
@@ -177,11 +200,11 @@ fn start_writeback(f: &File, offset: u64, len: u64) {
 mod tests {
     use super::*;
 
-    fn round_trip(len: usize) {
+    fn round_trip(len: usize, direct: bool) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
-        let mut f = DirectFile::create_new(&path).unwrap();
+        let mut f = BlobFile::create_new(&path, direct).unwrap();
         // Odd pieces, so chunks fill across calls.
         for piece in data.chunks(100_003) {
             f.write_all(piece).unwrap();
@@ -192,7 +215,7 @@ mod tests {
 
     #[test]
     fn writes_every_length_back_exactly() {
-        for len in [
+        let lens = [
             0,
             1,
             4095,
@@ -201,8 +224,11 @@ mod tests {
             CHUNK,
             CHUNK + 1,
             3 * CHUNK + 12345,
-        ] {
-            round_trip(len);
+        ];
+        for direct in [true, false] {
+            for len in lens {
+                round_trip(len, direct);
+            }
         }
     }
 
@@ -216,7 +242,7 @@ mod tests {
         let data = &mut storage[at..at + len];
         data[0] = 1;
         let data = &*data;
-        let mut f = DirectFile::create_new(&path).unwrap();
+        let mut f = BlobFile::create_new(&path, true).unwrap();
         // Aligned whole blocks, then a piece that breaks the alignment, then more.
         f.write_all(&data[..CHUNK]).unwrap();
         f.write_all(&data[CHUNK..CHUNK + 100]).unwrap();
@@ -231,6 +257,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, b"x").unwrap();
-        assert!(DirectFile::create_new(&path).is_err());
+        assert!(BlobFile::create_new(&path, true).is_err());
+        assert!(BlobFile::create_new(&path, false).is_err());
     }
 }
