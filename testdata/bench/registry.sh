@@ -86,6 +86,16 @@ stop_registry() { [ -n "$REG_PID" ] && kill "$REG_PID" 2>/dev/null && wait "$REG
 finish() { stop_registry; rm -rf "$TRASH"; }
 trap finish EXIT
 
+# Before each pull: the page cache emptied, then the registry's storage read
+# back in. Every pull starts from the same memory (free pages to fill, the
+# registry's blobs cached) instead of from whatever the runs before left:
+# on a machine whose memory is full of earlier runs' files each new page
+# costs a reclaim first, and which run pays for that is chance.
+settle() {
+  sync
+  echo 3 > /proc/sys/vm/drop_caches
+  find "$W/registry" -type f -exec cat {} + > /dev/null
+}
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 # Seconds and peak RSS (MB) of a command: "secs mb".
 measure() {
@@ -107,10 +117,12 @@ for img in large layers; do
     "$BERTH" tag "$src" "$REG/bench/$img:1"
     read -r t m < <(measure "$BERTH" push -q "$REG/bench/$img:1"); bp+=("$t"); (( m > bpm )) && bpm=$m
     read -r t _ < <(measure "$BERTH" push -q "$REG/bench/$img:1"); bp2+=("$t")
+    settle
     read -r t m < <(measure env BERTH_ROOT="$W/pull-$img-$run" "$BERTH" pull -q "$REG/bench/$img:1"); bl+=("$t"); (( m > blm )) && blm=$m
     stop_registry
     start_registry
     read -r t _ < <(measure skopeo copy -q --dest-tls-verify=false "oci:$BERTH_ROOT:docker.io/$src" "docker://$REG/bench/$img:1"); sp+=("$t")
+    settle
     read -r t _ < <(measure skopeo copy -q --src-tls-verify=false "docker://$REG/bench/$img:1" "oci:$W/skopeo-pull-$img-$run:x"); sl+=("$t")
     stop_registry
     "$BERTH" rmi "$REG/bench/$img:1" >/dev/null
