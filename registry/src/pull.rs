@@ -367,7 +367,13 @@ async fn fetch_layer(
     let send = |tx: &mut Option<mpsc::SyncSender<Piece>>, p: Piece| {
         if let Some(t) = tx.as_ref() {
             // A gone reader (the unpack failed) is reported when it is joined.
-            if tokio::task::block_in_place(|| t.send(p)).is_err() {
+            // Off the executor only when the unpacking is behind.
+            let sent = match t.try_send(p) {
+                Err(mpsc::TrySendError::Full(p)) => tokio::task::block_in_place(|| t.send(p)),
+                Err(mpsc::TrySendError::Disconnected(_)) => Err(mpsc::SendError(Piece::End)),
+                Ok(()) => Ok(()),
+            };
+            if sent.is_err() {
                 *tx = None;
             }
         }
@@ -411,7 +417,12 @@ async fn fetch_layer(
                                 layer.size
                             )));
                         }
-                        tokio::task::block_in_place(|| ingest.write_all(&b)).map_err(|e| {
+                        let written = if ingest.may_block(b.len()) {
+                            tokio::task::block_in_place(|| ingest.write_all(&b))
+                        } else {
+                            ingest.write_all(&b)
+                        };
+                        written.map_err(|e| {
                             Error::Io {
                                 context: format!("cannot write layer {digest}"),
                                 source: e,

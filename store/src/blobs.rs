@@ -266,6 +266,11 @@ impl Write for Ingest {
 }
 
 impl Ingest {
+    /// Whether writing `len` bytes may wait for the disk.
+    pub fn may_block(&self, len: usize) -> bool {
+        self.writer.as_ref().is_some_and(|w| w.may_block(len))
+    }
+
     /// Makes the blob visible under its digest; fails, leaving nothing, when
     /// `expected` is given and differs.
     pub fn commit(self, expected: Option<&Digest>) -> Result<(Digest, u64)> {

@@ -6,6 +6,8 @@ use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::io::{self, Write};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A validated `sha256:<64 lowercase hex>` digest.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -144,6 +146,8 @@ pub(crate) struct Offload<T: Send + 'static> {
     /// each time would be mapped, faulted in page by page and unmapped.
     spent: std::sync::mpsc::Receiver<Batch>,
     buf: Batch,
+    /// Batches sent and not yet consumed.
+    queued: Arc<AtomicUsize>,
     handle: Option<std::thread::JoinHandle<io::Result<T>>>,
 }
 
@@ -157,8 +161,11 @@ impl<T: Send + 'static> Offload<T> {
     ) -> Self {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(QUEUED);
         let (give_back, spent) = std::sync::mpsc::sync_channel::<Batch>(QUEUED + 1);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let in_queue = queued.clone();
         let handle = std::thread::spawn(move || {
             for mut batch in rx.iter() {
+                in_queue.fetch_sub(1, Ordering::Relaxed);
                 consume(Some(batch.bytes()))?;
                 batch.len = 0;
                 // The producer may be gone, or have enough: then it is freed.
@@ -170,6 +177,7 @@ impl<T: Send + 'static> Offload<T> {
             tx: Some(tx),
             spent,
             buf: Batch::new(),
+            queued,
             handle: Some(handle),
         }
     }
@@ -177,6 +185,7 @@ impl<T: Send + 'static> Offload<T> {
     fn send(&mut self) -> io::Result<()> {
         let next = self.spent.try_recv().unwrap_or_else(|_| Batch::new());
         let batch = std::mem::replace(&mut self.buf, next);
+        self.queued.fetch_add(1, Ordering::Relaxed);
         match &self.tx {
             Some(tx) if tx.send(batch).is_ok() => Ok(()),
             // The thread stopped early: its error is reported by finish.
@@ -195,6 +204,13 @@ impl<T: Send + 'static> Offload<T> {
                 .unwrap_or_else(|_| Err(io::Error::other("background writer panicked"))),
             None => Err(io::Error::other("background writer already finished")),
         }
+    }
+
+    /// Whether `write_all` of `len` bytes may wait for the thread (an async
+    /// caller then steps off its executor first).
+    pub fn may_block(&self, len: usize) -> bool {
+        let spare = BATCH - self.buf.len;
+        len > spare && (len > BATCH || self.queued.load(Ordering::Relaxed) + 1 >= QUEUED)
     }
 
     pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
