@@ -41,7 +41,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --workspace 2>&1 | tee "$log"
+# Every test binary runs, so one failure does not hide the rest.
+cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 # One closing line for the whole suite (the last cargo line is a doc-test run).
 echo
 awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

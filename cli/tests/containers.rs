@@ -804,6 +804,15 @@ fn a_killed_supervisor_leaves_nothing_running_and_berth_reaps_it() {
             rustix::process::Signal::KILL,
         )
         .unwrap();
+        // Gone or a zombie: what berth takes for a dead supervisor. (SIGKILL
+        // is delivered at once, the exit takes a moment on a busy machine.)
+        wait_until("the supervisor to end", || {
+            std::fs::read_to_string(format!("/proc/{supervisor}/stat")).map_or(true, |st| {
+                st.rfind(')')
+                    .and_then(|i| st.get(i + 2..i + 3))
+                    .is_some_and(|state| state == "Z" || state == "X")
+            })
+        });
         wait_until("the container to go with its supervisor", || {
             !std::fs::read_dir("/proc")
                 .unwrap()
