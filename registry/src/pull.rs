@@ -201,6 +201,8 @@ async fn pull_from(
         .unwrap_or_default();
 
     let _lease = store.lease()?;
+    // Blobs are committed together at the end (see `Sealed::commit_all`).
+    let mut sealed = Vec::new();
     // The config first: its diff IDs name the snapshots the layers unpack into.
     let config_bytes = if store.blobs().contains(&config_digest) {
         store.blobs().read(&config_digest)?
@@ -221,7 +223,7 @@ async fn pull_from(
                 data.len()
             )));
         }
-        store.blobs().put(&data, Some(&config_digest))?;
+        sealed.push(store.blobs().put_sealed(&data, Some(&config_digest))?);
         data.to_vec()
     };
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
@@ -253,22 +255,31 @@ async fn pull_from(
     while let Some(done) = tasks.join_next().await {
         let result =
             done.unwrap_or_else(|e| Err(Error::Protocol(format!("download task failed: {e}"))));
-        if let Err(e) = result {
-            if first_error.is_none() {
-                first_error = Some(e);
-                tasks.abort_all();
+        match result {
+            Ok(blob) => sealed.extend(blob),
+            Err(e) => {
+                if first_error.is_none() {
+                    first_error = Some(e);
+                    tasks.abort_all();
+                }
             }
         }
     }
     if let Some(e) = first_error {
+        // What arrived whole is kept, as docker does: a pull run again
+        // fetches only the rest.
+        let _ = commit(sealed).await;
         return Err(e);
     }
+    if !store.blobs().contains(&m.digest) {
+        sealed.push(store.blobs().put_sealed(&m.bytes, Some(&m.digest))?);
+    }
+    commit(sealed).await?;
     for (digest, _, _) in &layers {
         sources::remember(store, digest, &repo.host.name, &repo.path);
     }
     sources::remember(store, &config_digest, &repo.host.name, &repo.path);
     sources::remember(store, &m.digest, &repo.host.name, &repo.path);
-    store.blobs().put(&m.bytes, Some(&m.digest))?;
     let tags: Vec<ImageRef> = if r.digest.is_none() {
         vec![r.clone()]
     } else {
@@ -277,6 +288,13 @@ async fn pull_from(
     store.record(&m.digest, m.bytes.len() as u64, &tags)?;
     progress.note(&format!("Digest: {}", m.digest));
     Ok(store.get(&m.digest)?)
+}
+
+async fn commit(sealed: Vec<berth_store::Sealed>) -> Result<()> {
+    tokio::task::spawn_blocking(move || berth_store::Sealed::commit_all(sealed))
+        .await
+        .map_err(|e| Error::Protocol(format!("commit task failed: {e}")))??;
+    Ok(())
 }
 
 /// What the unpacking thread reads: the layer's bytes, then a verdict.
@@ -331,7 +349,7 @@ async fn fetch_layer(
     diff_id: &Digest,
     progress: &dyn Progress,
     permit: std::result::Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
-) -> Result<()> {
+) -> Result<Option<berth_store::Sealed>> {
     let digest = &layer.digest;
     if store.blobs().contains(digest) {
         let (store2, layer2, diff2) = (store.clone(), layer.clone(), diff_id.clone());
@@ -339,7 +357,7 @@ async fn fetch_layer(
             .await
             .map_err(|e| Error::Protocol(format!("unpack task failed: {e}")))??;
         progress.finish(digest, "Already exists");
-        return Ok(());
+        return Ok(None);
     }
     progress.start(digest, layer.size);
     let what = format!("cannot fetch layer {digest} of {}", repo.display());
@@ -495,26 +513,28 @@ async fn fetch_layer(
     }
     let streamed = tx.is_some();
     drop(tx);
-    let committed = match result {
-        Ok(sealed) => tokio::task::block_in_place(|| sealed.commit())
-            .map(|_| ())
-            .map_err(Error::from),
-        Err(e) => Err(e),
-    };
-    // The next layer's download need not wait for this one's unpacking.
+    // The bytes are in and checked: the next layer's download need not wait
+    // for this layer's unpacking.
     drop(permit);
     let unpacked = unpack
         .await
         .map_err(|e| Error::Protocol(format!("unpack task failed: {e}")))?;
-    committed?;
+    let sealed = result?;
     match unpacked {
         Ok(_) => {}
-        // The stream was cut off on purpose: unpack from the stored blob.
+        // The stream was cut off on purpose: unpack from the blob.
         Err(_) if !streamed => {
-            let (store2, layer2, diff2) = (store.clone(), layer.clone(), diff_id.clone());
-            tokio::task::spawn_blocking(move || store2.layer_snapshot(&layer2, &diff2))
-                .await
-                .map_err(|e| Error::Protocol(format!("unpack task failed: {e}")))??;
+            let blob = sealed.reader()?;
+            let (store2, diff2, name) = (store.clone(), diff_id.clone(), digest.to_string());
+            tokio::task::spawn_blocking(move || {
+                store2.snapshot_from(
+                    std::io::BufReader::with_capacity(256 << 10, blob),
+                    &diff2,
+                    &name,
+                )
+            })
+            .await
+            .map_err(|e| Error::Protocol(format!("unpack task failed: {e}")))??;
         }
         Err(e) => {
             return Err(Error::Protocol(format!(
@@ -524,5 +544,5 @@ async fn fetch_layer(
         }
     }
     progress.finish(digest, "Pull complete");
-    Ok(())
+    Ok(Some(sealed))
 }
