@@ -36,11 +36,23 @@ pub(crate) struct BlobFile {
     /// been handed to writeback.
     buffered: u64,
     written_back: u64,
+    /// Bytes written directly, and how many of those are synced.
+    direct_written: u64,
+    synced: u64,
 }
 
 /// How much buffered writing is done before its writeback is started, so the
 /// fsync at commit finds little left to do.
 const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Direct writes are synced every this many bytes. A direct write reaches
+/// the disk's (or the hypervisor's) cache, not its media; the sync at commit
+/// would then flush a whole blob at once, and a long flush holds up every
+/// read behind it — the inode-table reads that creating a snapshot's files
+/// needs among them. Flushing in steps keeps each hold-up short: on a 2-core
+/// VM pulling ten 63 MB layers, 16 MiB steps were 5-10% faster than either
+/// one flush per blob or 64 MiB steps.
+const SYNC_STEP: u64 = 16 << 20;
 
 impl BlobFile {
     /// Creates `path`, which must not exist; `direct`: past the page cache
@@ -75,6 +87,8 @@ impl BlobFile {
             len: 0,
             buffered: 0,
             written_back: 0,
+            direct_written: 0,
+            synced: 0,
         })
     }
 
@@ -92,7 +106,10 @@ impl BlobFile {
             && data.as_ptr().align_offset(ALIGN) == 0
         {
             match self.file.write(data) {
-                Ok(n) => data = &data[n..],
+                Ok(n) => {
+                    data = &data[n..];
+                    self.direct_done(n)?;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
                 Err(e) => return Err(e),
             }
@@ -116,7 +133,7 @@ impl BlobFile {
             match self.file.write(chunk) {
                 Ok(n) if n == chunk.len() => {
                     self.len = 0;
-                    return Ok(());
+                    return self.direct_done(n);
                 }
                 // A short direct write leaves the offset unaligned, and a
                 // refused one says the filesystem will not: the rest goes
@@ -138,6 +155,15 @@ impl BlobFile {
         self.buf = chunk;
         self.len = 0;
         written
+    }
+
+    fn direct_done(&mut self, n: usize) -> io::Result<()> {
+        self.direct_written += n as u64;
+        if self.direct_written - self.synced >= SYNC_STEP {
+            self.file.sync_data()?;
+            self.synced = self.direct_written;
+        }
+        Ok(())
     }
 
     fn write_buffered(&mut self, data: &[u8]) -> io::Result<()> {
