@@ -108,7 +108,21 @@ fn make_tree(dir: &Path) {
         )
         .unwrap();
         std::os::unix::fs::lchown(dir.join("data.txt"), Some(1000), Some(1000)).unwrap();
+        // A setgid directory of another group: a file of root's group in it
+        // must not take the directory's group when extracted.
+        fs::create_dir(dir.join("shared")).unwrap();
+        std::os::unix::fs::lchown(dir.join("shared"), Some(0), Some(1000)).unwrap();
+        fs::set_permissions(dir.join("shared"), fs::Permissions::from_mode(0o2775)).unwrap();
+        fs::write(dir.join("shared/root-group.txt"), b"root").unwrap();
+        std::os::unix::fs::lchown(dir.join("shared/root-group.txt"), Some(0), Some(0)).unwrap();
     }
+    // Modes the umask would narrow, and a setgid file.
+    fs::write(dir.join("open.txt"), b"open").unwrap();
+    fs::set_permissions(dir.join("open.txt"), fs::Permissions::from_mode(0o666)).unwrap();
+    fs::write(dir.join("private.txt"), b"private").unwrap();
+    fs::set_permissions(dir.join("private.txt"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::write(dir.join("group-tool"), b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(dir.join("group-tool"), fs::Permissions::from_mode(0o2711)).unwrap();
     for e in walkdir::WalkDir::new(dir).contents_first(true) {
         let p = e.unwrap().into_path();
         let t = rustix::fs::Timestamps {

@@ -124,6 +124,14 @@ struct Extractor<'a> {
     /// files together, and resolving the parent again for each costs a path
     /// walk. Dropped whenever an entry could replace or remove it.
     last_parent: Option<(Vec<String>, OwnedFd)>,
+    /// Whether that directory is setgid (its new files take its group).
+    parent_setgid: bool,
+    /// Who a new file belongs to unless changed, and the bits of a new
+    /// file's mode the umask clears (all when it cannot be read): a file
+    /// that would come out right is not chowned or chmodded, two syscalls
+    /// (and inode updates) fewer for each of a layer's many small files.
+    creator: (u32, u32),
+    umask: u32,
     /// The buffer file contents are copied through (fewer, larger writes).
     buf: Vec<u8>,
 }
@@ -338,6 +346,12 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
         created: HashSet::new(),
         dir_times: Vec::new(),
         last_parent: None,
+        parent_setgid: false,
+        creator: (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        ),
+        umask: current_umask().unwrap_or(0o777),
         buf: vec![0u8; 128 << 10],
     };
     let mut archive = tar::Archive::new(tar);
@@ -394,6 +408,8 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
         }
         if ex.last_parent.as_ref().map(|(p, _)| p.as_slice()) != Some(parent_comps) {
             let fd = ex.dir(parent_comps)?;
+            ex.parent_setgid =
+                rfs::fstat(&fd).map_or(true, |st| st.st_mode & Mode::SGID.bits() != 0);
             ex.last_parent = Some((parent_comps.to_vec(), fd));
         }
         let Some((_, parent)) = ex.last_parent.as_ref() else {
@@ -419,6 +435,14 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                 ex.dir_times.push((comps.clone(), mtime));
             }
             EntryKind::File => {
+                let h = entry.header();
+                let mode = h.mode().unwrap_or(0o644) & 0o7777;
+                let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+                // Created with its final mode when the umask leaves it so
+                // (and no setuid bits, which a chown would clear).
+                let plain = mode & 0o7000 == 0 && mode & ex.umask == 0;
+                let owned = !ex.opts.chown || ((uid, gid) == ex.creator && !ex.parent_setgid);
+                let create_mode = if plain { mode } else { 0o600 };
                 let create = || {
                     rfs::openat(
                         parent,
@@ -428,7 +452,7 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                             | OFlags::EXCL
                             | OFlags::NOFOLLOW
                             | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o600),
+                        Mode::from_raw_mode(create_mode),
                     )
                 };
                 let fd = match create() {
@@ -446,18 +470,18 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                 copied.ctx(ctx)?;
                 // Owner and mode first: chown clears setuid bits and file
                 // capabilities. Through the descriptor: no path walk.
-                if ex.opts.chown {
-                    let h = entry.header();
+                if !owned {
                     rfs::fchown(
                         &file,
-                        Some(rustix::fs::Uid::from_raw(h.uid().unwrap_or(0) as u32)),
-                        Some(rustix::fs::Gid::from_raw(h.gid().unwrap_or(0) as u32)),
+                        Some(rustix::fs::Uid::from_raw(uid)),
+                        Some(rustix::fs::Gid::from_raw(gid)),
                     )
                     .ctx(|| format!("cannot chown {name}"))?;
                 }
-                let mode = entry.header().mode().unwrap_or(0o644) & 0o7777;
-                rfs::fchmod(&file, Mode::from_raw_mode(mode))
-                    .ctx(|| format!("cannot chmod {name}"))?;
+                if !plain {
+                    rfs::fchmod(&file, Mode::from_raw_mode(mode))
+                        .ctx(|| format!("cannot chmod {name}"))?;
+                }
                 if let Ok(Some(exts)) = entry.pax_extensions() {
                     for ext in exts.flatten() {
                         if let (Ok(key), value) = (ext.key(), ext.value_bytes()) {
@@ -537,7 +561,10 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
             }
             EntryKind::Skip => continue,
         }
-        ex.created.insert(comps);
+        // Only an opaque whiteout being applied asks what the layer made.
+        if opts.whiteouts == WhiteoutMode::Apply {
+            ex.created.insert(comps);
+        }
     }
     for (comps, mtime) in ex.dir_times.iter().rev() {
         if let Some((name, parent)) = comps.split_last() {
@@ -547,6 +574,14 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
         }
     }
     Ok(())
+}
+
+/// The process's umask, as the kernel reports it (reading it with umask(2)
+/// would set it too, racing other threads).
+fn current_umask() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+    u32::from_str_radix(line.trim(), 8).ok()
 }
 
 enum EntryKind {
