@@ -365,6 +365,10 @@ impl Builder {
                 step.done();
                 let mut config = ImageConfig::new_for_host();
                 config.created = Some(self.created.clone());
+                // BuildKit's empty image: the default PATH and `/`.
+                let c = config.config.get_or_insert_with(Default::default);
+                c.env = Some(vec![format!("PATH={}", crate::state::DEFAULT_PATH)]);
+                c.working_dir = Some("/".into());
                 State::new(
                     config,
                     Vec::new(),
@@ -374,11 +378,16 @@ impl Builder {
             Source::Stage(i) => {
                 let parent = self.stage_result(i)?;
                 step.done();
-                State::new(
+                // A stage built on another one keeps its build args, as
+                // BuildKit's stages do.
+                let mut s = State::new(
                     parent.config.clone(),
                     parent.layers.clone(),
                     parent.key.clone(),
-                )
+                );
+                s.args = parent.args.clone();
+                s.arg_names = parent.arg_names.clone();
+                return self.check_from_platform(stage, s);
             }
             Source::Image(name) => {
                 let image = self.image(&name).map_err(|e| {
@@ -389,9 +398,23 @@ impl Builder {
                 })?;
                 step.done();
                 let key = CacheKey::new("FROM", &image.id.to_string()).finish();
-                State::new(image.config.clone(), image.layers.clone(), key)
+                let mut config = image.config.clone();
+                // A base without PATH gets the default one, as BuildKit adds it.
+                let c = config.config.get_or_insert_with(Default::default);
+                let env = c.env.get_or_insert_with(Vec::new);
+                if !env.iter().any(|e| e.starts_with("PATH=")) {
+                    env.push(format!("PATH={}", crate::state::DEFAULT_PATH));
+                }
+                State::new(config, image.layers.clone(), key)
             }
         };
+        // A new stage gets the meta ARGs only through ARG lines of its own.
+        state.args = crate::vars::Vars::default();
+        self.check_from_platform(stage, state)
+    }
+
+    /// `FROM --platform=...` must name the native platform.
+    fn check_from_platform(&self, stage: &Stage, state: State) -> Result<State> {
         if let Command::From(f) = &stage.from.command {
             if let Some(p) = &f.platform {
                 let vars = self.plan.meta_args.clone();
@@ -401,8 +424,6 @@ impl Builder {
                     .map_err(|e| self.step_error(&stage.from, e))?;
             }
         }
-        // A new stage gets the meta ARGs only through ARG lines of its own.
-        state.args = crate::vars::Vars::default();
         Ok(state)
     }
 

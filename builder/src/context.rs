@@ -300,6 +300,17 @@ impl Context {
         &self.root
     }
 
+    /// True when `rel` names something, its parents' symlinks followed
+    /// inside the root (a stage's `/abs -> /data` means `ROOT/data`).
+    fn exists(&self, rel: &str) -> bool {
+        let (parent, name) = match rel.rsplit_once('/') {
+            Some((p, n)) => (p, n),
+            None => ("", rel),
+        };
+        crate::copy::resolve_in(&self.root, parent)
+            .is_ok_and(|p| p.join(name).symlink_metadata().is_ok())
+    }
+
     fn ignored(&self, rel: &str) -> Result<bool> {
         if rel.is_empty() {
             return Ok(false);
@@ -314,8 +325,7 @@ impl Context {
     pub fn resolve(&self, src: &str) -> Result<Vec<String>> {
         let clean = clean_source(src)?;
         if !has_wildcard(&clean) {
-            let path = self.root.join(&clean);
-            let found = path.symlink_metadata().is_ok() && !self.ignored(&clean)?;
+            let found = self.exists(&clean) && !self.ignored(&clean)?;
             if !found {
                 return Err(Error::Invalid(format!(
                     "failed to compute cache key: \"/{clean}\": not found"
@@ -329,7 +339,7 @@ impl Context {
             if !has_wildcard(comp) {
                 for base in &found {
                     let rel = join_rel(base, comp);
-                    if self.root.join(&rel).symlink_metadata().is_ok() {
+                    if self.exists(&rel) {
                         next.push(rel);
                     }
                 }
@@ -341,7 +351,9 @@ impl Context {
                     .map_err(|e| Error::Invalid(format!("invalid source pattern {src:?}: {e}")))?
                     .compile_matcher();
                 for base in &found {
-                    let dir = self.root.join(base);
+                    let Ok(dir) = crate::copy::resolve_in(&self.root, base) else {
+                        continue;
+                    };
                     let Ok(rd) = fs::read_dir(&dir) else { continue };
                     let mut names: Vec<String> = rd
                         .flatten()

@@ -158,6 +158,27 @@ fn open_archive(path: &Path) -> io::Result<Box<dyn Read>> {
     })
 }
 
+/// `ADD --checksum` of a local file: its sha256 must be the one given.
+fn verify_checksum(path: &Path, name: &str, want: &str) -> Result<(), StepFailure> {
+    use sha2::Digest;
+    let mut f =
+        fs::File::open(path).map_err(|e| StepFailure(format!("ADD --checksum: {name}: {e}")))?;
+    if f.metadata()?.is_dir() {
+        return Err(StepFailure(format!(
+            "ADD --checksum: {name} is a directory; a checksum names one file"
+        )));
+    }
+    let mut h = sha2::Sha256::new();
+    io::copy(&mut f, &mut h)?;
+    let got = format!("sha256:{:x}", h.finalize());
+    if got != want {
+        return Err(StepFailure(format!(
+            "digest mismatch for {name}: expected {want}, got {got}"
+        )));
+    }
+    Ok(())
+}
+
 /// `--chmod`: octal only, as BuildKit's classic form.
 fn parse_chmod(s: &str) -> Result<u32, StepFailure> {
     u32::from_str_radix(s, 8)
@@ -216,6 +237,31 @@ impl Builder {
             .as_ref()
             .map(|w| expand(&w.value).and_then(|m| parse_chmod(&m)))
             .transpose()?;
+        // BuildKit's history text: --parents, --chown and --chmod as given
+        // (expanded), the sources (paths, then heredocs), the destination;
+        // never --from, --link, --exclude or --checksum.
+        let mut created_by = name.to_string();
+        if c.parents {
+            created_by.push_str(" --parents");
+        }
+        if let Some(o) = &chown {
+            created_by.push_str(&format!(" --chown={o}"));
+        }
+        if let Some(m) = &c.chmod {
+            created_by.push_str(&format!(" --chmod={}", expand(&m.value)?));
+        }
+        for src in &c.sources {
+            if let CopySource::Path(w) = src {
+                created_by.push(' ');
+                created_by.push_str(&expand(&w.value)?);
+            }
+        }
+        for src in &c.sources {
+            if let CopySource::Heredoc(h) = src {
+                created_by.push_str(&format!(" <<{}", h.name));
+            }
+        }
+        created_by.push_str(&format!(" {dest_raw} # buildkit"));
         let excludes: Vec<String> = c
             .exclude
             .iter()
@@ -348,6 +394,15 @@ impl Builder {
                         origin.resolve(&s)?
                     };
                     let ctx = if from_context { &self.ctx } else { &origin };
+                    if add {
+                        if let Some(w) = &c.checksum {
+                            let want = fetch::parse_checksum(&expand(&w.value)?)?;
+                            for m in &matches {
+                                verify_checksum(&resolve_in(ctx.root(), m)?, m, &want)?;
+                            }
+                            key.field(&want);
+                        }
+                    }
                     let several = multiple || matches.len() > 1;
                     for m in matches {
                         self.add_items(
@@ -369,13 +424,11 @@ impl Builder {
         let result = self.copy_with_key(
             stage,
             state,
-            c,
-            add,
             step,
             key,
+            created_by,
             items,
             dest,
-            dest_raw,
             dest_is_dir,
             multiple,
             chown,
@@ -395,13 +448,11 @@ impl Builder {
         &self,
         stage: &Stage,
         state: &mut State,
-        c: &Copy,
-        add: bool,
         step: &Step,
         key: String,
+        created_by: String,
         items: Vec<Item>,
         dest: String,
-        dest_raw: String,
         dest_is_dir: bool,
         multiple: bool,
         chown: Option<String>,
@@ -410,7 +461,6 @@ impl Builder {
         downloaded: &mut Vec<PathBuf>,
         origin_mount: Option<berth_store::snapshot::Mount>,
     ) -> StepResult {
-        let name = if add { "ADD" } else { "COPY" };
         if self.reuse_cached(stage, state, &key, step)? {
             return Ok(());
         }
@@ -453,7 +503,7 @@ impl Builder {
                 .is_some_and(|m| m.is_dir()),
             Some(r) => resolve_in(&r.merged, &dest)?.is_dir(),
         };
-        let items = prepare_items(
+        let mut items = prepare_items(
             items,
             &dest,
             dest_is_dir || multiple || !dest_exists_as_dir,
@@ -466,7 +516,27 @@ impl Builder {
                     Some(spec) => Some(parse_chown(&rootfs.merged, spec)?),
                     None => None,
                 };
-                write_items(&rootfs.merged, &items, owner, chmod, epoch)?;
+                // A destination through a symlink of the image (dangling or
+                // absolute) lands where the link points, inside the root.
+                let merged = fs::canonicalize(&rootfs.merged)?;
+                let resolved = resolve_in(&merged, &dest)?;
+                let resolved = format!(
+                    "/{}",
+                    resolved
+                        .strip_prefix(&merged)
+                        .map(|p| p.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                );
+                if resolved != dest {
+                    retarget(&mut items, &dest, &resolved);
+                }
+                // Folders the step creates get the owner and --chmod mode of
+                // the files, as BuildKit's copy creates them.
+                let missing = missing_parents(&items, |d| {
+                    resolve_in(&merged, d).is_ok_and(|p| p.symlink_metadata().is_ok())
+                });
+                let dirs = parent_entries(&missing, owner, chmod, clamp(time_of(&self.created), epoch));
+                write_items(&rootfs.merged, &dirs, &items, owner, chmod, epoch)?;
                 let upper_empty = fs::read_dir(&rootfs.upper)
                     .map(|mut d| d.next().is_none())
                     .unwrap_or(true);
@@ -504,26 +574,7 @@ impl Builder {
             drop(origin_mount);
             Some(layer?)
         };
-        let shown: Vec<String> = c
-            .sources
-            .iter()
-            .map(|s| match s {
-                CopySource::Path(w) => w.value.clone(),
-                CopySource::Heredoc(h) => format!("<<{}", h.name),
-            })
-            .collect();
-        let mut flags = String::new();
-        if let Some(f) = &c.from {
-            flags.push_str(&format!("--from={} ", f.value));
-        }
-        if let Some(o) = &chown {
-            flags.push_str(&format!("--chown={o} "));
-        }
-        state.commit(
-            &self.created,
-            format!("{name} {flags}{} {dest_raw} # buildkit", shown.join(" ")),
-            layer,
-        );
+        state.commit(&self.created, created_by, layer);
         self.finish_step(state, &key, step)
     }
 
@@ -705,26 +756,7 @@ fn write_direct(
     epoch: Option<i64>,
     created: i64,
 ) -> Result<berth_store::Layer, StepFailure> {
-    let targets: std::collections::HashSet<&str> = items
-        .iter()
-        .filter(|i| !matches!(i, Item::Archive { .. }))
-        .map(item_target)
-        .collect();
-    let mut parents = std::collections::BTreeSet::new();
-    for it in items {
-        let t = item_target(it);
-        let mut anc = Path::new(t).parent();
-        if matches!(it, Item::Archive { .. }) {
-            anc = Some(Path::new(t));
-        }
-        while let Some(d) = anc.filter(|d| !d.as_os_str().is_empty()) {
-            let ds = d.to_string_lossy().to_string();
-            if !targets.contains(ds.as_str()) {
-                parents.insert(ds);
-            }
-            anc = d.parent();
-        }
-    }
+    let parents = missing_parents(items, |_| false);
     let layer = berth_store::layer::write_layer_with(blobs, opts, |w| {
         let mut b = tar::Builder::new(w);
         b.mode(tar::HeaderMode::Complete);
@@ -740,7 +772,7 @@ fn write_direct(
                     h.set_mtime(clamp(m.mtime(), epoch));
                 }
                 _ => {
-                    h.set_mode(0o755);
+                    h.set_mode(chmod.unwrap_or(0o755));
                     let (uid, gid) = owner.unwrap_or((0, 0));
                     h.set_uid(uid as u64);
                     h.set_gid(gid as u64);
@@ -756,6 +788,77 @@ fn write_direct(
         b.finish()
     })?;
     Ok(layer)
+}
+
+/// The folders above the items (relative to the root, outermost first)
+/// that are not items themselves and for which `exists` says no.
+fn missing_parents(
+    items: &[Item],
+    exists: impl Fn(&str) -> bool,
+) -> std::collections::BTreeSet<String> {
+    let targets: std::collections::HashSet<&str> = items
+        .iter()
+        .filter(|i| !matches!(i, Item::Archive { .. }))
+        .map(item_target)
+        .collect();
+    let mut parents = std::collections::BTreeSet::new();
+    for it in items {
+        let t = item_target(it);
+        let mut anc = Path::new(t).parent();
+        if matches!(it, Item::Archive { .. }) {
+            anc = Some(Path::new(t));
+        }
+        while let Some(d) = anc.filter(|d| !d.as_os_str().is_empty()) {
+            let ds = d.to_string_lossy().to_string();
+            if !targets.contains(ds.as_str()) && !exists(&ds) {
+                parents.insert(ds);
+            }
+            anc = d.parent();
+        }
+    }
+    parents
+}
+
+/// Tar headers for folders a step creates.
+fn parent_entries(
+    dirs: &std::collections::BTreeSet<String>,
+    owner: Option<(u32, u32)>,
+    chmod: Option<u32>,
+    mtime: u64,
+) -> Vec<tar::Header> {
+    dirs.iter()
+        .filter_map(|d| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Directory);
+            h.set_size(0);
+            h.set_mode(chmod.unwrap_or(0o755));
+            let (uid, gid) = owner.unwrap_or((0, 0));
+            h.set_uid(u64::from(uid));
+            h.set_gid(u64::from(gid));
+            h.set_mtime(mtime);
+            h.set_path(format!("{d}/")).ok()?;
+            Some(h)
+        })
+        .collect()
+}
+
+/// Moves items aimed under `from` to the same place under `to`.
+fn retarget(items: &mut [Item], from: &str, to: &str) {
+    let from = from.trim_end_matches('/');
+    let to = to.trim_end_matches('/');
+    for it in items.iter_mut() {
+        let target = match it {
+            Item::Path { target, .. }
+            | Item::Data { target, .. }
+            | Item::Archive { target, .. }
+            | Item::Url { target, .. } => target,
+        };
+        if target == from {
+            *target = to.to_string();
+        } else if let Some(rest) = target.strip_prefix(&format!("{from}/")) {
+            *target = format!("{to}/{rest}");
+        }
+    }
 }
 
 fn clamp(t: i64, epoch: Option<i64>) -> u64 {
@@ -793,6 +896,7 @@ fn header_for(
 /// extraction.
 fn write_items(
     rootfs: &Path,
+    dirs: &[tar::Header],
     items: &[Item],
     owner: Option<(u32, u32)>,
     chmod: Option<u32>,
@@ -803,6 +907,11 @@ fn write_items(
         let producer = s.spawn(move || -> Result<(), StepFailure> {
             let mut b = tar::Builder::new(writer);
             b.mode(tar::HeaderMode::Complete);
+            for h in dirs {
+                let mut h = h.clone();
+                let path = h.path()?.to_string_lossy().to_string();
+                b.append_data(&mut h, path, io::empty())?;
+            }
             for it in items {
                 append_item(&mut b, it, owner, chmod, epoch)?;
             }

@@ -8,6 +8,7 @@ pub mod context;
 mod copy;
 mod error;
 mod export;
+mod gofmt;
 mod fetch;
 pub mod ignore;
 mod key;

@@ -82,4 +82,24 @@ impl LowerView {
         }
         false
     }
+
+    /// The contents of a regular file of the image (`None` when missing).
+    pub fn read(&self, rel: &str) -> Option<String> {
+        let rel = rel.trim_matches('/');
+        self.lookup(rel).filter(|m| m.is_file())?;
+        self.lowers
+            .iter()
+            .find_map(|l| std::fs::read_to_string(l.join(rel)).ok())
+    }
+
+    /// `USER`'s spec resolved from the image's passwd and group files.
+    pub fn resolve_user(
+        &self,
+        spec: &str,
+    ) -> Result<berth_runner::user::ResolvedUser, crate::error::StepFailure> {
+        let passwd = self.read("etc/passwd").unwrap_or_default();
+        let group = self.read("etc/group").unwrap_or_default();
+        berth_runner::user::resolve_from(&passwd, &group, spec)
+            .map_err(|e| crate::error::StepFailure(e.to_string()))
+    }
 }

@@ -13,11 +13,7 @@ use std::collections::BTreeMap;
 
 type StepResult = Result<(), StepFailure>;
 
-/// Go's `%q` of a string slice, as docker prints CMD and friends in history.
-fn go_list(words: &[String]) -> String {
-    let quoted: Vec<String> = words.iter().map(|w| berth_grammar::go_quote(w)).collect();
-    format!("[{}]", quoted.join(" "))
-}
+use crate::gofmt::{plain_list, quoted_list as go_list};
 
 fn clean_path(p: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
@@ -44,6 +40,8 @@ pub fn resolve_workdir(current: &str, path: &str) -> String {
 
 /// `80`, `80/udp`, `8000-8002/tcp` → docker's `port/proto` keys.
 fn exposed_ports(word: &str) -> Result<Vec<String>, String> {
+    // `[ip:]host:container[/proto]`: only the container side is exposed.
+    let word = word.rsplit(':').next().unwrap_or(word);
     let (ports, proto) = match word.split_once('/') {
         Some((p, proto)) => (p, proto.to_ascii_lowercase()),
         None => (word, "tcp".to_string()),
@@ -138,9 +136,9 @@ impl Builder {
         }
     }
 
-    /// A layer with the working directory (and its missing parents) when
-    /// the image does not have it yet.
-    fn workdir_layer(&self, state: &State) -> Result<Option<berth_store::Layer>, StepFailure> {
+    /// The working directory's layer: its missing folders (0755, owned by
+    /// the stage's user), or an empty one when the image has them all.
+    fn workdir_layer(&self, state: &State) -> Result<berth_store::Layer, StepFailure> {
         let wd = state.workdir();
         let mut lowers = Vec::new();
         for (l, d) in state.layer_pairs().iter().rev() {
@@ -148,12 +146,9 @@ impl Builder {
         }
         let view = crate::lower::LowerView::new(lowers);
         let rel = wd.trim_matches('/');
-        if rel.is_empty() || view.lookup(rel).is_some() {
-            return Ok(None);
-        }
         let mut missing = Vec::new();
         let mut prefix = String::new();
-        for c in rel.split('/') {
+        for c in rel.split('/').filter(|c| !c.is_empty()) {
             if !prefix.is_empty() {
                 prefix.push('/');
             }
@@ -162,6 +157,12 @@ impl Builder {
                 missing.push(prefix.clone());
             }
         }
+        let (uid, gid) = if missing.is_empty() || state.user().is_empty() {
+            (0, 0)
+        } else {
+            let u = view.resolve_user(&state.user())?;
+            (u.uid, u.gid)
+        };
         let opts = berth_store::LayerOptions {
             compression: self.req.compression,
             ..berth_store::LayerOptions::default()
@@ -177,15 +178,15 @@ impl Builder {
                 let mut h = tar::Header::new_gnu();
                 h.set_entry_type(tar::EntryType::Directory);
                 h.set_mode(0o755);
-                h.set_uid(0);
-                h.set_gid(0);
+                h.set_uid(u64::from(uid));
+                h.set_gid(u64::from(gid));
                 h.set_size(0);
                 h.set_mtime(mtime.max(0) as u64);
                 b.append_data(&mut h, format!("{d}/"), std::io::empty())?;
             }
             b.finish()
         })?;
-        Ok(Some(layer))
+        Ok(layer)
     }
 
     pub(crate) fn metadata(
@@ -198,21 +199,32 @@ impl Builder {
         use berth_grammar::Command as C;
         let created_by = match &ins.command {
             C::Arg { args } => {
+                let mut shown = Vec::new();
                 for a in args {
+                    let name = &a.name.value;
                     let value = self.arg_value(
                         state,
-                        &a.name.value,
+                        name,
                         a.default.as_ref().map(|d| d.value.as_str()),
                     )?;
                     if let Ok(mut used) = self.used_args.lock() {
-                        used.insert(a.name.value.clone());
+                        used.insert(name.clone());
+                    }
+                    if !state.arg_names.contains(name) {
+                        state.arg_names.push(name.clone());
                     }
                     match value {
-                        Some(v) => state.args.set(&a.name.value, &v),
-                        None => state.args.unset(&a.name.value),
+                        Some(v) => {
+                            shown.push(format!("{name}={v}"));
+                            state.args.set(name, &v)
+                        }
+                        None => {
+                            shown.push(name.clone());
+                            state.args.unset(name)
+                        }
                     }
                 }
-                return Ok(());
+                format!("ARG {}", shown.join(" "))
             }
             C::Env { pairs } => {
                 let mut env = state.env_list();
@@ -249,10 +261,18 @@ impl Builder {
                 format!("MAINTAINER {n}")
             }
             C::Expose { ports } => {
+                // BuildKit sorts the words as written, then expands each
+                // into words of its own.
+                let mut raw: Vec<&str> = ports.iter().map(|p| p.value.as_str()).collect();
+                raw.sort_unstable();
+                let vars = state.vars();
                 let mut all = Vec::new();
-                for p in ports {
-                    let p = self.expand(state, &p.value)?;
-                    all.extend(exposed_ports(&p).map_err(StepFailure)?);
+                for p in raw {
+                    let e = self.lex.expand(p, &vars)?;
+                    self.note_used(state, &e.matched);
+                    for w in e.words {
+                        all.extend(exposed_ports(&w).map_err(StepFailure)?);
+                    }
                 }
                 let map = state
                     .container()
@@ -261,8 +281,7 @@ impl Builder {
                 for p in &all {
                     map.insert(p.clone(), json!({}));
                 }
-                let shown: Vec<String> = all.iter().map(|p| format!("{p}:{{}}")).collect();
-                format!("EXPOSE map[{}]", shown.join(" "))
+                format!("EXPOSE {}", plain_list(&all))
             }
             C::User { user } => {
                 let u = self.expand(state, &user.value)?;
@@ -277,7 +296,10 @@ impl Builder {
             }
             C::Cmd { command } => {
                 let words = self.command_words(state, command);
-                state.container().cmd = Some(words.clone());
+                let c = state.container();
+                c.cmd = Some(words.clone());
+                // BuildKit sets it for every CMD, whatever its form.
+                c.args_escaped = Some(true);
                 state.cmd_set = true;
                 format!("CMD {}", go_list(&words))
             }
@@ -306,7 +328,7 @@ impl Builder {
                 for v in &all {
                     map.insert(v.clone(), json!({}));
                 }
-                format!("VOLUME {}", go_list(&all).replace('"', ""))
+                format!("VOLUME {}", plain_list(&all))
             }
             C::StopSignal { signal } => {
                 let s = self.expand(state, &signal.value)?;
@@ -342,14 +364,27 @@ impl Builder {
                     hc.insert("Retries".into(), json!(r));
                 }
                 let value = Value::Object(hc);
-                let shown = value.to_string();
                 state.container().healthcheck = Some(value);
-                format!("HEALTHCHECK {shown}")
+                // Go's %q of BuildKit's *HealthcheckConfig.
+                let d = |v: Option<u64>| {
+                    berth_grammar::go_quote(&crate::gofmt::duration(
+                        v.map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX)),
+                    ))
+                };
+                format!(
+                    "HEALTHCHECK &{{{} {} {} {} {} {}}}",
+                    go_list(&test),
+                    d(h.interval_ns),
+                    d(h.timeout_ns),
+                    d(h.start_period_ns),
+                    d(h.start_interval_ns),
+                    crate::gofmt::quoted_rune(i64::from(h.retries.unwrap_or(0)))
+                )
             }
             C::Shell { shell } => {
                 let words: Vec<String> = shell.iter().map(|w| w.value.clone()).collect();
                 state.container().shell = Some(words.clone());
-                format!("SHELL {}", go_list(&words))
+                format!("SHELL {}", plain_list(&words))
             }
             C::Onbuild { trigger } => {
                 let text = self.instruction_text(ins);
@@ -371,20 +406,35 @@ impl Builder {
                 )))
             }
         };
-        let key = CacheKey::new("META", &state.key)
-            .field(&created_by)
-            .finish();
+        // An ARG's value reaches the keys of the steps that read it, not
+        // the chain: a new value alone leaves a COPY after it cached.
+        let key_text = match &ins.command {
+            C::Arg { args } => {
+                let names: Vec<&str> = args.iter().map(|a| a.name.value.as_str()).collect();
+                format!("ARG {}", names.join(" "))
+            }
+            _ => created_by.clone(),
+        };
+        let key = CacheKey::new("META", &state.key).field(&key_text).finish();
         // A cached entry keeps the history times of the build that made it,
         // so an unchanged Dockerfile gives the same image ID.
         if self.reuse_cached(stage, state, &key, step)? {
+            if let Some(h) = state.config.history.last_mut() {
+                h.created_by = Some(created_by);
+            }
             return Ok(());
         }
-        // WORKDIR creates its folder when the image lacks it, as docker does.
-        let layer = match &ins.command {
-            C::Workdir { .. } => self.workdir_layer(state)?,
-            _ => None,
-        };
-        state.commit(&self.created, created_by, layer);
+        match &ins.command {
+            // BuildKit writes no history entry for ONBUILD.
+            C::Onbuild { .. } => state.commit_config(&self.created),
+            // WORKDIR is a layer (its missing folders, owned by the user;
+            // an empty one when it has them), `/` excepted, as BuildKit's.
+            C::Workdir { .. } if state.workdir() != "/" => {
+                let layer = self.workdir_layer(state)?;
+                state.commit(&self.created, created_by, Some(layer));
+            }
+            _ => state.commit(&self.created, created_by, None),
+        }
         self.finish_step(state, &key, step)
     }
 }

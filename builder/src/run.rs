@@ -113,10 +113,22 @@ impl Builder {
                 env.push(format!("{k}={v}"));
             }
         }
-        for k in crate::vars::PROXY_ARGS {
-            if let Some(v) = self.req.build_args.get(*k) {
-                if !has(&env, k) {
-                    env.push(format!("{k}={v}"));
+        // Proxy build args reach RUN under both spellings, without a
+        // declaration, and stay out of the history and the cache key (as
+        // BuildKit's ProxyEnv); of two spellings given, the lowercase wins.
+        for name in ["http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"] {
+            let value = self
+                .req
+                .build_args
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .next_back();
+            if let Some(v) = value {
+                for k in [name.to_ascii_uppercase(), name.to_string()] {
+                    if !has(&env, &k) {
+                        env.push(format!("{k}={v}"));
+                    }
                 }
             }
         }
@@ -134,6 +146,8 @@ impl Builder {
         r: &Run,
         step: &Step,
     ) -> StepResult {
+        let expanded = self.expand_mounts(state, r)?;
+        let r = &expanded;
         let args = command_args(state, r);
         let network = match r.network.as_ref().map(|w| w.value.as_str()) {
             None | Some("default") | Some("host") => Network::Host,
@@ -150,26 +164,19 @@ impl Builder {
             Some(other) => return Err(StepFailure(format!("unsupported security mode {other:?}"))),
         };
         let env = self.run_env(state);
-        // History shows the build args the step ran with, as docker's does.
+        // History shows every ARG declared so far, in declaration order,
+        // with the value the step sees (an ENV of the same name wins), as
+        // BuildKit's does.
+        let vars = state.vars();
         let arg_pairs: Vec<String> = state
-            .args
+            .arg_names
             .iter()
-            .filter(|(k, _)| !crate::vars::PROXY_ARGS.contains(&k.as_str()))
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|k| format!("{k}={}", vars.get(k).unwrap_or("")))
             .collect();
         if let Ok(mut used) = self.used_args.lock() {
             used.extend(state.args.iter().map(|(k, _)| k.clone()));
         }
-        let shown = match &r.command {
-            CommandLine::Shell { .. } => args.join(" "),
-            CommandLine::Exec { .. } => format!(
-                "[{}]",
-                args.iter()
-                    .map(|a| berth_grammar::go_quote(a))
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            ),
-        };
+        let shown = args.join(" ");
         let created_by = if arg_pairs.is_empty() {
             format!("RUN {shown} # buildkit")
         } else {
@@ -214,24 +221,15 @@ impl Builder {
             prune_copied_up(&rootfs.upper, &rootfs.lowers, &stubs);
             Ok(())
         }) {
+            // A step that changed nothing still gives a layer (an empty
+            // tar), as BuildKit's, so layer counts and history match.
             Ok(()) => {
-                let upper_empty = std::fs::read_dir(&rootfs.upper)
-                    .map(|mut d| d.next().is_none())
-                    .unwrap_or(true);
-                if upper_empty {
-                    Ok(None)
-                } else {
-                    let opts = LayerOptions {
-                        compression: self.req.compression,
-                        ..LayerOptions::default()
-                    };
-                    berth_store::layer::write_layer_from_dir(
-                        self.store.blobs(),
-                        &rootfs.upper,
-                        &opts,
-                    )
+                let opts = LayerOptions {
+                    compression: self.req.compression,
+                    ..LayerOptions::default()
+                };
+                berth_store::layer::write_layer_from_dir(self.store.blobs(), &rootfs.upper, &opts)
                     .map(Some)
-                }
             }
             Err(e) => {
                 let _ = rootfs.remove();
@@ -280,7 +278,14 @@ impl Builder {
         };
         let mut spec = docker_spec(&cfg)?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();
-        mounts.extend(bundle.etc_files("buildkitsandbox", network)?);
+        // Only /etc/hosts and /etc/resolv.conf, as BuildKit: a step sees
+        // the image's own /etc/hostname.
+        mounts.extend(
+            bundle
+                .etc_files("buildkitsandbox", network)?
+                .into_iter()
+                .filter(|m| m.destination() != Path::new("/etc/hostname")),
+        );
         let mut keep = Vec::new();
         if let CommandLine::Shell { .. } = &r.command {
             if args.first().map(String::as_str) == Some("/dev/pipes/script") {
@@ -309,10 +314,12 @@ impl Builder {
                 p.set_env(Some(e));
             }
         }
-        // Mount points the runtime has to create are not the step's output.
-        let stubs: Vec<PathBuf> = mounts
+        // Mount points the runtime has to create are not the step's output
+        // when the step left them empty (BuildKit removes such stubs).
+        let stubs: Vec<Vec<PathBuf>> = mounts
             .iter()
-            .filter_map(|m| first_missing(merged, &m.destination().to_string_lossy()))
+            .map(|m| missing_components(merged, &m.destination().to_string_lossy()))
+            .filter(|c| !c.is_empty())
             .collect();
         spec.set_mounts(Some(mounts));
         bundle.save(&spec)?;
@@ -348,14 +355,15 @@ impl Builder {
         .map_err(|e| StepFailure(format!("cannot wait for the runtime helper: {e}")))?;
         drop(keep);
         let mut rels = Vec::new();
-        for stub in stubs {
-            let _ = if stub.is_dir() && !stub.is_symlink() {
-                std::fs::remove_dir_all(&stub)
-            } else {
-                std::fs::remove_file(&stub)
-            };
-            if let Ok(rel) = stub.strip_prefix(merged) {
-                rels.push(rel.to_string_lossy().to_string());
+        for chain in stubs {
+            // Deepest first; a component the step put something in stays.
+            for stub in chain.iter().rev() {
+                if !remove_if_empty(stub) {
+                    break;
+                }
+                if let Ok(rel) = stub.strip_prefix(merged) {
+                    rels.push(rel.to_string_lossy().to_string());
+                }
             }
         }
         let code = status.code().unwrap_or(125);
@@ -369,6 +377,26 @@ impl Builder {
             )));
         }
         Ok(rels)
+    }
+
+    /// The step with its `--mount` options expanded where they name build
+    /// args (`type=$T,target=$DIR`), as today's BuildKit does.
+    fn expand_mounts(&self, state: &State, r: &Run) -> Result<Run, StepFailure> {
+        let mut r = r.clone();
+        let vars = state.vars();
+        for m in r.mounts.iter_mut() {
+            if !m.raw.contains('$') {
+                continue;
+            }
+            let raw = m.raw.clone();
+            *m = berth_grammar::expand_mount(&raw, m.span, |v| {
+                let e = self.lex.expand(v, &vars).map_err(|e| e.to_string())?;
+                self.note_used(state, &e.matched);
+                Ok(e.result)
+            })
+            .map_err(|e| StepFailure(format!("--mount={raw}: {e}")))?;
+        }
+        Ok(r)
     }
 
     /// What a `--mount` adds to the step's cache key: its options, and for a
@@ -601,14 +629,26 @@ fn set_mode_owner(
     Ok(())
 }
 
-/// The first component of `dest` (inside `root`) that does not exist yet.
-fn first_missing(root: &Path, dest: &str) -> Option<PathBuf> {
+/// The components of `dest` (inside `root`) that do not exist yet, outermost
+/// first.
+fn missing_components(root: &Path, dest: &str) -> Vec<PathBuf> {
     let mut p = root.to_path_buf();
+    let mut missing = Vec::new();
     for c in dest.split('/').filter(|c| !c.is_empty() && *c != ".") {
         p.push(c);
-        if p.symlink_metadata().is_err() {
-            return Some(p);
+        if !missing.is_empty() || p.symlink_metadata().is_err() {
+            missing.push(p.clone());
         }
     }
-    None
+    missing
+}
+
+/// Removes an empty directory or an empty file; true when it is gone.
+fn remove_if_empty(path: &Path) -> bool {
+    match path.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::remove_dir(path).is_ok(),
+        Ok(m) if m.is_file() && m.len() == 0 => std::fs::remove_file(path).is_ok(),
+        Ok(_) => false,
+        Err(_) => true,
+    }
 }

@@ -13,6 +13,9 @@ pub struct State {
     pub key: String,
     /// ARGs declared in this stage, with their values.
     pub args: Vars,
+    /// The names of the ARGs declared so far (with or without a value), in
+    /// declaration order: RUN's history shows them all.
+    pub arg_names: Vec<String>,
     /// A CMD came earlier in this stage (ENTRYPOINT then keeps it).
     pub cmd_set: bool,
 }
@@ -26,6 +29,7 @@ impl State {
             layers,
             key,
             args: Vars::default(),
+            arg_names: Vec::new(),
             cmd_set: false,
         }
     }
@@ -84,7 +88,18 @@ impl State {
 
     /// Takes a cached step's result.
     pub fn apply_entry(&mut self, entry: CacheEntry, key: String) {
-        self.config = entry.config;
+        let mut config = entry.config;
+        // The entry's history up to this step is the same steps as ours, but
+        // its ARG entries may show other values (an ARG's value is not in
+        // its key, so later steps stay cached when only the value changed):
+        // ours are kept, and the entries this step added are taken.
+        let have = self.config.history.len();
+        if config.history.len() >= have {
+            let added = config.history.split_off(have);
+            config.history = std::mem::take(&mut self.config.history);
+            config.history.extend(added);
+        }
+        self.config = config;
         self.layers = entry.layers.iter().map(LayerRef::from).collect();
         self.settle(&key);
     }
@@ -103,12 +118,21 @@ impl State {
 
     /// Records a step in the history, with its layer when it made one.
     pub fn commit(&mut self, created: &str, created_by: String, layer: Option<Layer>) {
+        self.commit_config(created);
+        self.push_history(created, created_by, layer);
+    }
+
+    /// A step that changes the config and writes no history (ONBUILD).
+    pub fn commit_config(&mut self, created: &str) {
+        self.config.created = Some(created.to_string());
+    }
+
+    fn push_history(&mut self, created: &str, created_by: String, layer: Option<Layer>) {
         let empty_layer = layer.is_none();
         if let Some(l) = layer {
             self.config.rootfs.diff_ids.push(l.diff_id.clone());
             self.layers.push(l.to_ref());
         }
-        self.config.created = Some(created.to_string());
         self.config.history.push(History {
             created: Some(created.to_string()),
             created_by: Some(created_by),

@@ -2,29 +2,34 @@
 //! ENV winning over an ARG of the same name, as docker does.
 
 use berth_grammar::shell::{ExpandError, ShellLex};
-use std::collections::BTreeMap;
-
-/// An ordered set of variables.
+/// Variables in the order they were first set (BuildKit lists build args
+/// in declaration order); setting one again changes its value in place.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Vars {
-    map: BTreeMap<String, String>,
+    entries: Vec<(String, String)>,
 }
 
 impl Vars {
     pub fn set(&mut self, k: &str, v: &str) {
-        self.map.insert(k.to_string(), v.to_string());
+        match self.entries.iter_mut().find(|(name, _)| name == k) {
+            Some(e) => e.1 = v.to_string(),
+            None => self.entries.push((k.to_string(), v.to_string())),
+        }
     }
 
     pub fn unset(&mut self, k: &str) {
-        self.map.remove(k);
+        self.entries.retain(|(name, _)| name != k);
     }
 
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.map.get(k).map(String::as_str)
+        self.entries
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.map.iter()
+        self.entries.iter().map(|(k, v)| (k, v))
     }
 
     /// Variables from `KEY=VALUE` lines (an image's Env).

@@ -138,6 +138,51 @@ fn run_case(root: &Path, work: &Path, name: &str) -> Vec<String> {
             problems.push(format!("Author is {}, not {a}", info[0]["Author"]));
         }
     }
+    // The image config as stored (history and layers are not in inspect).
+    let image_config: Value = info[0]["Id"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("sha256:"))
+        .and_then(|hex| std::fs::read(root.join("blobs/sha256").join(hex)).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    if let Some(n) = case["layers"].as_u64() {
+        let got = image_config["rootfs"]["diff_ids"]
+            .as_array()
+            .map_or(0, |a| a.len());
+        if got as u64 != n {
+            problems.push(format!("the image has {got} layers, not {n}"));
+        }
+    }
+    if let Some(want) = case["history"].as_array() {
+        // The last entries, "(empty) " marking the ones without a layer.
+        let got: Vec<String> = image_config["history"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|h| {
+                        let by = h["created_by"].as_str().unwrap_or("");
+                        if h["empty_layer"] == true {
+                            format!("(empty) {by}")
+                        } else {
+                            by.to_string()
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let want: Vec<String> = want
+            .iter()
+            .filter_map(|w| w.as_str().map(String::from))
+            .collect();
+        let tail = &got[got.len().saturating_sub(want.len())..];
+        if tail != want.as_slice() {
+            problems.push(format!(
+                "history ends with\n  {}\nnot\n  {}",
+                tail.join("\n  "),
+                want.join("\n  ")
+            ));
+        }
+    }
     for k in strings(&case["absent"], &ctx) {
         if !config[&k].is_null() {
             problems.push(format!("Config.{k} must be unset, is {}", config[&k]));

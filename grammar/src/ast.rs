@@ -210,6 +210,9 @@ pub struct Mount {
     pub required: Option<bool>,
     pub size: Option<String>,
     pub env: Option<String>,
+    /// The option text as written; the builder reads it again after
+    /// expanding build args when it names any (`type=$T`).
+    pub raw: String,
     pub span: Span,
 }
 

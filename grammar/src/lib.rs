@@ -23,6 +23,7 @@ pub use dump::go_quote;
 pub use error::{ErrorDetails, ParseError};
 pub use scanner::Warning;
 pub use span::Span;
+pub use typed::{expand_mount, parse_mount};
 pub use syntax::{
     heredocs_in_line, parse_heredoc_marker, parse_syntax, Args, Directive, HeredocMarker,
     SyntaxNode, SyntaxTree,

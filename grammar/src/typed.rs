@@ -632,84 +632,124 @@ impl Errors<'_> {
         }
     }
 
-    /// `type=cache,target=/x,...` as BuildKit reads a `--mount`.
+    /// `type=cache,target=/x,...` as BuildKit reads a `--mount`. Options
+    /// that name build args (`type=$T`) are checked by the builder once it
+    /// has expanded them; until then the mount keeps its text in `raw`.
     fn mount(&self, flag: &Word) -> Result<Mount, ParseError> {
-        let mut m = Mount {
-            kind: MountType::Bind,
-            target: None,
-            source: None,
-            from: None,
-            id: None,
-            readonly: None,
-            sharing: None,
-            mode: None,
-            uid: None,
-            gid: None,
-            required: None,
-            size: None,
-            env: None,
-            span: flag.span,
-        };
-        let err = |msg: String| self.at(flag.span, msg);
-        let parse_bool = |key: &str, v: Option<&str>| -> Result<bool, ParseError> {
-            match v.map(|s| s.to_ascii_lowercase()) {
-                None => Ok(true),
-                Some(s) if s == "true" => Ok(true),
-                Some(s) if s == "false" => Ok(false),
-                Some(s) => Err(err(format!("invalid value for {key}: {s}"))),
+        match parse_mount(&flag.value, flag.span) {
+            Ok(m) => Ok(m),
+            Err(_) if flag.value.contains('$') => {
+                let mut m = empty_mount(flag.span);
+                m.raw = flag.value.clone();
+                Ok(m)
             }
-        };
-        for field in split_csv(&flag.value) {
-            let (key, value) = match field.split_once('=') {
-                Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
-                None => (field.trim().to_ascii_lowercase(), None),
-            };
-            let need = |v: Option<String>| {
-                v.ok_or_else(|| err(format!("invalid field '{field}' must be a key=value pair")))
-            };
-            match key.as_str() {
-                "type" => {
-                    m.kind = match need(value)?.as_str() {
-                        "bind" => MountType::Bind,
-                        "cache" => MountType::Cache,
-                        "tmpfs" => MountType::Tmpfs,
-                        "secret" => MountType::Secret,
-                        "ssh" => MountType::Ssh,
-                        other => return Err(err(format!("unsupported mount type {other:?}"))),
-                    }
-                }
-                "target" | "dst" | "destination" => m.target = Some(need(value)?),
-                "source" | "src" => m.source = Some(need(value)?),
-                "from" => m.from = Some(need(value)?),
-                "id" => m.id = Some(need(value)?),
-                "ro" | "readonly" => m.readonly = Some(parse_bool(&key, value.as_deref())?),
-                "rw" | "readwrite" => m.readonly = Some(!parse_bool(&key, value.as_deref())?),
-                "sharing" => {
-                    let v = need(value)?;
-                    if !matches!(v.as_str(), "shared" | "private" | "locked") {
-                        return Err(err(format!("unsupported sharing value {v:?}")));
-                    }
-                    m.sharing = Some(v)
-                }
-                "mode" => m.mode = Some(need(value)?),
-                "uid" => m.uid = Some(need(value)?),
-                "gid" => m.gid = Some(need(value)?),
-                "required" => m.required = Some(parse_bool(&key, value.as_deref())?),
-                "size" => m.size = Some(need(value)?),
-                "env" => m.env = Some(need(value)?),
-                _ => return Err(err(format!("unexpected key '{key}' in '{field}'"))),
-            }
+            Err(msg) => Err(self.at(flag.span, msg)),
         }
-        if m.target.is_none()
-            && matches!(
-                m.kind,
-                MountType::Bind | MountType::Cache | MountType::Tmpfs
-            )
-        {
-            return Err(err("mount target must be specified (target=/path)".into()));
-        }
-        Ok(m)
     }
+}
+
+fn empty_mount(span: Span) -> Mount {
+    Mount {
+        kind: MountType::Bind,
+        target: None,
+        source: None,
+        from: None,
+        id: None,
+        readonly: None,
+        sharing: None,
+        mode: None,
+        uid: None,
+        gid: None,
+        required: None,
+        size: None,
+        env: None,
+        raw: String::new(),
+        span,
+    }
+}
+
+/// Reads one `--mount` value (`type=cache,target=/x,...`) as BuildKit does.
+pub fn parse_mount(value: &str, span: Span) -> Result<Mount, String> {
+    let mut m = empty_mount(span);
+    m.raw = value.to_string();
+    let parse_bool = |key: &str, v: Option<&str>| -> Result<bool, String> {
+        match v.map(|s| s.to_ascii_lowercase()) {
+            None => Ok(true),
+            Some(s) if s == "true" => Ok(true),
+            Some(s) if s == "false" => Ok(false),
+            Some(s) => Err(format!("invalid value for {key}: {s}")),
+        }
+    };
+    for field in split_csv(value) {
+        let (key, value) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        let need =
+            |v: Option<String>| v.ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"));
+        match key.as_str() {
+            "type" => {
+                m.kind = match need(value)?.as_str() {
+                    "bind" => MountType::Bind,
+                    "cache" => MountType::Cache,
+                    "tmpfs" => MountType::Tmpfs,
+                    "secret" => MountType::Secret,
+                    "ssh" => MountType::Ssh,
+                    other => return Err(format!("unsupported mount type {other:?}")),
+                }
+            }
+            "target" | "dst" | "destination" => m.target = Some(need(value)?),
+            "source" | "src" => m.source = Some(need(value)?),
+            "from" => m.from = Some(need(value)?),
+            "id" => m.id = Some(need(value)?),
+            "ro" | "readonly" => m.readonly = Some(parse_bool(&key, value.as_deref())?),
+            "rw" | "readwrite" => m.readonly = Some(!parse_bool(&key, value.as_deref())?),
+            "sharing" => {
+                let v = need(value)?;
+                if !matches!(v.as_str(), "shared" | "private" | "locked") {
+                    return Err(format!("unsupported sharing value {v:?}"));
+                }
+                m.sharing = Some(v)
+            }
+            "mode" => m.mode = Some(need(value)?),
+            "uid" => m.uid = Some(need(value)?),
+            "gid" => m.gid = Some(need(value)?),
+            "required" => m.required = Some(parse_bool(&key, value.as_deref())?),
+            "size" => m.size = Some(need(value)?),
+            "env" => m.env = Some(need(value)?),
+            _ => return Err(format!("unexpected key '{key}' in '{field}'")),
+        }
+    }
+    if m.target.is_none() && matches!(m.kind, MountType::Bind | MountType::Cache | MountType::Tmpfs)
+    {
+        return Err("mount target must be specified (target=/path)".into());
+    }
+    Ok(m)
+}
+
+/// Expands the value of every `key=value` field of a `--mount` with
+/// `expand` (bare flags such as `ro` stay as written), then reads it.
+pub fn expand_mount(
+    raw: &str,
+    span: Span,
+    mut expand: impl FnMut(&str) -> Result<String, String>,
+) -> Result<Mount, String> {
+    let mut fields = Vec::new();
+    for field in split_csv(raw) {
+        match field.split_once('=') {
+            Some((k, v)) => {
+                let v = expand(v)?;
+                // Quotes keep a comma the expansion brought in.
+                if v.contains(',') {
+                    fields.push(format!("{k}=\"{v}\""));
+                } else {
+                    fields.push(format!("{k}={v}"));
+                }
+            }
+            None => fields.push(field),
+        }
+    }
+    parse_mount(&fields.join(","), span)
 }
 
 /// Splits a comma-separated mount spec; double quotes protect commas.

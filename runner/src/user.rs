@@ -13,10 +13,8 @@ pub struct ResolvedUser {
     pub home: String,
 }
 
-fn lines(rootfs: &Path, file: &str) -> Vec<Vec<String>> {
-    std::fs::read_to_string(rootfs.join(file))
-        .unwrap_or_default()
-        .lines()
+fn lines(text: &str) -> Vec<Vec<String>> {
+    text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| l.split(':').map(String::from).collect())
         .collect()
@@ -24,12 +22,20 @@ fn lines(rootfs: &Path, file: &str) -> Vec<Vec<String>> {
 
 /// Resolves `spec` (`""`, `name`, `uid`, `name:group`, `uid:gid`).
 pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
+    let read = |f: &str| std::fs::read_to_string(rootfs.join(f)).unwrap_or_default();
+    resolve_from(&read("etc/passwd"), &read("etc/group"), spec)
+}
+
+/// Resolves `spec` against the text of a passwd and a group file. A group
+/// given with the user is the only group (no supplementary ones), as runc's
+/// and BuildKit's lookup does it.
+pub fn resolve_from(passwd: &str, group_file: &str, spec: &str) -> Result<ResolvedUser> {
     let (user, group) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
     let user = if user.is_empty() { "0" } else { user };
-    let passwd = lines(rootfs, "etc/passwd");
+    let passwd = lines(passwd);
     let entry = passwd
         .iter()
         .find(|f| f.len() >= 4 && (f[0] == user || f[2] == user));
@@ -47,7 +53,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
             )))
         }
     };
-    let groups = lines(rootfs, "etc/group");
+    let groups = lines(group_file);
     if let Some(g) = group {
         gid = match groups
             .iter()
@@ -61,7 +67,7 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser> {
             })?,
         };
     }
-    let additional_gids = if name.is_empty() {
+    let additional_gids = if name.is_empty() || group.is_some() {
         Vec::new()
     } else {
         groups
@@ -108,7 +114,8 @@ mod tests {
             ),
             (1000, 1000, vec![10], "/home/app")
         );
-        assert_eq!(resolve(&dir, "app:wheel").unwrap().gid, 10);
+        let explicit = resolve(&dir, "app:wheel").unwrap();
+        assert_eq!((explicit.gid, explicit.additional_gids), (10, vec![]));
         assert_eq!(
             resolve(&dir, "4242:4343").unwrap(),
             ResolvedUser {
