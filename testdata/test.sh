@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # System packages the test suite uses. Kept in one place so CI and a fresh
 # machine install the same set.
-APT_PACKAGES=(ca-certificates busybox-static skopeo umoci tar gzip bzip2 xz-utils zstd docker-registry apache2-utils openssl runc slirp4netns curl bsdutils iproute2 uidmap)
+APT_PACKAGES=(ca-certificates busybox-static skopeo umoci tar gzip bzip2 xz-utils zstd docker-registry apache2-utils openssl runc slirp4netns curl bsdutils iproute2 uidmap docker.io)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
@@ -47,3 +47,14 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$log"
 echo
 awk '/^test result:/ { for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+
+# The differential check: every build case built with berth and with
+# BuildKit (Debian's docker.io, a private dockerd without bridge or iptables
+# rules), compared file by file; differences that are the peer's age are
+# listed in testdata/conformance/peer-age.tsv. Needs root (CI runs as root).
+if [ "$(id -u)" = 0 ]; then
+  echo "== differential build check against BuildKit"
+  bash testdata/conformance/diff.sh target/debug/berth
+else
+  echo "== differential build check skipped: dockerd needs root"
+fi

@@ -838,3 +838,50 @@ fn independent_stages_run_at_the_same_time() {
         "the stages ran one after the other: {s1}-{e1} and {s2}-{e2}"
     );
 }
+
+#[test]
+fn proxy_build_args_stay_out_of_history_and_cache_keys() {
+    let Some((_tmp, root, ctx)) = build_setup() else {
+        return;
+    };
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo \"$http_proxy $HTTP_PROXY $no_proxy\" > /p\n",
+    )
+    .unwrap();
+    let first = build_in(
+        &root,
+        &ctx,
+        &[
+            "-t",
+            "proxied",
+            "--build-arg",
+            "http_proxy=http://first.example:3128",
+            "--build-arg",
+            "NO_PROXY=local",
+        ],
+    );
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(!text(&first.stderr).contains("not consumed"));
+    let o = berth(&root, &["run", "--rm", "proxied", "cat", "/p"]);
+    assert_eq!(
+        text(&o.stdout).trim(),
+        "http://first.example:3128 http://first.example:3128 local"
+    );
+    let history = berth(&root, &["history", "--no-trunc", "proxied"]);
+    assert!(history.status.success());
+    assert!(!text(&history.stdout).contains("first.example"));
+    // Another proxy is not another step: the RUN is a cache hit.
+    let second = build_in(
+        &root,
+        &ctx,
+        &["-t", "proxied", "--build-arg", "http_proxy=http://second.example:3128"],
+    );
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert_eq!(
+        cached_steps(&second),
+        vec!["RUN echo \"$http_proxy $HTTP_PROXY $no_proxy\" > /p"],
+        "{}",
+        text(&second.stderr)
+    );
+}

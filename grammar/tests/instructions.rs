@@ -89,6 +89,46 @@ fn run_forms_and_flags() {
 }
 
 #[test]
+fn mount_options_naming_build_args_wait_for_the_builder() {
+    // `type=$T` cannot be checked before expansion: the mount keeps its text.
+    let c = commands("FROM a\nRUN --mount=type=$T,target=$DIR x\n");
+    let Command::Run(r) = &c[1] else { panic!() };
+    assert_eq!(r.mounts[0].raw, "type=$T,target=$DIR");
+    let vars = |v: &str| -> Result<String, String> {
+        Ok(match v {
+            "$T" => "tmpfs".into(),
+            "$DIR" => "/scratch".into(),
+            "$ID" => "a,b".into(),
+            other => other.to_string(),
+        })
+    };
+    let m = berth_grammar::expand_mount(&r.mounts[0].raw, r.mounts[0].span, vars).unwrap();
+    assert_eq!(m.kind, MountType::Tmpfs);
+    assert_eq!(m.target.as_deref(), Some("/scratch"));
+    // A comma an expansion brings in stays in its value; bare flags stay.
+    let m = berth_grammar::expand_mount(
+        "type=cache,id=$ID,target=/c,ro",
+        r.mounts[0].span,
+        vars,
+    )
+    .unwrap();
+    assert_eq!(
+        (m.id.as_deref(), m.readonly),
+        (Some("a,b"), Some(true))
+    );
+    // Once expanded, a bad value is an error as it would have been.
+    let err = berth_grammar::expand_mount("type=$X,target=/x", r.mounts[0].span, |_| {
+        Ok("nfs".into())
+    })
+    .unwrap_err();
+    assert!(err.contains("unsupported mount type \"nfs\""), "{err}");
+    // Without a variable, errors still come at parse time.
+    assert!(parse_err("FROM a\nRUN --mount=type=nfs,target=/x x\n")
+        .message
+        .contains("unsupported mount type"));
+}
+
+#[test]
 fn copy_and_add_flags() {
     let c = commands(
         "FROM a\nCOPY --from=build --chown=app:app --chmod=0755 --link --parents --exclude=*.md --exclude=tmp a b /dst/\nADD --checksum=sha256:abc --keep-git-dir=true https://example.com/x.tgz /x\nCOPY [\"a b\", \"/c d/\"]\n",

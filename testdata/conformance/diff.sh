@@ -13,9 +13,10 @@
 # is stopped on exit. DOCKER_HOST set in the environment uses that engine instead.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-BERTH="$(realpath "${1:-target/debug/berth}")"
-[ $# -gt 0 ] && shift
+BERTH=target/debug/berth
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then BERTH="$1"; shift; fi
 [ "${1:-}" = "--" ] && shift
+BERTH="$(realpath "$BERTH")"
 W="${DIFF_WORK:-/tmp/berth-diff-dockerd}"
 
 if [ "$(id -u)" = 0 ] && ! dpkg-query -W -f='${Status}' docker.io 2>/dev/null | grep -q "install ok installed"; then
