@@ -535,7 +535,8 @@ impl Builder {
                 let missing = missing_parents(&items, |d| {
                     resolve_in(&merged, d).is_ok_and(|p| p.symlink_metadata().is_ok())
                 });
-                let dirs = parent_entries(&missing, owner, chmod, clamp(time_of(&self.created), epoch));
+                let dirs =
+                    parent_entries(&missing, owner, chmod, clamp(time_of(&self.created), epoch));
                 write_items(&rootfs.merged, &dirs, &items, owner, chmod, epoch)?;
                 let upper_empty = fs::read_dir(&rootfs.upper)
                     .map(|mut d| d.next().is_none())

@@ -202,11 +202,8 @@ impl Builder {
                 let mut shown = Vec::new();
                 for a in args {
                     let name = &a.name.value;
-                    let value = self.arg_value(
-                        state,
-                        name,
-                        a.default.as_ref().map(|d| d.value.as_str()),
-                    )?;
+                    let value =
+                        self.arg_value(state, name, a.default.as_ref().map(|d| d.value.as_str()))?;
                     if let Ok(mut used) = self.used_args.lock() {
                         used.insert(name.clone());
                     }

@@ -116,7 +116,13 @@ impl Builder {
         // Proxy build args reach RUN under both spellings, without a
         // declaration, and stay out of the history and the cache key (as
         // BuildKit's ProxyEnv); of two spellings given, the lowercase wins.
-        for name in ["http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"] {
+        for name in [
+            "http_proxy",
+            "https_proxy",
+            "ftp_proxy",
+            "no_proxy",
+            "all_proxy",
+        ] {
             let value = self
                 .req
                 .build_args
@@ -286,6 +292,11 @@ impl Builder {
                 .into_iter()
                 .filter(|m| m.destination() != Path::new("/etc/hostname")),
         );
+        // BuildKit's hosts file for its sandbox, byte for byte.
+        std::fs::write(
+            bundle.dir().join("hosts"),
+            "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+        )?;
         let mut keep = Vec::new();
         if let CommandLine::Shell { .. } = &r.command {
             if args.first().map(String::as_str) == Some("/dev/pipes/script") {

@@ -875,7 +875,12 @@ fn proxy_build_args_stay_out_of_history_and_cache_keys() {
     let second = build_in(
         &root,
         &ctx,
-        &["-t", "proxied", "--build-arg", "http_proxy=http://second.example:3128"],
+        &[
+            "-t",
+            "proxied",
+            "--build-arg",
+            "http_proxy=http://second.example:3128",
+        ],
     );
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert_eq!(

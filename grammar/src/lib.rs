@@ -23,11 +23,11 @@ pub use dump::go_quote;
 pub use error::{ErrorDetails, ParseError};
 pub use scanner::Warning;
 pub use span::Span;
-pub use typed::{expand_mount, parse_mount};
 pub use syntax::{
     heredocs_in_line, parse_heredoc_marker, parse_syntax, Args, Directive, HeredocMarker,
     SyntaxNode, SyntaxTree,
 };
+pub use typed::{expand_mount, parse_mount};
 
 /// Parses Dockerfile bytes into the typed AST. Bytes that are not UTF-8 are
 /// replaced, as a text editor would show them.

@@ -685,8 +685,9 @@ pub fn parse_mount(value: &str, span: Span) -> Result<Mount, String> {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
             None => (field.trim().to_ascii_lowercase(), None),
         };
-        let need =
-            |v: Option<String>| v.ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"));
+        let need = |v: Option<String>| {
+            v.ok_or_else(|| format!("invalid field '{field}' must be a key=value pair"))
+        };
         match key.as_str() {
             "type" => {
                 m.kind = match need(value)?.as_str() {
@@ -720,7 +721,11 @@ pub fn parse_mount(value: &str, span: Span) -> Result<Mount, String> {
             _ => return Err(format!("unexpected key '{key}' in '{field}'")),
         }
     }
-    if m.target.is_none() && matches!(m.kind, MountType::Bind | MountType::Cache | MountType::Tmpfs)
+    if m.target.is_none()
+        && matches!(
+            m.kind,
+            MountType::Bind | MountType::Cache | MountType::Tmpfs
+        )
     {
         return Err("mount target must be specified (target=/path)".into());
     }

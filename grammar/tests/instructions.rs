@@ -106,21 +106,13 @@ fn mount_options_naming_build_args_wait_for_the_builder() {
     assert_eq!(m.kind, MountType::Tmpfs);
     assert_eq!(m.target.as_deref(), Some("/scratch"));
     // A comma an expansion brings in stays in its value; bare flags stay.
-    let m = berth_grammar::expand_mount(
-        "type=cache,id=$ID,target=/c,ro",
-        r.mounts[0].span,
-        vars,
-    )
-    .unwrap();
-    assert_eq!(
-        (m.id.as_deref(), m.readonly),
-        (Some("a,b"), Some(true))
-    );
+    let m = berth_grammar::expand_mount("type=cache,id=$ID,target=/c,ro", r.mounts[0].span, vars)
+        .unwrap();
+    assert_eq!((m.id.as_deref(), m.readonly), (Some("a,b"), Some(true)));
     // Once expanded, a bad value is an error as it would have been.
-    let err = berth_grammar::expand_mount("type=$X,target=/x", r.mounts[0].span, |_| {
-        Ok("nfs".into())
-    })
-    .unwrap_err();
+    let err =
+        berth_grammar::expand_mount("type=$X,target=/x", r.mounts[0].span, |_| Ok("nfs".into()))
+            .unwrap_err();
     assert!(err.contains("unsupported mount type \"nfs\""), "{err}");
     // Without a variable, errors still come at parse time.
     assert!(parse_err("FROM a\nRUN --mount=type=nfs,target=/x x\n")

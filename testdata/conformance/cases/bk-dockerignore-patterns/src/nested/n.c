@@ -1,0 +1,1 @@
+src/nested/n.c

@@ -1,0 +1,2 @@
+FROM bk-onbuild-gc-parent
+ONBUILD RUN echo from-child-trigger > /child-trigger

@@ -1,0 +1,2 @@
+FROM busybox
+ONBUILD RUN echo from-parent-trigger > /parent-trigger
