@@ -191,15 +191,16 @@ fn parse_chmod(s: &str) -> Result<u32, StepFailure> {
         })
 }
 
-/// `--chown=user[:group]`: names from the image's passwd and group files;
-/// a user without a group gets the group with the same number, as docker does.
+/// `--chown=user[:group]`: names from the image's passwd and group files.
+/// A user named without a group gets its primary group; a number without a
+/// group, the group of the same number (BuildKit's file op reads it so).
 fn parse_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32), StepFailure> {
     let resolved = berth_runner::user::resolve(rootfs, spec).map_err(|e| {
         StepFailure(format!(
             "unable to convert uid/gid chown string to host mapping: {e}"
         ))
     })?;
-    if spec.contains(':') {
+    if spec.contains(':') || spec.parse::<u32>().is_err() {
         Ok((resolved.uid, resolved.gid))
     } else {
         Ok((resolved.uid, resolved.uid))
