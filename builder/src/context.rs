@@ -372,11 +372,8 @@ impl Context {
                 out.push(f);
             }
         }
-        if out.is_empty() {
-            return Err(Error::Invalid(format!(
-                "failed to compute cache key: no source files were specified: \"{src}\" matches nothing in the build context"
-            )));
-        }
+        // A wildcard that matches nothing copies nothing, as BuildKit's
+        // copy allows empty wildcards (testEmptyWildcard).
         Ok(out)
     }
 

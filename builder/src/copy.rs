@@ -101,6 +101,9 @@ enum Item {
     Data { data: Vec<u8>, target: String },
     /// A local archive to unpack under `target`.
     Archive { path: PathBuf, target: String },
+    /// A folder that must exist (a directory source's destination, made
+    /// like the parents even when the source is empty).
+    Folder { target: String },
     /// A URL whose checksum is known, fetched only on a cache miss.
     Url {
         url: String,
@@ -179,11 +182,14 @@ fn verify_checksum(path: &Path, name: &str, want: &str) -> Result<(), StepFailur
     Ok(())
 }
 
-/// `--chmod`: octal only, as BuildKit's classic form.
+/// `--chmod`: octal only, as BuildKit's classic form. Only the permission
+/// bits apply: BuildKit takes it as a Go `os.FileMode`, whose setuid, setgid
+/// and sticky bits are not 04000, 02000 and 01000, so `os.Chmod` drops them.
 fn parse_chmod(s: &str) -> Result<u32, StepFailure> {
     u32::from_str_radix(s, 8)
         .ok()
         .filter(|m| *m <= 0o7777)
+        .map(|m| m & 0o777)
         .ok_or_else(|| {
             StepFailure(format!(
                 "invalid chmod parameter {s:?}: use an octal mode like 755"
@@ -630,6 +636,9 @@ impl Builder {
             key.field("dir")
                 .field(m)
                 .field(&ctx.digest(&rel_top, &files)?);
+            items.push(Item::Folder {
+                target: base_target(""),
+            });
             for f in files {
                 let sub = f
                     .rel
@@ -740,6 +749,7 @@ fn item_target(it: &Item) -> &str {
         Item::Path { target, .. }
         | Item::Data { target, .. }
         | Item::Archive { target, .. }
+        | Item::Folder { target }
         | Item::Url { target, .. } => strip_root(target),
     }
 }
@@ -784,7 +794,7 @@ fn write_direct(
             b.append_data(&mut h, format!("{d}/"), io::empty())?;
         }
         for it in items {
-            append_item(&mut b, it, owner, chmod, epoch)
+            append_item(&mut b, it, owner, chmod, epoch, Some(view))
                 .map_err(|StepFailure(m)| io::Error::other(m))?;
         }
         b.finish()
@@ -800,14 +810,14 @@ fn missing_parents(
 ) -> std::collections::BTreeSet<String> {
     let targets: std::collections::HashSet<&str> = items
         .iter()
-        .filter(|i| !matches!(i, Item::Archive { .. }))
+        .filter(|i| !matches!(i, Item::Archive { .. } | Item::Folder { .. }))
         .map(item_target)
         .collect();
     let mut parents = std::collections::BTreeSet::new();
     for it in items {
         let t = item_target(it);
         let mut anc = Path::new(t).parent();
-        if matches!(it, Item::Archive { .. }) {
+        if matches!(it, Item::Archive { .. } | Item::Folder { .. }) {
             anc = Some(Path::new(t));
         }
         while let Some(d) = anc.filter(|d| !d.as_os_str().is_empty()) {
@@ -853,6 +863,7 @@ fn retarget(items: &mut [Item], from: &str, to: &str) {
             Item::Path { target, .. }
             | Item::Data { target, .. }
             | Item::Archive { target, .. }
+            | Item::Folder { target }
             | Item::Url { target, .. } => target,
         };
         if target == from {
@@ -915,7 +926,7 @@ fn write_items(
                 b.append_data(&mut h, path, io::empty())?;
             }
             for it in items {
-                append_item(&mut b, it, owner, chmod, epoch)?;
+                append_item(&mut b, it, owner, chmod, epoch, None)?;
             }
             b.finish()?;
             Ok(())
@@ -936,12 +947,17 @@ fn strip_root(target: &str) -> &str {
     target.trim_start_matches('/')
 }
 
+/// Appends one item. `view` (the image, when the tar is the layer itself)
+/// lets an archive's implied folders (`a/b/c` without `a/` and `a/b/`) be
+/// written as the unpacking creates them: as the image has them, else 0755
+/// and root's.
 fn append_item<W: Write>(
     b: &mut tar::Builder<W>,
     it: &Item,
     owner: Option<(u32, u32)>,
     chmod: Option<u32>,
     epoch: Option<i64>,
+    view: Option<&LowerView>,
 ) -> Result<(), StepFailure> {
     match it {
         Item::Data { data, target } => {
@@ -977,6 +993,8 @@ fn append_item<W: Write>(
         Item::Url { url, .. } => {
             return Err(StepFailure(format!("{url} was not downloaded")));
         }
+        // Made with the parents.
+        Item::Folder { .. } => {}
         Item::Archive { path, target } => {
             let mut archive = tar::Archive::new(open_archive(path)?);
             let prefix = strip_root(target).trim_end_matches('/').to_string();
@@ -989,13 +1007,52 @@ fn append_item<W: Write>(
                     format!("{prefix}/{p}")
                 }
             };
+            let mut dirs = std::collections::HashSet::new();
             for entry in archive.entries()? {
                 let mut entry = entry?;
                 let path = entry.path()?.into_owned();
                 let mut h = entry.header().clone();
                 let name = join(&path);
-                if name.is_empty() || name == prefix {
+                // The archive's own root (`./`) is the destination, which
+                // keeps what it has (BuildKit's unpacking skips it).
+                let bare = name.trim_end_matches('/');
+                if bare.is_empty() || bare == prefix || bare.ends_with("/.") {
                     continue;
+                }
+                if let Some(view) = view {
+                    let mut implied = Vec::new();
+                    let mut anc = Path::new(bare).parent();
+                    while let Some(d) = anc.filter(|d| d.as_os_str().len() > prefix.len()) {
+                        let ds = d.to_string_lossy().to_string();
+                        if !dirs.insert(ds.clone()) {
+                            break;
+                        }
+                        implied.push(ds);
+                        anc = d.parent();
+                    }
+                    for d in implied.iter().rev() {
+                        let mut dh = tar::Header::new_gnu();
+                        dh.set_entry_type(tar::EntryType::Directory);
+                        dh.set_size(0);
+                        match view.lookup(d) {
+                            Some(m) if m.is_dir() => {
+                                dh.set_mode(m.mode() & 0o7777);
+                                dh.set_uid(u64::from(m.uid()));
+                                dh.set_gid(u64::from(m.gid()));
+                                dh.set_mtime(clamp(m.mtime(), epoch));
+                            }
+                            _ => {
+                                dh.set_mode(0o755);
+                                dh.set_uid(0);
+                                dh.set_gid(0);
+                                dh.set_mtime(h.mtime().unwrap_or(0));
+                            }
+                        }
+                        b.append_data(&mut dh, format!("{d}/"), io::empty())?;
+                    }
+                    if h.entry_type() == tar::EntryType::Directory {
+                        dirs.insert(bare.to_string());
+                    }
                 }
                 match h.entry_type() {
                     tar::EntryType::Link => {

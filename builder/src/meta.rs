@@ -38,6 +38,17 @@ pub fn resolve_workdir(current: &str, path: &str) -> String {
     }
 }
 
+/// The working directory as BuildKit records it: an absolute path as
+/// written, a relative one joined to the current one and cleaned (Go's
+/// `path.Join`).
+fn workdir_as_written(current: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        resolve_workdir(current, path)
+    }
+}
+
 /// `80`, `80/udp`, `8000-8002/tcp` → docker's `port/proto` keys.
 fn exposed_ports(word: &str) -> Result<Vec<String>, String> {
     // `[ip:]host:container[/proto]`: only the container side is exposed.
@@ -227,11 +238,10 @@ impl Builder {
                 let mut env = state.env_list();
                 let mut shown = Vec::new();
                 for p in pairs {
+                    // Every pair is expanded with the variables from before
+                    // the instruction (docker's documented rule).
                     let k = self.expand(state, &p.key.value)?;
-                    // Later pairs of one ENV see the values of earlier ones.
-                    let mut scratch = state.clone();
-                    scratch.container().env = Some(env.clone());
-                    let v = self.expand(&scratch, &p.value.value)?;
+                    let v = self.expand(state, &p.value.value)?;
                     set_env(&mut env, &k, &v);
                     shown.push(format!("{k}={v}"));
                 }
@@ -287,14 +297,15 @@ impl Builder {
             }
             C::Workdir { path } => {
                 let p = self.expand(state, &path.value)?;
-                let wd = resolve_workdir(&state.workdir(), &p);
+                let wd = workdir_as_written(&state.workdir(), &p);
                 state.container().working_dir = Some(wd.clone());
                 format!("WORKDIR {wd}")
             }
             C::Cmd { command } => {
                 let words = self.command_words(state, command);
                 let c = state.container();
-                c.cmd = Some(words.clone());
+                // `CMD []` clears it (null, as BuildKit's nil slice).
+                c.cmd = Some(words.clone()).filter(|w| !w.is_empty());
                 // BuildKit sets it for every CMD, whatever its form.
                 c.args_escaped = Some(true);
                 state.cmd_set = true;
@@ -304,7 +315,7 @@ impl Builder {
                 let words = self.command_words(state, command);
                 let cmd_set = state.cmd_set;
                 let c = state.container();
-                c.entrypoint = Some(words.clone());
+                c.entrypoint = Some(words.clone()).filter(|w| !w.is_empty());
                 if !cmd_set {
                     c.cmd = None;
                 }
@@ -426,7 +437,7 @@ impl Builder {
             C::Onbuild { .. } => state.commit_config(&self.created),
             // WORKDIR is a layer (its missing folders, owned by the user;
             // an empty one when it has them), `/` excepted, as BuildKit's.
-            C::Workdir { .. } if state.workdir() != "/" => {
+            C::Workdir { .. } if resolve_workdir("/", &state.workdir()) != "/" => {
                 let layer = self.workdir_layer(state)?;
                 state.commit(&self.created, created_by, Some(layer));
             }

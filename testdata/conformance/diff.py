@@ -70,9 +70,9 @@ def flatten(layers):
                 elif m.issym():
                     entry = ("symlink", 0, m.uid, m.gid, 0, m.linkname, "")
                 elif m.islnk():
-                    target = fs.get(norm(m.linkname))
-                    entry = ("file", m.mode & 0o7777, m.uid, m.gid,
-                             target[4] if target else 0, "", target[6] if target else "?")
+                    # A hard link is its target's inode: the same entry.
+                    entry = fs.get(norm(m.linkname), ("hardlink", 0, m.uid, m.gid, 0,
+                                                      m.linkname, "?"))
                 elif m.isfile():
                     data = t.extractfile(m).read()
                     entry = ("file", m.mode & 0o7777, m.uid, m.gid, len(data), "",

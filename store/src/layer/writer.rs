@@ -268,6 +268,17 @@ impl TreeWriter<'_> {
                         .ctx(ctx)?;
                 }
             } else if ft.is_symlink() {
+                // A hard link to a symlink stays one, as docker's archiver
+                // writes it.
+                if meta.nlink() > 1 {
+                    let key = (meta.dev(), meta.ino());
+                    if let Some(first) = self.links.get(&key) {
+                        let mut h = self.header(&meta, EntryType::Link);
+                        b.append_link(&mut h, &rel_str, first).ctx(ctx)?;
+                        continue;
+                    }
+                    self.links.insert(key, rel_str.clone());
+                }
                 let target = std::fs::read_link(path).ctx(ctx)?;
                 let mut h = self.header(&meta, EntryType::Symlink);
                 b.append_link(&mut h, &rel_str, target).ctx(ctx)?;
