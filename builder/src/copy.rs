@@ -5,6 +5,7 @@
 //! overlay's upper dir committed as the layer.
 
 use crate::build::Builder;
+use crate::chmod::Chmod;
 use crate::context::{Context, ContextFile, FileInfo};
 use crate::error::StepFailure;
 use crate::fetch;
@@ -182,21 +183,6 @@ fn verify_checksum(path: &Path, name: &str, want: &str) -> Result<(), StepFailur
     Ok(())
 }
 
-/// `--chmod`: octal only, as BuildKit's classic form. Only the permission
-/// bits apply: BuildKit takes it as a Go `os.FileMode`, whose setuid, setgid
-/// and sticky bits are not 04000, 02000 and 01000, so `os.Chmod` drops them.
-fn parse_chmod(s: &str) -> Result<u32, StepFailure> {
-    u32::from_str_radix(s, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .map(|m| m & 0o777)
-        .ok_or_else(|| {
-            StepFailure(format!(
-                "invalid chmod parameter {s:?}: use an octal mode like 755"
-            ))
-        })
-}
-
 /// `--chown=user[:group]`: names from the image's passwd and group files.
 /// A user named without a group gets its primary group; a number without a
 /// group, the group of the same number (BuildKit's file op reads it so).
@@ -242,7 +228,7 @@ impl Builder {
         let chmod = c
             .chmod
             .as_ref()
-            .map(|w| expand(&w.value).and_then(|m| parse_chmod(&m)))
+            .map(|w| expand(&w.value).and_then(|m| Chmod::parse(&m)))
             .transpose()?;
         // BuildKit's history text: --parents, --chown and --chmod as given
         // (expanded), the sources (paths, then heredocs), the destination;
@@ -439,7 +425,7 @@ impl Builder {
             dest_is_dir,
             multiple,
             chown,
-            chmod,
+            chmod.as_ref(),
             downloads.as_path(),
             &mut downloaded,
             origin_mount,
@@ -463,7 +449,7 @@ impl Builder {
         dest_is_dir: bool,
         multiple: bool,
         chown: Option<String>,
-        chmod: Option<u32>,
+        chmod: Option<&Chmod>,
         downloads: &Path,
         downloaded: &mut Vec<PathBuf>,
         origin_mount: Option<berth_store::snapshot::Mount>,
@@ -764,7 +750,7 @@ fn write_direct(
     items: &[Item],
     view: &LowerView,
     owner: Option<(u32, u32)>,
-    chmod: Option<u32>,
+    chmod: Option<&Chmod>,
     epoch: Option<i64>,
     created: i64,
 ) -> Result<berth_store::Layer, StepFailure> {
@@ -784,7 +770,7 @@ fn write_direct(
                     h.set_mtime(clamp(m.mtime(), epoch));
                 }
                 _ => {
-                    h.set_mode(chmod.unwrap_or(0o755));
+                    h.set_mode(chmod.map_or(0o755, |c| c.apply(0o755, true)));
                     let (uid, gid) = owner.unwrap_or((0, 0));
                     h.set_uid(uid as u64);
                     h.set_gid(gid as u64);
@@ -835,7 +821,7 @@ fn missing_parents(
 fn parent_entries(
     dirs: &std::collections::BTreeSet<String>,
     owner: Option<(u32, u32)>,
-    chmod: Option<u32>,
+    chmod: Option<&Chmod>,
     mtime: u64,
 ) -> Vec<tar::Header> {
     dirs.iter()
@@ -843,7 +829,7 @@ fn parent_entries(
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Directory);
             h.set_size(0);
-            h.set_mode(chmod.unwrap_or(0o755));
+            h.set_mode(chmod.map_or(0o755, |c| c.apply(0o755, true)));
             let (uid, gid) = owner.unwrap_or((0, 0));
             h.set_uid(u64::from(uid));
             h.set_gid(u64::from(gid));
@@ -886,12 +872,14 @@ fn header_for(
     meta: &FileInfo,
     kind: tar::EntryType,
     owner: Option<(u32, u32)>,
-    chmod: Option<u32>,
+    chmod: Option<&Chmod>,
     epoch: Option<i64>,
 ) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_entry_type(kind);
-    let mode = chmod.unwrap_or(meta.mode() & 0o7777);
+    let mode = chmod.map_or(meta.mode() & 0o7777, |c| {
+        c.apply(meta.mode(), meta.is_dir())
+    });
     h.set_mode(mode);
     let (uid, gid) = owner.unwrap_or((0, 0));
     h.set_uid(uid as u64);
@@ -912,7 +900,7 @@ fn write_items(
     dirs: &[tar::Header],
     items: &[Item],
     owner: Option<(u32, u32)>,
-    chmod: Option<u32>,
+    chmod: Option<&Chmod>,
     epoch: Option<i64>,
 ) -> Result<(), StepFailure> {
     let (reader, writer) = io::pipe()?;
@@ -955,7 +943,7 @@ fn append_item<W: Write>(
     b: &mut tar::Builder<W>,
     it: &Item,
     owner: Option<(u32, u32)>,
-    chmod: Option<u32>,
+    chmod: Option<&Chmod>,
     epoch: Option<i64>,
     view: Option<&LowerView>,
 ) -> Result<(), StepFailure> {
@@ -963,7 +951,7 @@ fn append_item<W: Write>(
         Item::Data { data, target } => {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Regular);
-            h.set_mode(chmod.unwrap_or(0o644));
+            h.set_mode(chmod.map_or(0o644, |c| c.apply(0o644, false)));
             let (uid, gid) = owner.unwrap_or((0, 0));
             h.set_uid(uid as u64);
             h.set_gid(gid as u64);

@@ -4,6 +4,7 @@
 //! `berth-runner` and layers committed through `berth-store`.
 
 mod build;
+mod chmod;
 pub mod context;
 mod copy;
 mod error;

@@ -469,7 +469,7 @@ impl Errors<'_> {
                     let octal = !v.is_empty()
                         && v.len() <= 4
                         && v.chars().all(|c| ('0'..='7').contains(&c));
-                    if !octal && !v.contains('$') && !v.contains(['+', '=']) {
+                    if !octal && !v.contains('$') && !v.contains(['+', '=', '-']) {
                         return Err(self.at(chmod.span, format!("invalid chmod parameter {v:?}: use octal like 0755 or symbolic like u+x")));
                     }
                 }
