@@ -378,15 +378,15 @@ impl Builder {
             Source::Stage(i) => {
                 let parent = self.stage_result(i)?;
                 step.done();
-                // A stage built on another one keeps its build args, as
-                // BuildKit's stages do.
+                // A stage built on another one sees its build args' values
+                // (BuildKit keeps them in the stage's environment), but
+                // RUN's history lists only the ARGs this stage declares.
                 let mut s = State::new(
                     parent.config.clone(),
                     parent.layers.clone(),
                     parent.key.clone(),
                 );
                 s.args = parent.args.clone();
-                s.arg_names = parent.arg_names.clone();
                 return self.check_from_platform(stage, s);
             }
             Source::Image(name) => {

@@ -114,6 +114,8 @@ pub struct FileInfo {
     mtime_ns: i64,
     ctime: i64,
     ctime_ns: i64,
+    uid: u32,
+    gid: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +159,8 @@ impl From<&fs::Metadata> for FileInfo {
             mtime_ns: m.mtime_nsec(),
             ctime: m.ctime(),
             ctime_ns: m.ctime_nsec(),
+            uid: m.uid(),
+            gid: m.gid(),
         }
     }
 }
@@ -179,7 +183,22 @@ impl FileInfo {
             mtime_ns: st.st_mtime_nsec as i64,
             ctime: st.st_ctime,
             ctime_ns: st.st_ctime_nsec as i64,
+            uid: st.st_uid,
+            gid: st.st_gid,
         }
+    }
+
+    /// The owner a copy of the file gets without `--chown`.
+    pub fn owner(&self) -> (u32, u32) {
+        (self.uid, self.gid)
+    }
+
+    /// The same file, owned by root: what the build context's files are to
+    /// a COPY (BuildKit's context transfer resets owners).
+    pub fn without_owner(mut self) -> FileInfo {
+        self.uid = 0;
+        self.gid = 0;
+        self
     }
     pub fn file_type(&self) -> Kind {
         self.kind
@@ -256,8 +275,21 @@ pub fn clean_source(src: &str) -> Result<String> {
     Ok(parts.join("/"))
 }
 
+/// True when `s` has a `*`, `?` or `[` not escaped by a backslash. A path
+/// without one is taken as written, backslashes and all (BuildKit's
+/// `containsWildcards`).
 fn has_wildcard(s: &str) -> bool {
-    s.contains(['*', '?', '['])
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '*' | '?' | '[' => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 impl Context {

@@ -370,7 +370,7 @@ impl Builder {
                             None => {
                                 let dl = fetch::download(&s, &downloads, None)?;
                                 key.field(&dl.digest);
-                                let meta = FileInfo::from(&fs::metadata(&dl.path)?);
+                                let meta = FileInfo::from(&fs::metadata(&dl.path)?).without_owner();
                                 downloaded.push(dl.path.clone());
                                 items.push(Item::Path {
                                     path: dl.path,
@@ -400,6 +400,7 @@ impl Builder {
                     for m in matches {
                         self.add_items(
                             ctx,
+                            !from_context,
                             &m,
                             &dest,
                             dest_is_dir || several,
@@ -577,6 +578,7 @@ impl Builder {
     fn add_items(
         &self,
         ctx: &Context,
+        keep_owners: bool,
         m: &str,
         dest: &str,
         into_dir: bool,
@@ -591,8 +593,18 @@ impl Builder {
         if !top.starts_with(&root) {
             return Err(StepFailure(format!("{m} points outside the source")));
         }
-        let meta =
-            FileInfo::from(&fs::metadata(&top).map_err(|e| StepFailure(format!("{m}: {e}")))?);
+        // Files of a stage or image keep their owners (BuildKit's copy
+        // preserves them); the build context's are root's.
+        let owned = |meta: FileInfo| {
+            if keep_owners {
+                meta
+            } else {
+                meta.without_owner()
+            }
+        };
+        let meta = owned(FileInfo::from(
+            &fs::metadata(&top).map_err(|e| StepFailure(format!("{m}: {e}")))?,
+        ));
         // The top-level source is followed when it is a symlink.
         let rel_top = top
             .strip_prefix(&root)
@@ -637,7 +649,7 @@ impl Builder {
                 }
                 items.push(Item::Path {
                     path: ctx.root().join(&f.rel),
-                    meta: f.meta,
+                    meta: owned(f.meta),
                     target: base_target(&sub),
                 });
             }
@@ -696,7 +708,7 @@ fn prepare_items(
                 target,
             } => {
                 let dl = fetch::download(&url, downloads, Some(&checksum))?;
-                let meta = FileInfo::from(&fs::metadata(&dl.path)?);
+                let meta = FileInfo::from(&fs::metadata(&dl.path)?).without_owner();
                 downloaded.push(dl.path.clone());
                 Ok(Item::Path {
                     path: dl.path,
@@ -881,7 +893,7 @@ fn header_for(
         c.apply(meta.mode(), meta.is_dir())
     });
     h.set_mode(mode);
-    let (uid, gid) = owner.unwrap_or((0, 0));
+    let (uid, gid) = owner.unwrap_or(meta.owner());
     h.set_uid(uid as u64);
     h.set_gid(gid as u64);
     let mut mtime = meta.mtime().max(0);
@@ -986,21 +998,44 @@ fn append_item<W: Write>(
         Item::Archive { path, target } => {
             let mut archive = tar::Archive::new(open_archive(path)?);
             let prefix = strip_root(target).trim_end_matches('/').to_string();
-            let join = |p: &Path| -> String {
-                let p = p.to_string_lossy();
-                let p = p.trim_start_matches("./").trim_start_matches('/');
-                if prefix.is_empty() {
-                    p.to_string()
-                } else {
-                    format!("{prefix}/{p}")
+            // Names are cleaned inside the archive (`x/../y` is `y`, as
+            // BuildKit's unpacking takes it); one that climbs out is refused.
+            let join = |p: &Path| -> Result<String, StepFailure> {
+                let raw = p.to_string_lossy();
+                let mut parts: Vec<&str> = Vec::new();
+                for c in raw.split('/') {
+                    match c {
+                        "" | "." => {}
+                        ".." => {
+                            if parts.pop().is_none() {
+                                return Err(StepFailure(format!(
+                                    "archive entry {raw:?} points outside the archive"
+                                )));
+                            }
+                        }
+                        c => parts.push(c),
+                    }
                 }
+                let p = parts.join("/");
+                let dir = if raw.ends_with('/') && !p.is_empty() {
+                    "/"
+                } else {
+                    ""
+                };
+                Ok(if prefix.is_empty() {
+                    format!("{p}{dir}")
+                } else if p.is_empty() {
+                    prefix.clone()
+                } else {
+                    format!("{prefix}/{p}{dir}")
+                })
             };
             let mut dirs = std::collections::HashSet::new();
             for entry in archive.entries()? {
                 let mut entry = entry?;
                 let path = entry.path()?.into_owned();
                 let mut h = entry.header().clone();
-                let name = join(&path);
+                let name = join(&path)?;
                 // The archive's own root (`./`) is the destination, which
                 // keeps what it has (BuildKit's unpacking skips it).
                 let bare = name.trim_end_matches('/');
@@ -1044,7 +1079,10 @@ fn append_item<W: Write>(
                 }
                 match h.entry_type() {
                     tar::EntryType::Link => {
-                        let link = entry.link_name()?.map(|l| join(&l)).unwrap_or_default();
+                        let link = match entry.link_name()? {
+                            Some(l) => join(&l)?,
+                            None => String::new(),
+                        };
                         b.append_link(&mut h, &name, link)?;
                     }
                     tar::EntryType::Symlink => {

@@ -226,10 +226,9 @@ impl Builder {
                             shown.push(format!("{name}={v}"));
                             state.args.set(name, &v)
                         }
-                        None => {
-                            shown.push(name.clone());
-                            state.args.unset(name)
-                        }
+                        // No value: one it already has (from an earlier ARG
+                        // or the parent stage) stays, as in BuildKit.
+                        None => shown.push(name.clone()),
                     }
                 }
                 format!("ARG {}", shown.join(" "))

@@ -104,8 +104,17 @@ fn command_args(state: &State, r: &Run) -> Vec<String> {
 }
 
 impl Builder {
-    /// The environment of a RUN: the image's, then build ARGs under it.
+    /// The environment of a RUN: the image's, then build ARGs under it,
+    /// then the proxies (not part of the step's key).
     fn run_env(&self, state: &State) -> Vec<String> {
+        let mut env = self.step_env(state);
+        self.add_proxies(&mut env);
+        env
+    }
+
+    /// The environment a RUN's key holds: the image's and the build ARGs
+    /// in scope (some only inherited from a parent stage), not the proxies.
+    fn step_env(&self, state: &State) -> Vec<String> {
         let mut env = state.env_list();
         let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
         for (k, v) in state.args.iter() {
@@ -113,6 +122,14 @@ impl Builder {
                 env.push(format!("{k}={v}"));
             }
         }
+        if !has(&env, "PATH") {
+            env.insert(0, format!("PATH={DEFAULT_PATH}"));
+        }
+        env
+    }
+
+    fn add_proxies(&self, env: &mut Vec<String>) {
+        let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
         // Proxy build args reach RUN under both spellings, without a
         // declaration, and stay out of the history and the cache key (as
         // BuildKit's ProxyEnv); of two spellings given, the lowercase wins.
@@ -132,16 +149,12 @@ impl Builder {
                 .next_back();
             if let Some(v) = value {
                 for k in [name.to_ascii_uppercase(), name.to_string()] {
-                    if !has(&env, &k) {
+                    if !has(env, &k) {
                         env.push(format!("{k}={v}"));
                     }
                 }
             }
         }
-        if !has(&env, "PATH") {
-            env.insert(0, format!("PATH={DEFAULT_PATH}"));
-        }
-        env
     }
 
     pub(crate) fn run(
@@ -196,6 +209,7 @@ impl Builder {
         let mut key = CacheKey::new("RUN", &state.key);
         key.field(&serde_json::to_string(&args).unwrap_or_default())
             .field(&arg_pairs.join("\n"))
+            .field(&self.step_env(state).join("\n"))
             .field(&format!("{network:?} {privileged}"));
         for h in &r.heredocs {
             key.field(&h.content);

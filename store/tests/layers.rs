@@ -291,3 +291,47 @@ fn overlay_whiteouts_become_wh_entries_and_back() {
         1
     );
 }
+
+#[test]
+fn a_hard_link_entry_sets_the_shared_inode_as_docker_unpacks_it() {
+    // The link's own header gives the inode its owner and mode (moby's
+    // archive applies it); for a link to a symlink only the owner.
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let entry = |kind: tar::EntryType, mode: u32, uid: u64| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        h.set_mtime(1_000_000);
+        h.set_size(0);
+        h
+    };
+    let mut f = entry(tar::EntryType::Regular, 0o4755, 1000);
+    f.set_size(4);
+    b.append_data(&mut f, "file", &b"data"[..]).unwrap();
+    b.append_link(&mut entry(tar::EntryType::Link, 0o640, 0), "hl", "file")
+        .unwrap();
+    b.append_link(&mut entry(tar::EntryType::Symlink, 0o777, 0), "sym", "file")
+        .unwrap();
+    b.append_link(&mut entry(tar::EntryType::Link, 0o600, 7), "symhl", "sym")
+        .unwrap();
+    let tar = b.into_inner().unwrap();
+    let root = dir.path().join("root");
+    extract(
+        &mut std::io::Cursor::new(tar),
+        &root,
+        &ExtractOptions::default(),
+    )
+    .unwrap();
+    let m = fs::metadata(root.join("file")).unwrap();
+    assert_eq!(m.mode() & 0o7777, 0o640);
+    assert_eq!(m.ino(), fs::metadata(root.join("hl")).unwrap().ino());
+    let s = fs::symlink_metadata(root.join("symhl")).unwrap();
+    assert!(s.file_type().is_symlink());
+    if is_root() {
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+        assert_eq!(s.uid(), 7);
+    }
+}

@@ -70,9 +70,16 @@ def flatten(layers):
                 elif m.issym():
                     entry = ("symlink", 0, m.uid, m.gid, 0, m.linkname, "")
                 elif m.islnk():
-                    # A hard link is its target's inode: the same entry.
-                    entry = fs.get(norm(m.linkname), ("hardlink", 0, m.uid, m.gid, 0,
-                                                      m.linkname, "?"))
+                    # A hard link is its target's inode, and unpacking applies
+                    # the link's header to it (owner; mode too unless it is a
+                    # symlink), as docker's archive does.
+                    inode = fs.get(norm(m.linkname))
+                    if inode is None:
+                        entry = ("hardlink", 0, m.uid, m.gid, 0, m.linkname, "?")
+                    else:
+                        mode = inode[1] if inode[0] == "symlink" else m.mode & 0o7777
+                        entry = (inode[0], mode, m.uid, m.gid, inode[4], inode[5], inode[6])
+                        fs[norm(m.linkname)] = entry
                 elif m.isfile():
                     data = t.extractfile(m).read()
                     entry = ("file", m.mode & 0o7777, m.uid, m.gid, len(data), "",

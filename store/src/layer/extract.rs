@@ -543,6 +543,16 @@ pub fn extract(tar: &mut dyn Read, root: &Path, opts: &ExtractOptions) -> Result
                         format!("hard link target {target:?} is not in the layer: {e}"),
                     )
                 })?;
+                // The link's own header sets the shared inode's owner (and,
+                // unless it is a symlink, its mode and times), as docker's
+                // and BuildKit's unpacking apply it.
+                let is_symlink = rfs::statat(parent, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map(|st| rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Symlink)
+                    .ctx(ctx)?;
+                ex.set_owner_mode(parent, &name, entry.header(), is_symlink)?;
+                if !is_symlink {
+                    ex.set_mtime(parent, &name, mtime)?;
+                }
             }
             EntryKind::Device(ft) => {
                 if !is_root {
