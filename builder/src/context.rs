@@ -258,21 +258,24 @@ fn join_rel(a: &str, b: &str) -> String {
 /// that climbs out of the context is an error, as docker's classic builder
 /// says it.
 pub fn clean_source(src: &str) -> Result<String> {
+    clean_relative(src)
+        .ok_or_else(|| Error::Invalid(format!("forbidden path outside the build context: {src}")))
+}
+
+/// `path` cleaned lexically (`.`, empty components and `a/..` dropped),
+/// relative; `None` when it climbs above its start.
+pub fn clean_relative(path: &str) -> Option<String> {
     let mut parts: Vec<&str> = Vec::new();
-    for c in src.split('/') {
+    for c in path.split('/') {
         match c {
             "" | "." => {}
             ".." => {
-                if parts.pop().is_none() {
-                    return Err(Error::Invalid(format!(
-                        "forbidden path outside the build context: {src}"
-                    )));
-                }
+                parts.pop()?;
             }
             other => parts.push(other),
         }
     }
-    Ok(parts.join("/"))
+    Some(parts.join("/"))
 }
 
 /// True when `s` has a `*`, `?` or `[` not escaped by a backslash. A path

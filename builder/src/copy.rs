@@ -770,25 +770,10 @@ fn write_direct(
     let layer = berth_store::layer::write_layer_with(blobs, opts, |w| {
         let mut b = tar::Builder::new(w);
         b.mode(tar::HeaderMode::Complete);
+        let new_mode = chmod.map_or(0o755, |c| c.apply(0o755, true));
+        let new_owner = owner.unwrap_or((0, 0));
         for d in &parents {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(tar::EntryType::Directory);
-            h.set_size(0);
-            match view.lookup(d) {
-                Some(m) if m.is_dir() => {
-                    h.set_mode(m.mode() & 0o7777);
-                    h.set_uid(m.uid() as u64);
-                    h.set_gid(m.gid() as u64);
-                    h.set_mtime(clamp(m.mtime(), epoch));
-                }
-                _ => {
-                    h.set_mode(chmod.map_or(0o755, |c| c.apply(0o755, true)));
-                    let (uid, gid) = owner.unwrap_or((0, 0));
-                    h.set_uid(uid as u64);
-                    h.set_gid(gid as u64);
-                    h.set_mtime(clamp(created, epoch));
-                }
-            }
+            let mut h = folder_header(view, d, new_mode, new_owner, clamp(created, epoch), epoch);
             b.append_data(&mut h, format!("{d}/"), io::empty())?;
         }
         for it in items {
@@ -827,6 +812,36 @@ fn missing_parents(
         }
     }
     parents
+}
+
+/// The header of a folder a layer writes above its files: as the image has
+/// it, else a new one with `mode`, `owner` and `mtime`.
+fn folder_header(
+    view: &LowerView,
+    rel: &str,
+    mode: u32,
+    owner: (u32, u32),
+    mtime: u64,
+    epoch: Option<i64>,
+) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    match view.lookup(rel) {
+        Some(m) if m.is_dir() => {
+            h.set_mode(m.mode() & 0o7777);
+            h.set_uid(u64::from(m.uid()));
+            h.set_gid(u64::from(m.gid()));
+            h.set_mtime(clamp(m.mtime(), epoch));
+        }
+        _ => {
+            h.set_mode(mode);
+            h.set_uid(u64::from(owner.0));
+            h.set_gid(u64::from(owner.1));
+            h.set_mtime(mtime);
+        }
+    }
+    h
 }
 
 /// Tar headers for folders a step creates.
@@ -1002,21 +1017,9 @@ fn append_item<W: Write>(
             // BuildKit's unpacking takes it); one that climbs out is refused.
             let join = |p: &Path| -> Result<String, StepFailure> {
                 let raw = p.to_string_lossy();
-                let mut parts: Vec<&str> = Vec::new();
-                for c in raw.split('/') {
-                    match c {
-                        "" | "." => {}
-                        ".." => {
-                            if parts.pop().is_none() {
-                                return Err(StepFailure(format!(
-                                    "archive entry {raw:?} points outside the archive"
-                                )));
-                            }
-                        }
-                        c => parts.push(c),
-                    }
-                }
-                let p = parts.join("/");
+                let p = crate::context::clean_relative(&raw).ok_or_else(|| {
+                    StepFailure(format!("archive entry {raw:?} points outside the archive"))
+                })?;
                 let dir = if raw.ends_with('/') && !p.is_empty() {
                     "/"
                 } else {
@@ -1053,24 +1056,9 @@ fn append_item<W: Write>(
                         implied.push(ds);
                         anc = d.parent();
                     }
+                    let mtime = h.mtime().unwrap_or(0);
                     for d in implied.iter().rev() {
-                        let mut dh = tar::Header::new_gnu();
-                        dh.set_entry_type(tar::EntryType::Directory);
-                        dh.set_size(0);
-                        match view.lookup(d) {
-                            Some(m) if m.is_dir() => {
-                                dh.set_mode(m.mode() & 0o7777);
-                                dh.set_uid(u64::from(m.uid()));
-                                dh.set_gid(u64::from(m.gid()));
-                                dh.set_mtime(clamp(m.mtime(), epoch));
-                            }
-                            _ => {
-                                dh.set_mode(0o755);
-                                dh.set_uid(0);
-                                dh.set_gid(0);
-                                dh.set_mtime(h.mtime().unwrap_or(0));
-                            }
-                        }
+                        let mut dh = folder_header(view, d, 0o755, (0, 0), mtime, epoch);
                         b.append_data(&mut dh, format!("{d}/"), io::empty())?;
                     }
                     if h.entry_type() == tar::EntryType::Directory {

@@ -198,6 +198,27 @@ impl TreeWriter<'_> {
         h
     }
 
+    /// Writes `rel` as a hard link to the first path of the same inode, if
+    /// there was one; true when it did.
+    fn hard_link<W: Write>(
+        &mut self,
+        b: &mut tar::Builder<W>,
+        meta: &std::fs::Metadata,
+        rel: &str,
+    ) -> io::Result<bool> {
+        if meta.nlink() < 2 {
+            return Ok(false);
+        }
+        let key = (meta.dev(), meta.ino());
+        if let Some(first) = self.links.get(&key) {
+            let mut h = self.header(meta, EntryType::Link);
+            b.append_link(&mut h, rel, first)?;
+            return Ok(true);
+        }
+        self.links.insert(key, rel.to_string());
+        Ok(false)
+    }
+
     fn empty_file(&self, meta: &std::fs::Metadata) -> Header {
         let mut h = self.header(meta, EntryType::Regular);
         h.set_mode(0o644);
@@ -270,27 +291,15 @@ impl TreeWriter<'_> {
             } else if ft.is_symlink() {
                 // A hard link to a symlink stays one, as docker's archiver
                 // writes it.
-                if meta.nlink() > 1 {
-                    let key = (meta.dev(), meta.ino());
-                    if let Some(first) = self.links.get(&key) {
-                        let mut h = self.header(&meta, EntryType::Link);
-                        b.append_link(&mut h, &rel_str, first).ctx(ctx)?;
-                        continue;
-                    }
-                    self.links.insert(key, rel_str.clone());
+                if self.hard_link(b, &meta, &rel_str).ctx(ctx)? {
+                    continue;
                 }
                 let target = std::fs::read_link(path).ctx(ctx)?;
                 let mut h = self.header(&meta, EntryType::Symlink);
                 b.append_link(&mut h, &rel_str, target).ctx(ctx)?;
             } else if ft.is_file() {
-                if meta.nlink() > 1 {
-                    let key = (meta.dev(), meta.ino());
-                    if let Some(first) = self.links.get(&key) {
-                        let mut h = self.header(&meta, EntryType::Link);
-                        b.append_link(&mut h, &rel_str, first).ctx(ctx)?;
-                        continue;
-                    }
-                    self.links.insert(key, rel_str.clone());
+                if self.hard_link(b, &meta, &rel_str).ctx(ctx)? {
+                    continue;
                 }
                 let mut h = self.header(&meta, EntryType::Regular);
                 h.set_size(meta.len());
