@@ -387,6 +387,7 @@ impl Builder {
                     parent.key.clone(),
                 );
                 s.args = parent.args.clone();
+                s.args_over_env = parent.args_over_env.clone();
                 return self.check_from_platform(stage, s);
             }
             Source::Image(name) => {

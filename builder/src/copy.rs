@@ -816,7 +816,7 @@ fn missing_parents(
 
 /// The header of a folder a layer writes above its files: as the image has
 /// it, else a new one with `mode`, `owner` and `mtime`.
-fn folder_header(
+pub(crate) fn folder_header(
     view: &LowerView,
     rel: &str,
     mode: u32,

@@ -30,9 +30,65 @@ impl LowerView {
     /// What `rel` (no leading `/`) is in the image, without following a
     /// symlink at its end; `None` when it does not exist.
     pub fn lookup(&self, rel: &str) -> Option<Metadata> {
+        self.locate(rel).map(|(_, m)| m)
+    }
+
+    /// `path` with the image's symlinks followed inside the root (an
+    /// absolute target starts again at the root, `..` stops there), as a
+    /// relative path; components that do not exist are kept as written.
+    pub fn resolve(&self, path: &str) -> String {
+        let mut todo: Vec<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .rev()
+            .map(String::from)
+            .collect();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            let candidate = if cur.is_empty() {
+                c.clone()
+            } else {
+                format!("{}/{c}", cur.join("/"))
+            };
+            let target = match self.locate(&candidate) {
+                Some((p, m)) if m.file_type().is_symlink() && hops < 40 => {
+                    std::fs::read_link(p).ok()
+                }
+                _ => None,
+            };
+            match target {
+                Some(t) => {
+                    hops += 1;
+                    let t = t.to_string_lossy().to_string();
+                    if t.starts_with('/') {
+                        cur.clear();
+                    }
+                    todo.extend(
+                        t.split('/')
+                            .filter(|c| !c.is_empty() && *c != ".")
+                            .rev()
+                            .map(String::from),
+                    );
+                }
+                None => cur.push(c),
+            }
+        }
+        cur.join("/")
+    }
+
+    /// Where `rel` is in the layer that gives it, and what it is there.
+    fn locate(&self, rel: &str) -> Option<(PathBuf, Metadata)> {
         let rel = rel.trim_matches('/');
         if rel.is_empty() {
-            return self.lowers.first().and_then(|l| l.symlink_metadata().ok());
+            return self
+                .lowers
+                .first()
+                .and_then(|l| l.symlink_metadata().ok().map(|m| (l.clone(), m)));
         }
         let comps: Vec<&str> = rel.split('/').collect();
         'layers: for lower in &self.lowers {
@@ -56,7 +112,7 @@ impl LowerView {
             p.push(comps[comps.len() - 1]);
             match p.symlink_metadata() {
                 Ok(m) if is_whiteout(&m) => return None,
-                Ok(m) => return Some(m),
+                Ok(m) => return Some((p, m)),
                 Err(_) if opaque_parent => return None,
                 Err(_) => {}
             }

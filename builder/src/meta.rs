@@ -156,19 +156,19 @@ impl Builder {
             lowers.push(self.store.layer_snapshot(l, d)?);
         }
         let view = crate::lower::LowerView::new(lowers);
-        let rel = wd.trim_matches('/');
-        let mut missing = Vec::new();
+        // Through the image's symlinks, as BuildKit's mkdir follows them.
+        let rel = view.resolve(&wd);
+        let mut folders = Vec::new();
         let mut prefix = String::new();
         for c in rel.split('/').filter(|c| !c.is_empty()) {
             if !prefix.is_empty() {
                 prefix.push('/');
             }
             prefix.push_str(c);
-            if view.lookup(&prefix).is_none() {
-                missing.push(prefix.clone());
-            }
+            folders.push(prefix.clone());
         }
-        let (uid, gid) = if missing.is_empty() || state.user().is_empty() {
+        let missing = folders.iter().any(|f| view.lookup(f).is_none());
+        let (uid, gid) = if !missing || state.user().is_empty() {
             (0, 0)
         } else {
             let u = view.resolve_user(&state.user())?;
@@ -185,14 +185,17 @@ impl Builder {
         };
         let layer = berth_store::layer::write_layer_with(self.store.blobs(), &opts, |w| {
             let mut b = tar::Builder::new(w);
-            for d in &missing {
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Directory);
-                h.set_mode(0o755);
-                h.set_uid(u64::from(uid));
-                h.set_gid(u64::from(gid));
-                h.set_size(0);
-                h.set_mtime(mtime.max(0) as u64);
+            // The folders above the new ones go in as the image has them,
+            // so the layer does not replace them with defaults.
+            for d in folders.iter().filter(|_| missing) {
+                let mut h = crate::copy::folder_header(
+                    &view,
+                    d,
+                    0o755,
+                    (uid, gid),
+                    mtime.max(0) as u64,
+                    opts.source_date_epoch,
+                );
                 b.append_data(&mut h, format!("{d}/"), std::io::empty())?;
             }
             b.finish()
@@ -224,7 +227,14 @@ impl Builder {
                     match value {
                         Some(v) => {
                             shown.push(format!("{name}={v}"));
-                            state.args.set(name, &v)
+                            state.args.set(name, &v);
+                            let in_env = state
+                                .env_list()
+                                .iter()
+                                .any(|e| e.split('=').next() == Some(name.as_str()));
+                            if in_env && !state.args_over_env.contains(name) {
+                                state.args_over_env.push(name.clone());
+                            }
                         }
                         // No value: one it already has (from an earlier ARG
                         // or the parent stage) stays, as in BuildKit.
@@ -236,15 +246,19 @@ impl Builder {
             C::Env { pairs } => {
                 let mut env = state.env_list();
                 let mut shown = Vec::new();
+                let mut state_over = Vec::new();
                 for p in pairs {
                     // Every pair is expanded with the variables from before
                     // the instruction (docker's documented rule).
                     let k = self.expand(state, &p.key.value)?;
                     let v = self.expand(state, &p.value.value)?;
                     set_env(&mut env, &k, &v);
+                    state_over.push(k.clone());
                     shown.push(format!("{k}={v}"));
                 }
                 state.container().env = Some(env);
+                // An ENV wins again over an ARG set before it.
+                state.args_over_env.retain(|k| !state_over.contains(k));
                 format!("ENV {}", shown.join(" "))
             }
             C::Label { pairs } => {

@@ -115,7 +115,7 @@ impl Builder {
     /// The environment a RUN's key holds: the image's and the build ARGs
     /// in scope (some only inherited from a parent stage), not the proxies.
     fn step_env(&self, state: &State) -> Vec<String> {
-        let mut env = state.env_list();
+        let mut env = state.run_env_list();
         let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
         for (k, v) in state.args.iter() {
             if !has(&env, k) {

@@ -16,6 +16,11 @@ pub struct State {
     /// The names of the ARGs declared so far (with or without a value), in
     /// declaration order: RUN's history shows them all.
     pub arg_names: Vec<String>,
+    /// Names an ARG set after an ENV of the same name: BuildKit's ARG
+    /// writes its value into the stage's environment, so RUN and later
+    /// expansions see the ARG's value (the image's Env keeps the ENV's)
+    /// until an ENV sets the name again.
+    pub args_over_env: Vec<String>,
     /// A CMD came earlier in this stage (ENTRYPOINT then keeps it).
     pub cmd_set: bool,
 }
@@ -30,6 +35,7 @@ impl State {
             key,
             args: Vars::default(),
             arg_names: Vec::new(),
+            args_over_env: Vec::new(),
             cmd_set: false,
         }
     }
@@ -46,9 +52,28 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// What instructions are expanded with: ARGs, then ENV over them.
+    /// What instructions are expanded with: ARGs, then ENV over them
+    /// (but under an ARG set after it).
     pub fn vars(&self) -> Vars {
-        self.args.overlaid(&Vars::from_env(&self.env_list()))
+        let mut v = self.args.overlaid(&Vars::from_env(&self.env_list()));
+        for k in &self.args_over_env {
+            if let Some(a) = self.args.get(k) {
+                v.set(k, a);
+            }
+        }
+        v
+    }
+
+    /// The image's Env as a step runs with it: an ARG set after an ENV of
+    /// the same name gives its value.
+    pub fn run_env_list(&self) -> Vec<String> {
+        let mut env = self.env_list();
+        for k in &self.args_over_env {
+            if let Some(a) = self.args.get(k) {
+                set_env(&mut env, k, a);
+            }
+        }
+        env
     }
 
     pub fn workdir(&self) -> String {

@@ -14,6 +14,7 @@ is berth's.
 """
 
 import argparse
+import fnmatch
 import hashlib
 import io
 import json
@@ -196,7 +197,12 @@ def compare(case, berth_img, peer_img, bases):
             fmt = lambda e: "(none)" if e is None else json.dumps(e[0]) + (" empty_layer" if e[1] else "")
             diffs.append(f"history[{i}]: berth {fmt(b)} buildkit {fmt(p)}")
     bfs, pfs = flatten(bl), flatten(pl)
+    # Paths a case names as made anew by every run (logs with times, caches):
+    # they differ between two runs of one tool too.
+    ignore = case.case.get("ignore", [])
     for path in sorted(set(bfs) | set(pfs)):
+        if any(fnmatch.fnmatch(path, pat) for pat in ignore):
+            continue
         b, p = bfs.get(path), pfs.get(path)
         if b != p:
             diffs.append(f"file /{path}: berth {show_entry(b) if b else '(none)'}"

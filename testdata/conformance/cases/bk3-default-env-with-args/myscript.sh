@@ -1,0 +1,2 @@
+#!/bin/sh
+echo -n "$my_arg" "$*" > /out

@@ -1,0 +1,4 @@
+FROM busybox
+COPY . /ctx/
+COPY a.txt /a
+RUN ls -a /ctx > /listing

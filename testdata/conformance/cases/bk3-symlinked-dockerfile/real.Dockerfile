@@ -1,0 +1,3 @@
+FROM busybox
+COPY . /ctx/
+RUN ls -a /ctx > /listing
