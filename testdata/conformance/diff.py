@@ -182,8 +182,14 @@ def compare(case, berth_img, peer_img, bases):
     for k in TOP_FIELDS:
         if bc.get(k) != pc.get(k):
             diffs.append(f"{k}: berth {json.dumps(bc.get(k))} buildkit {json.dumps(pc.get(k))}")
-    bn, bh = base_prefix(bc, bases[0])
-    pn, ph = base_prefix(pc, bases[1])
+    # The base the image starts from (the same tarball imported by each).
+    bn, bh, pn, ph = 0, 0, 0, 0
+    for ours, theirs in bases:
+        n, h = base_prefix(bc, ours)
+        if n:
+            bn, bh = n, h
+            pn, ph = base_prefix(pc, theirs)
+            break
     if len(bl) - bn != len(pl) - pn:
         diffs.append(f"layers: berth {len(bl) - bn} buildkit {len(pl) - pn} (above the base)")
     bhist = [(h.get("created_by", ""), bool(h.get("empty_layer", False)))
@@ -227,9 +233,12 @@ def main():
     ap.add_argument("--berth-root", required=True)
     ap.add_argument("--docker", required=True)
     ap.add_argument("--only", action="append", default=[])
+    ap.add_argument("--base", action="append", default=[],
+                    help="a base image both tools have (busybox:latest by default)")
     ap.add_argument("--known", default=os.path.join(os.path.dirname(__file__), "peer-age.tsv"))
     ap.add_argument("dirs", nargs="+")
     a = ap.parse_args()
+    a.base = a.base or ["busybox:latest"]
 
     env = dict(os.environ, DOCKER_BUILDKIT="1")
     berth = Tool("berth", [a.berth, "--root", a.berth_root], [], env)
@@ -238,7 +247,7 @@ def main():
     peer = Tool("buildkit", [a.docker], ["--network", "host"], env)
     known = load_known(a.known)
     work = tempfile.mkdtemp(prefix="berth-diff-")
-    bases = [berth.image("busybox:latest", work)[0], peer.image("busybox:latest", work)[0]]
+    bases = [(berth.image(b, work)[0], peer.image(b, work)[0]) for b in a.base]
 
     names = []
     for d in a.dirs:

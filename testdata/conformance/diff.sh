@@ -7,6 +7,10 @@
 #
 #   testdata/conformance/diff.sh [BERTH] [-- diff.py options, e.g. --only copy]
 #
+# DIFF_DEBIAN=1 also builds the cases under testdata/conformance/debian/ on a
+# Debian bookworm base made by testdata/make-debian.sh (debootstrap from the
+# machine's package mirror; RUN steps reach that mirror): slow, not run in CI.
+#
 # The dockerd runs with its own roots under $DIFF_WORK (default
 # /tmp/berth-diff-dockerd), without a bridge or iptables rules (so the machine's
 # network is left as it is: RUN steps use the host network on both sides), and
@@ -59,5 +63,17 @@ BERTH_ROOT="$ROOT" bash testdata/make-busybox.sh "$BERTH" "$TARBALL" >/dev/null
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
   --change 'CMD ["sh"]' "$TARBALL" busybox:latest >/dev/null
 
+dirs=(testdata/build testdata/conformance/cases)
+bases=(--base busybox:latest)
+if [ "${DIFF_DEBIAN:-0}" = 1 ]; then
+  DEB_TARBALL="${DIFF_DEBIAN_TARBALL:-${TMPDIR:-/tmp}/berth-debian-rootfs.tar}"
+  BERTH_ROOT="$ROOT" bash testdata/make-debian.sh "$BERTH" "$DEB_TARBALL" >/dev/null
+  "$DOCKER" import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["bash"]' "$DEB_TARBALL" debian:bookworm >/dev/null
+  dirs+=(testdata/conformance/debian)
+  bases+=(--base debian:bookworm)
+fi
+
 python3 testdata/conformance/diff.py --berth "$BERTH" --berth-root "$ROOT" --docker "$DOCKER" \
-  "$@" testdata/build testdata/conformance/cases
+  "${bases[@]}" "$@" "${dirs[@]}"
