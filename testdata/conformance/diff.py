@@ -271,6 +271,13 @@ def main():
                     diffs.extend(f"  {tool}: {l}" for l in tail)
         elif rb.returncode == 0:
             diffs = compare(case, berth.image(tag, work), peer.image(tag, work), bases)
+        elif "fails" not in case.case:
+            # A case that is not meant to fail compares nothing when both
+            # tools fail: the case itself is broken.
+            diffs.append("outcome: both failed, and the case is not marked \"fails\"")
+            for tool, r in (("berth", rb), ("buildkit", rp)):
+                tail = r.stderr.decode(errors="replace").strip().splitlines()[-4:]
+                diffs.extend(f"  {tool}: {l}" for l in tail)
         ours, age = [], []
         for d in diffs:
             why = next((w for c, p, w in known if c.fullmatch(case.name) and p.search(d)), None)
