@@ -254,12 +254,21 @@ fn join_rel(a: &str, b: &str) -> String {
     }
 }
 
-/// Cleans a source path into a path relative to the context root; a path
-/// that climbs out of the context is an error, as docker's classic builder
-/// says it.
+/// Cleans a source path into a path relative to the context root. `..`
+/// stops at the root, as BuildKit reads `../x` as the context's `x`: a
+/// source never leaves the context.
 pub fn clean_source(src: &str) -> Result<String> {
-    clean_relative(src)
-        .ok_or_else(|| Error::Invalid(format!("forbidden path outside the build context: {src}")))
+    let mut parts: Vec<&str> = Vec::new();
+    for c in src.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    Ok(parts.join("/"))
 }
 
 /// `path` cleaned lexically (`.`, empty components and `a/..` dropped),

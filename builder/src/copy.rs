@@ -183,20 +183,37 @@ fn verify_checksum(path: &Path, name: &str, want: &str) -> Result<(), StepFailur
     Ok(())
 }
 
-/// `--chown=user[:group]`: names from the image's passwd and group files.
-/// A user named without a group gets its primary group; a number without a
-/// group, the group of the same number (BuildKit's file op reads it so).
-fn parse_chown(rootfs: &Path, spec: &str) -> Result<(u32, u32), StepFailure> {
-    let resolved = berth_runner::user::resolve(rootfs, spec).map_err(|e| {
-        StepFailure(format!(
-            "unable to convert uid/gid chown string to host mapping: {e}"
-        ))
-    })?;
-    if spec.contains(':') || spec.parse::<u32>().is_err() {
-        Ok((resolved.uid, resolved.gid))
-    } else {
-        Ok((resolved.uid, resolved.uid))
+/// `--chown=user[:group]` as BuildKit's file op reads it: a number is that
+/// id (a user number is its group number too); a name found in the image's
+/// passwd gives its uid and primary group, a group name found in its group
+/// file that gid. A name it does not find leaves the id at 0, silently.
+fn parse_chown(rootfs: &Path, spec: &str) -> (u32, u32) {
+    let read = |f: &str| fs::read_to_string(rootfs.join(f)).unwrap_or_default();
+    let find = |text: &str, name: &str| -> Option<Vec<String>> {
+        text.lines()
+            .map(|l| l.split(':').map(String::from).collect::<Vec<_>>())
+            .find(|f| f.len() >= 3 && f[0] == name)
+    };
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let (uid, mut gid) = match user.parse::<u32>() {
+        Ok(n) => (n, n),
+        Err(_) => find(&read("etc/passwd"), user)
+            .filter(|f| f.len() >= 4)
+            .map(|f| (f[2].parse().unwrap_or(0), f[3].parse().unwrap_or(0)))
+            .unwrap_or((0, 0)),
+    };
+    if let Some(g) = group {
+        gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => find(&read("etc/group"), g)
+                .and_then(|f| f[2].parse().ok())
+                .unwrap_or(gid),
+        };
     }
+    (uid, gid)
 }
 
 impl Builder {
@@ -261,11 +278,6 @@ impl Builder {
             .map(|w| expand(&w.value))
             .collect::<Result<_, _>>()?;
         let exclude = Ignore::new(&excludes).map_err(|e| StepFailure(e.to_string()))?;
-        if c.sources.len() > 1 && !dest_is_dir {
-            return Err(StepFailure(format!(
-                "When using {name} with more than one source file, the destination must be a directory and end with a /"
-            )));
-        }
 
         // Where the sources come from, and what names that origin in the key.
         let mut origin_mount = None;
@@ -309,7 +321,10 @@ impl Builder {
             key.field(k);
         }
         let mut items = Vec::new();
-        let multiple = c.sources.len() > 1;
+        // Several sources to a destination without a trailing slash are
+        // copied to it one after the other, the last one winning, as
+        // BuildKit's chained copies do (docker's classic builder refused it).
+        let multiple = c.sources.len() > 1 && dest_is_dir;
         let downloads = self.store.root().join("downloads");
         let mut downloaded: Vec<PathBuf> = Vec::new();
         for src in &c.sources {
@@ -506,10 +521,7 @@ impl Builder {
         )?;
         let layer = if let Some(rootfs) = rootfs {
             let result = (|| -> Result<Option<berth_store::Layer>, StepFailure> {
-                let owner = match &chown {
-                    Some(spec) => Some(parse_chown(&rootfs.merged, spec)?),
-                    None => None,
-                };
+                let owner = chown.as_ref().map(|spec| parse_chown(&rootfs.merged, spec));
                 // A destination through a symlink of the image (dangling or
                 // absolute) lands where the link points, inside the root.
                 let merged = fs::canonicalize(&rootfs.merged)?;

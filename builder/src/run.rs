@@ -300,11 +300,18 @@ impl Builder {
         let mut mounts = spec.mounts().clone().unwrap_or_default();
         // Only /etc/hosts and /etc/resolv.conf, as BuildKit: a step sees
         // the image's own /etc/hostname.
+        // Read-only, as BuildKit mounts them into a step.
         mounts.extend(
             bundle
                 .etc_files("buildkitsandbox", network)?
                 .into_iter()
-                .filter(|m| m.destination() != Path::new("/etc/hostname")),
+                .filter(|m| m.destination() != Path::new("/etc/hostname"))
+                .map(|mut m| {
+                    let mut o = m.options().clone().unwrap_or_default();
+                    o.extend(["ro", "nosuid", "nodev", "noexec"].map(String::from));
+                    m.set_options(Some(o));
+                    m
+                }),
         );
         // BuildKit's hosts file for its sandbox, byte for byte.
         std::fs::write(
@@ -350,11 +357,13 @@ impl Builder {
         bundle.save(&spec)?;
         let mut child = bundle
             .helper(&self.req.helper)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| StepFailure(format!("cannot start the runtime helper: {e}")))?;
+        // The step reads an empty pipe, as BuildKit's do (not /dev/null).
+        drop(child.stdin.take());
         let out = child.stdout.take();
         let err = child.stderr.take();
         let status = std::thread::scope(|s| {

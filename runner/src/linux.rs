@@ -669,6 +669,18 @@ pub(crate) fn start_process(
     let args = process.args().clone().unwrap_or_default();
     let program = find_program(&args[0], &env)?;
 
+    // docker's default is no no_new_privs (setuid programs such as sudo
+    // work): the filter then goes on first, while the process still holds
+    // CAP_SYS_ADMIN, as runc does; the setup after it is allowed by the
+    // policy. With no_new_privs it goes on last.
+    let no_new_privs = process.no_new_privileges().unwrap_or(false);
+    let filter = seccomp.map(crate::seccomp::compile).transpose()?;
+    if !no_new_privs {
+        if let Some(f) = &filter {
+            crate::seccomp::apply(f)?;
+        }
+    }
+
     // Capabilities: the bounding set first (needs CAP_SETPCAP), then the
     // user, keeping the permitted set across the uid change, then the sets.
     let caps = process.capabilities().clone().unwrap_or_default();
@@ -738,7 +750,7 @@ pub(crate) fn start_process(
         .map_err(|e| Error::Setup(format!("capabilities: {e}")))?;
     caps::set(None, caps::CapSet::Inheritable, &to_set(caps.inheritable()))
         .map_err(|e| Error::Setup(format!("capabilities: {e}")))?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if no_new_privs {
         nix::sys::prctl::set_no_new_privs().map_err(sys("no_new_privs"))?;
     }
     chdir(cwd).map_err(|e| Error::Setup(format!("chdir {}: {e}", cwd.display())))?;
@@ -757,8 +769,10 @@ pub(crate) fn start_process(
     let cprog = CString::new(program.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::Setup("bad program path".into()))?;
     // Last, so that the setup above is not subject to it.
-    if let Some(filter) = seccomp {
-        crate::seccomp::apply(&crate::seccomp::compile(filter)?)?;
+    if no_new_privs {
+        if let Some(f) = &filter {
+            crate::seccomp::apply(f)?;
+        }
     }
     let err = execve(&cprog, &cargs, &cenv)
         .err()
@@ -841,6 +855,10 @@ fn make_devices(root: &Path) -> Result<()> {
         ("ptmx", "pts/ptmx"),
         ("core", "/proc/kcore"),
     ] {
+        // As runc: /dev/core only where the kernel has /proc/kcore.
+        if link == "core" && !Path::new(target).exists() {
+            continue;
+        }
         let p = dev.join(link);
         if p.symlink_metadata().is_err() {
             std::os::unix::fs::symlink(target, &p)

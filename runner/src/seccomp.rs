@@ -273,10 +273,33 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Vec<BpfProgram>> {
 }
 
 /// Installs compiled filters on this thread (no_new_privs must be set, or
-/// CAP_SYS_ADMIN held).
+/// CAP_SYS_ADMIN held). Through seccomp(2) itself: seccompiler's
+/// `apply_filter` would also set no_new_privs, which docker leaves off.
 pub fn apply(programs: &[BpfProgram]) -> Result<()> {
     for p in programs {
-        seccompiler::apply_filter(p).map_err(|e| Error::Setup(format!("seccomp: {e}")))?;
+        let len = u16::try_from(p.len())
+            .map_err(|_| Error::Setup("seccomp: the filter is too long".into()))?;
+        let prog = libc::sock_fprog {
+            len,
+            // seccompiler's sock_filter has the kernel's layout, as libc's.
+            filter: p.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: `prog` points at `p`, which outlives the call; the kernel
+        // copies the program.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if rc != 0 {
+            return Err(Error::Setup(format!(
+                "seccomp: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
     }
     Ok(())
 }

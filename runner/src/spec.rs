@@ -209,7 +209,8 @@ pub fn docker_spec(cfg: &RunConfig) -> Result<Spec> {
         .cwd(cfg.cwd.clone())
         .user(user)
         .capabilities(capabilities)
-        .no_new_privileges(!cfg.privileged)
+        // docker's default: setuid programs keep working in the container.
+        .no_new_privileges(false)
         .build()
         .map_err(|e| Error::Spec(e.to_string()))?;
     let mut mounts = vec![
