@@ -269,6 +269,42 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Vec<BpfProgram>> {
         let filter = SeccompFilter::new(rules, default.clone(), act, arch).map_err(spec_err)?;
         out.push(BpfProgram::try_from(filter).map_err(spec_err)?);
     }
+    // With an allowing default, the filters run one after the other as one
+    // program: a container has one filter, as runc installs it.
+    if default == SeccompAction::Allow && out.len() > 1 {
+        return Ok(vec![chain(out)?]);
+    }
+    Ok(out)
+}
+
+/// One program that runs `programs` in turn: every "allow" of all but the
+/// last becomes a jump to the start of the next one, so the first refusal
+/// wins, as with separate filters whose refusals never overlap.
+fn chain(programs: Vec<BpfProgram>) -> Result<BpfProgram> {
+    const BPF_RET_K: u16 = 0x06;
+    const BPF_JMP_JA: u16 = 0x05;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    let last = programs.len().saturating_sub(1);
+    let mut out: BpfProgram = Vec::new();
+    for (n, mut p) in programs.into_iter().enumerate() {
+        if n < last {
+            let len = p.len();
+            for (i, ins) in p.iter_mut().enumerate() {
+                if ins.code == BPF_RET_K && ins.k == RET_ALLOW {
+                    ins.code = BPF_JMP_JA;
+                    ins.jt = 0;
+                    ins.jf = 0;
+                    ins.k = u32::try_from(len - i - 1).unwrap_or(0);
+                }
+            }
+        }
+        out.extend(p);
+    }
+    if out.len() > 4096 {
+        return Err(Error::Setup(
+            "seccomp: the policy is longer than a BPF program may be".into(),
+        ));
+    }
     Ok(out)
 }
 
