@@ -258,28 +258,26 @@ fn join_rel(a: &str, b: &str) -> String {
 /// stops at the root, as BuildKit reads `../x` as the context's `x`: a
 /// source never leaves the context.
 pub fn clean_source(src: &str) -> Result<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in src.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    Ok(parts.join("/"))
+    Ok(lexical_clean(src, true).unwrap_or_default())
 }
 
 /// `path` cleaned lexically (`.`, empty components and `a/..` dropped),
 /// relative; `None` when it climbs above its start.
 pub fn clean_relative(path: &str) -> Option<String> {
+    lexical_clean(path, false)
+}
+
+/// `path` cleaned lexically; a `..` above the start is dropped when
+/// `clamp`, else the answer is `None`.
+fn lexical_clean(path: &str, clamp: bool) -> Option<String> {
     let mut parts: Vec<&str> = Vec::new();
     for c in path.split('/') {
         match c {
             "" | "." => {}
             ".." => {
-                parts.pop()?;
+                if parts.pop().is_none() && !clamp {
+                    return None;
+                }
             }
             other => parts.push(other),
         }
