@@ -258,7 +258,12 @@ def main():
     counts = {"identical": 0, "berth": 0, "peer-age": 0}
     for src in names:
         case = Case(src, work)
-        case.prepare()
+        try:
+            case.prepare()
+        except (subprocess.CalledProcessError, OSError) as e:
+            counts["berth"] += 1
+            print(f"== {case.name}: the case could not be prepared: {e}")
+            continue
         tag = f"berth-diff-{case.name}:latest"
         rb, rp = berth.build(case, tag), peer.build(case, tag)
         diffs = []
