@@ -1,11 +1,10 @@
 //! `berth`: a daemonless Dockerfile build engine and OCI image toolkit.
-//! This binary only parses arguments, wires the library crates together and
-//! prints; the work happens in the libraries.
+//! This binary only parses arguments into engine calls and prints their
+//! results; docker's semantics live in the engine crate.
 
 mod commands;
 
-use anyhow::Context;
-use berth_store::Store;
+use berth_engine::{Engine, EngineConfig};
 use clap::{Parser, Subcommand};
 use commands::{container, images};
 use std::path::PathBuf;
@@ -72,6 +71,8 @@ enum Command {
     Volume(commands::volume::VolumeCommand),
     /// Create and run a new container from an image
     Run(commands::run::RunArgs),
+    /// Create a new container
+    Create(commands::run::CreateArgs),
     /// List containers
     Ps(container::PsArgs),
     #[command(flatten)]
@@ -142,6 +143,8 @@ enum ContainerCommand {
     Inspect(images::InspectArgs),
     /// Create and run a new container from an image
     Run(Box<commands::run::RunArgs>),
+    /// Create a new container
+    Create(Box<commands::run::CreateArgs>),
 }
 
 #[derive(Subcommand)]
@@ -182,28 +185,27 @@ enum SystemCommand {
     Prune(images::PruneArgs),
 }
 
-fn container_op(store: &Store, op: ContainerOp) -> anyhow::Result<ExitCode> {
+fn container_op(engine: &Engine, op: ContainerOp) -> anyhow::Result<ExitCode> {
     match op {
-        ContainerOp::Logs(a) => container::logs(store, a),
-        ContainerOp::Stop(a) => container::stop(store, a),
-        ContainerOp::Kill(a) => container::kill(store, a),
-        ContainerOp::Wait(a) => container::wait(store, a),
-        ContainerOp::Start(a) => container::start(store, a),
-        ContainerOp::Rm(a) => container::rm(store, a),
-        ContainerOp::Exec(a) => container::exec(store, a),
-        ContainerOp::Port(a) => container::port(store, a),
-        ContainerOp::Commit(a) => container::commit(store, a),
+        ContainerOp::Logs(a) => container::logs(engine, a),
+        ContainerOp::Stop(a) => container::stop(engine, a),
+        ContainerOp::Kill(a) => container::kill(engine, a),
+        ContainerOp::Wait(a) => container::wait(engine, a),
+        ContainerOp::Start(a) => container::start(engine, a),
+        ContainerOp::Rm(a) => container::rm(engine, a),
+        ContainerOp::Exec(a) => container::exec(engine, a),
+        ContainerOp::Port(a) => container::port(engine, a),
+        ContainerOp::Commit(a) => container::commit(engine, a),
     }
 }
 
-fn open_store(root: Option<PathBuf>) -> anyhow::Result<Store> {
-    let root = root.unwrap_or_else(Store::default_root);
-    Store::open(&root).with_context(|| format!("cannot open the store at {}", root.display()))
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(code.clamp(0, 255) as u8)
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let reg = commands::registry::RegistryOpts {
-        insecure: cli.insecure_registry.clone(),
+    let config = EngineConfig {
+        insecure_registries: cli.insecure_registry.clone(),
     };
     match cli.command {
         Command::Parse(args) => return commands::parse::run(args),
@@ -213,12 +215,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             console_socket,
             start_fd,
         } => {
-            return commands::run::runtime(
+            return Ok(exit(berth_engine::helper::runtime(
                 &spec,
                 pid_file.as_deref(),
                 console_socket.as_deref(),
                 start_fd,
-            )
+            )?))
         }
         Command::ExecHelper {
             pid,
@@ -227,19 +229,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             privileged,
             console_socket,
         } => {
-            return container::exec_runtime(
+            return Ok(exit(berth_engine::helper::exec(
                 pid,
                 &process,
                 &spec,
                 privileged,
                 console_socket.as_deref(),
-            )
+            )?))
         }
-        Command::Login(a) => return commands::registry::login(&reg, a),
-        Command::Logout(a) => return commands::registry::logout(&reg, a),
+        Command::Login(a) => {
+            return commands::registry::login(&berth_engine::registry_only(config), a)
+        }
+        Command::Logout(a) => {
+            return commands::registry::logout(&berth_engine::registry_only(config), a)
+        }
         _ => {}
     }
-    let store = open_store(cli.root)?;
+    let root = cli.root.unwrap_or_else(Engine::default_root);
+    let engine = Engine::open(&root, config)?;
+    let engine = &engine;
     match cli.command {
         Command::Parse(_)
         | Command::Runtime { .. }
@@ -248,39 +256,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         | Command::Logout(_) => {
             unreachable!("handled above")
         }
-        Command::Supervise { id } => container::supervise_cmd(&store, &id),
-        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => container::ps(&store, a),
+        Command::Supervise { id } => Ok(exit(engine.supervise(&id)?)),
+        Command::Ps(a) | Command::Container(ContainerCommand::Ls(a)) => container::ps(engine, a),
         Command::ContainerOp(op) | Command::Container(ContainerCommand::Op(op)) => {
-            container_op(&store, op)
+            container_op(engine, op)
         }
-        Command::Container(ContainerCommand::Inspect(a)) => images::inspect(&store, a),
-        Command::Container(ContainerCommand::Run(a)) => commands::run::run(&store, *a),
+        Command::Container(ContainerCommand::Inspect(a)) => images::inspect(engine, a),
+        Command::Container(ContainerCommand::Run(a)) => commands::run::run(engine, *a),
+        Command::Container(ContainerCommand::Create(a)) => commands::run::create(engine, *a),
+        Command::Create(a) => commands::run::create(engine, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
-            commands::registry::pull(&store, &reg, a)
+            commands::registry::pull(engine, a)
         }
         Command::Push(a) | Command::Image(ImageCommand::Push(a)) => {
-            commands::registry::push(&store, &reg, a)
+            commands::registry::push(engine, a)
         }
-        Command::Run(a) => commands::run::run(&store, a),
-        Command::Volume(c) => commands::volume::volume(&store, c),
-        Command::Build(a) => commands::build::build(&store, &reg, a),
-        Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(&store, a),
-        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(&store, a),
-        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(&store, a),
-        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(&store, a),
+        Command::Run(a) => commands::run::run(engine, a),
+        Command::Volume(c) => commands::volume::volume(engine, c),
+        Command::Build(a) => commands::build::build(engine, a),
+        Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(engine, a),
+        Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(engine, a),
+        Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => images::tag(engine, a),
+        Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => images::rmi(engine, a),
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => {
-            images::inspect(&store, a)
+            images::inspect(engine, a)
         }
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {
-            images::history(&store, a)
+            images::history(engine, a)
         }
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => {
-            images::import_cmd(&store, a)
+            images::import_cmd(engine, a)
         }
-        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(&store, a),
-        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(&store, a),
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(engine, a),
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(engine, a),
         Command::Image(ImageCommand::Prune(a)) | Command::System(SystemCommand::Prune(a)) => {
-            images::prune(&store, a)
+            images::prune(engine, a)
         }
     }
 }

@@ -196,14 +196,21 @@ fn umoci_unpack_matches_berth_extraction() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let store = berth_store::Store::open(&root).unwrap();
-    let img = store.resolve("busybox").unwrap();
+    // berth's own unpacking of the same image: a build that exports it.
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox\n").unwrap();
     let ours = tmp.path().join("ours");
-    for layer in &img.layers {
-        let blob = store.blobs().open(&layer.digest, Some(layer.size)).unwrap();
-        let mut plain = berth_store::layer::decompressed(blob).unwrap();
-        berth_store::layer::extract(&mut plain, &ours, &Default::default()).unwrap();
-    }
+    ok(
+        &root,
+        &[
+            "build",
+            "-q",
+            "-o",
+            &format!("type=local,dest={}", ours.display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
     assert_eq!(tree(&bundle.join("rootfs")), tree(&ours));
 }
 

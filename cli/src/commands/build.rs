@@ -1,14 +1,18 @@
-//! `berth build` and `berth builder prune`: docker's flags turned into a
-//! `BuildRequest` for the builder crate.
+//! `berth build` and `berth builder prune`: docker's flags turned into the
+//! engine's build options.
 
 use anyhow::{bail, Context};
-use berth_builder::{BuildRequest, Output, Progress, ProgressMode, SecretSource};
-use berth_store::{Compression, ImageRef, Store};
+use berth_engine::build::{
+    BuildContext, BuildOptions, BuildProgress, DockerfileSource, ExportEntry, SecretSource,
+};
+use berth_engine::units::human_size;
+use berth_engine::Engine;
 use clap::Args;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Args)]
 pub struct BuildArgs {
@@ -61,6 +65,16 @@ pub struct BuildArgs {
     context: String,
 }
 
+#[derive(Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, not just dangling ones
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
 fn parse_kv(s: &str) -> BTreeMap<String, String> {
     s.split(',')
         .filter_map(|p| {
@@ -70,56 +84,22 @@ fn parse_kv(s: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// What `--output` asks for, and whether it pushes (`type=registry`, or
-/// `type=image,push=true`) and under which extra names (`name=a,b`).
-fn parse_output(
-    s: &str,
-    compression: &mut Compression,
-    push: &mut bool,
-    names: &mut Vec<String>,
-) -> anyhow::Result<Output> {
+/// `--output`: `type=T,k=v,...`, or a bare path for a local export.
+fn parse_output(s: &str) -> anyhow::Result<ExportEntry> {
     if !s.contains('=') {
-        return Ok(if s == "-" {
+        if s == "-" {
             bail!(
                 "--output -: writing a tarball to STDOUT is not supported; use type=oci,dest=FILE"
-            )
-        } else {
-            Output::Local(PathBuf::from(s))
+            );
+        }
+        return Ok(ExportEntry {
+            kind: "local".into(),
+            attrs: BTreeMap::from([("dest".to_string(), s.to_string())]),
         });
     }
-    let kv = parse_kv(s);
-    if let Some(c) = kv.get("compression") {
-        *compression = match c.as_str() {
-            "gzip" => Compression::Gzip,
-            "zstd" => Compression::Zstd,
-            "uncompressed" => Compression::None,
-            other => bail!("unsupported compression {other:?}: use gzip, zstd or uncompressed"),
-        };
-    }
-    let dest = || -> anyhow::Result<PathBuf> {
-        kv.get("dest")
-            .map(PathBuf::from)
-            .with_context(|| format!("--output {s}: dest=PATH is required"))
-    };
-    if let Some(n) = kv.get("name") {
-        names.extend(n.split(';').map(String::from));
-    }
-    if kv.get("push").is_some_and(|v| v == "true") {
-        *push = true;
-    }
-    Ok(match kv.get("type").map(String::as_str) {
-        Some("image") | Some("moby") => Output::Image,
-        Some("oci") => Output::Oci(dest()?),
-        Some("docker") => Output::Docker(dest()?),
-        Some("local") => Output::Local(dest()?),
-        Some("tar") => bail!("--output type=tar is not supported yet: use type=local or type=oci"),
-        Some("registry") => {
-            *push = true;
-            Output::Image
-        }
-        Some(other) => bail!("unsupported output type {other:?}: use image, oci, docker or local"),
-        None => bail!("--output {s}: type=... is required"),
-    })
+    let mut attrs = parse_kv(s);
+    let kind = attrs.remove("type").unwrap_or_default();
+    Ok(ExportEntry { kind, attrs })
 }
 
 fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
@@ -149,76 +129,25 @@ fn parse_secret(s: &str) -> anyhow::Result<(String, SecretSource)> {
     Ok((id, source))
 }
 
-/// Unpacks a context tarball from STDIN into a temporary folder.
-fn context_from_stdin(dir: &Path) -> anyhow::Result<()> {
-    let mut stdin = std::io::stdin().lock();
-    let mut plain = berth_store::layer::decompressed(&mut stdin as &mut dyn Read)
-        .context("cannot read the build context from STDIN")?;
-    let opts = berth_store::layer::ExtractOptions {
-        chown: false,
-        ..Default::default()
-    };
-    berth_store::layer::extract(&mut plain, dir, &opts)
-        .context("cannot unpack the build context from STDIN")?;
-    Ok(())
-}
-
-pub fn build(
-    store: &Store,
-    reg: &super::registry::RegistryOpts,
-    args: BuildArgs,
-) -> anyhow::Result<ExitCode> {
-    let tmp_ctx;
+pub fn build(engine: &Engine, args: BuildArgs) -> anyhow::Result<ExitCode> {
     let context = if args.context == "-" {
-        if args.file.as_deref() == Some("-") {
-            bail!("the context and the Dockerfile cannot both come from STDIN");
-        }
-        tmp_ctx = tempfile::tempdir().context("cannot create a temporary folder")?;
-        context_from_stdin(tmp_ctx.path())?;
-        tmp_ctx.path().to_path_buf()
+        BuildContext::Tar(Box::new(std::io::stdin()))
     } else {
-        let p = PathBuf::from(&args.context);
-        if !p.is_dir() {
-            bail!(
-                "unable to prepare context: path {:?} not found",
-                args.context
-            );
-        }
-        p
+        BuildContext::Dir(PathBuf::from(&args.context))
     };
-    let (dockerfile, dockerfile_name, dockerfile_path) = match args.file.as_deref() {
+    let dockerfile = match args.file.as_deref() {
+        Some("-") if args.context == "-" => {
+            bail!("the context and the Dockerfile cannot both come from STDIN")
+        }
         Some("-") => {
             let mut text = String::new();
             std::io::stdin()
                 .read_to_string(&mut text)
                 .context("cannot read the Dockerfile from STDIN")?;
-            (text, "Dockerfile".to_string(), None)
+            DockerfileSource::Text(text)
         }
-        other => {
-            let path = match other {
-                Some(f) if args.context == "-" => context.join(f),
-                Some(f) => PathBuf::from(f),
-                None => context.join("Dockerfile"),
-            };
-            let bytes = std::fs::read(&path)
-                .with_context(|| format!("failed to read dockerfile: open {}", path.display()))?;
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_else(|| "Dockerfile".into());
-            (
-                String::from_utf8_lossy(&bytes).into_owned(),
-                name,
-                Some(path),
-            )
-        }
+        other => DockerfileSource::Path(other.map(String::from)),
     };
-    // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's.
-    let dockerignore = dockerfile_path
-        .as_ref()
-        .and_then(|p| std::fs::read_to_string(format!("{}.dockerignore", p.display())).ok())
-        .or_else(|| std::fs::read_to_string(context.join(".dockerignore")).ok());
-
     let mut build_args = BTreeMap::new();
     for a in &args.build_arg {
         match a.split_once('=') {
@@ -238,111 +167,59 @@ pub fn build(
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let mut compression = Compression::Gzip;
-    let mut push = args.push;
-    let mut names = args.tag.clone();
-    let outputs = args
-        .output
-        .iter()
-        .map(|o| parse_output(o, &mut compression, &mut push, &mut names))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let tags = names
-        .iter()
-        .map(|t| t.parse::<ImageRef>())
-        .collect::<Result<Vec<_>, _>>()?;
-    if push && tags.is_empty() {
-        bail!("--push needs a name for the image: give one with -t NAME");
-    }
-    if let Some(p) = &args.platform {
-        let (os, arch, _) = berth_store::image::host_platform();
-        if p.split(',')
-            .any(|p| !p.starts_with(&format!("{os}/{arch}")))
-        {
-            bail!("--platform {p}: berth builds for the native platform ({os}/{arch}) only");
-        }
-    }
-    let secrets = args
-        .secret
-        .iter()
-        .map(|s| parse_secret(s))
-        .collect::<anyhow::Result<BTreeMap<_, _>>>()?;
     let progress = match (args.quiet, args.progress.as_str()) {
-        (true, _) | (_, "quiet") => ProgressMode::Quiet,
-        (_, "auto") if std::io::stderr().is_terminal() => ProgressMode::Tty,
-        (_, "tty") => ProgressMode::Tty,
-        (_, "auto" | "plain" | "rawjson") => ProgressMode::Plain,
+        (true, _) | (_, "quiet") => BuildProgress::Quiet,
+        (_, "auto") if std::io::stderr().is_terminal() => BuildProgress::Tty,
+        (_, "tty") => BuildProgress::Tty,
+        (_, "auto" | "plain" | "rawjson") => BuildProgress::Plain,
         (_, other) => bail!("invalid progress mode {other:?}: use auto, plain, tty or quiet"),
     };
-    let req = BuildRequest {
+    let opts = BuildOptions {
         context,
         dockerfile,
-        dockerfile_name,
-        dockerignore,
+        tags: args.tag.clone(),
         build_args,
-        target: args.target.clone(),
-        tags,
         labels,
+        target: args.target.clone(),
         no_cache: args.no_cache,
-        no_cache_filter: args
-            .no_cache_filter
+        no_cache_filter: args.no_cache_filter.clone(),
+        pull: args.pull,
+        push: args.push,
+        platform: args.platform.clone(),
+        outputs: args
+            .output
             .iter()
-            .map(|s| s.to_ascii_lowercase())
-            .collect::<BTreeSet<_>>(),
-        secrets,
-        outputs,
+            .map(|o| parse_output(o))
+            .collect::<anyhow::Result<_>>()?,
+        secrets: args
+            .secret
+            .iter()
+            .map(|s| parse_secret(s))
+            .collect::<anyhow::Result<_>>()?,
         progress,
-        compression,
-        images: Some(std::sync::Arc::new(super::registry::BuildPuller {
-            store: store.clone(),
-            opts: reg.clone(),
-        })),
-        always_pull: args.pull,
-        helper: std::env::current_exe().context("cannot find the berth binary")?,
     };
-    let result = berth_builder::build(store, &req, Progress::new(progress))?;
-    let id = result.image.id.to_string();
+    let view = Arc::new(super::transfer::TransferView::new("Preparing", args.quiet));
+    let built = engine.build(opts, view)?;
     if let Some(f) = &args.iidfile {
-        std::fs::write(f, &id).with_context(|| format!("cannot write {}", f.display()))?;
+        std::fs::write(f, &built.image_id)
+            .with_context(|| format!("cannot write {}", f.display()))?;
     }
-    if push {
-        let client = reg.client()?;
-        for t in &req.tags {
-            super::registry::push_image(store, &client, &result.image, t, args.quiet)?;
-        }
+    for p in &built.pushed {
+        super::registry::print_pushed(p, args.quiet);
     }
     if args.quiet {
-        println!("{id}");
+        println!("{}", built.image_id);
     }
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(Args)]
-pub struct BuilderPruneArgs {
-    /// Remove all unused build cache, not just dangling ones
-    #[arg(short, long)]
-    all: bool,
-    /// Do not prompt for confirmation
-    #[arg(short, long)]
-    force: bool,
-}
-
 /// `berth builder prune`: drops every cache entry, then collects garbage.
-pub fn prune(store: &Store, args: BuilderPruneArgs) -> anyhow::Result<ExitCode> {
+pub fn prune(engine: &Engine, args: BuilderPruneArgs) -> anyhow::Result<ExitCode> {
     let _ = (args.all, args.force);
-    let entries = store.cache_clear()?;
-    // Cache mounts and the remembered hashes of context files are build
-    // cache too.
-    for dir in ["cache-mounts", "context-cache"] {
-        let path = store.root().join(dir);
-        if path.exists() {
-            std::fs::remove_dir_all(&path)
-                .with_context(|| format!("cannot remove {}", path.display()))?;
-        }
-    }
-    let report = store.gc()?;
+    let (entries, freed) = engine.build_cache_prune()?;
     println!(
         "Deleted build cache objects: {entries}\nTotal reclaimed space: {}",
-        crate::commands::format::human_size(report.bytes_freed)
+        human_size(freed)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,5 @@
 pub mod build;
-mod change;
 pub mod container;
-mod format;
 pub mod images;
 pub mod parse;
 pub mod registry;

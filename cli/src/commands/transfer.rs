@@ -1,8 +1,7 @@
 //! How pulls and pushes show their progress: one bar per blob (bytes, rate)
 //! on a terminal, docker's plain status lines otherwise.
 
-use berth_registry::Progress;
-use berth_store::Digest;
+use berth_engine::{ProgressEvent, ProgressSink};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -28,10 +27,6 @@ impl TransferView {
         }
     }
 
-    fn short(d: &Digest) -> String {
-        d.hex().chars().take(12).collect()
-    }
-
     fn line(&self, s: &str) {
         if self.quiet {
             return;
@@ -45,8 +40,8 @@ impl TransferView {
     }
 }
 
-impl Progress for TransferView {
-    fn start(&self, digest: &Digest, size: u64) {
+impl TransferView {
+    fn start(&self, id: &str, size: u64) {
         match &self.bars {
             Some(m) => {
                 let bar = m.add(ProgressBar::new(size));
@@ -56,39 +51,36 @@ impl Progress for TransferView {
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
                 );
-                bar.set_prefix(Self::short(digest));
+                bar.set_prefix(id.to_string());
                 if let Ok(mut a) = self.active.lock() {
-                    a.insert(digest.to_string(), bar);
+                    a.insert(id.to_string(), bar);
                 }
             }
-            None => self.line(&format!("{}: {}", Self::short(digest), self.starting)),
+            None => self.line(&format!("{id}: {}", self.starting)),
         }
     }
 
-    fn advance(&self, digest: &Digest, n: u64) {
-        if let Some(bar) = self
-            .active
-            .lock()
-            .ok()
-            .and_then(|a| a.get(&digest.to_string()).cloned())
-        {
+    fn advance(&self, id: &str, n: u64) {
+        if let Some(bar) = self.active.lock().ok().and_then(|a| a.get(id).cloned()) {
             bar.inc(n);
         }
     }
 
-    fn finish(&self, digest: &Digest, status: &str) {
-        if let Some(bar) = self
-            .active
-            .lock()
-            .ok()
-            .and_then(|mut a| a.remove(&digest.to_string()))
-        {
+    fn finish(&self, id: &str, status: &str) {
+        if let Some(bar) = self.active.lock().ok().and_then(|mut a| a.remove(id)) {
             bar.finish_and_clear();
         }
-        self.line(&format!("{}: {status}", Self::short(digest)));
+        self.line(&format!("{id}: {status}"));
     }
+}
 
-    fn note(&self, line: &str) {
-        self.line(line);
+impl ProgressSink for TransferView {
+    fn event(&self, event: ProgressEvent<'_>) {
+        match event {
+            ProgressEvent::Started { id, size } => self.start(id, size),
+            ProgressEvent::Advanced { id, bytes } => self.advance(id, bytes),
+            ProgressEvent::Finished { id, status } => self.finish(id, status),
+            ProgressEvent::Note(line) => self.line(line),
+        }
     }
 }

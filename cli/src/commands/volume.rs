@@ -1,6 +1,6 @@
 //! `berth volume create|ls|inspect|rm`: named volumes, as docker's local driver.
 
-use berth_store::Store;
+use berth_engine::Engine;
 use clap::{Args, Subcommand};
 use std::process::ExitCode;
 
@@ -46,24 +46,14 @@ pub struct RmArgs {
     names: Vec<String>,
 }
 
-fn random_name() -> anyhow::Result<String> {
-    let mut b = [0u8; 32];
-    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut b)?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
-}
-
-pub fn volume(store: &Store, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
+pub fn volume(engine: &Engine, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         VolumeCommand::Create(a) => {
-            let name = match a.name {
-                Some(n) => n,
-                None => random_name()?,
-            };
-            let (v, _) = store.volume_create(&name)?;
+            let v = engine.volume_create(a.name.as_deref())?;
             println!("{}", v.name);
         }
         VolumeCommand::Ls(a) => {
-            let vols = store.volumes()?;
+            let vols = engine.volume_list()?;
             if !a.quiet {
                 println!("{:<10}VOLUME NAME", "DRIVER");
             }
@@ -71,7 +61,7 @@ pub fn volume(store: &Store, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
                 if a.quiet {
                     println!("{}", v.name);
                 } else {
-                    println!("{:<10}{}", "local", v.name);
+                    println!("{:<10}{}", v.driver, v.name);
                 }
             }
         }
@@ -79,18 +69,10 @@ pub fn volume(store: &Store, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
             let mut out = Vec::new();
             let mut missing = false;
             for n in &a.names {
-                match store.volume_get(n) {
-                    Ok(v) => out.push(serde_json::json!({
-                        "CreatedAt": v.created_at,
-                        "Driver": "local",
-                        "Labels": {},
-                        "Mountpoint": v.mountpoint,
-                        "Name": v.name,
-                        "Options": {},
-                        "Scope": "local",
-                    })),
-                    Err(_) => {
-                        eprintln!("Error: No such volume: {n}");
+                match engine.volume_inspect(n) {
+                    Ok(v) => out.push(v),
+                    Err(e) => {
+                        eprintln!("Error: {e}");
                         missing = true;
                     }
                 }
@@ -103,11 +85,11 @@ pub fn volume(store: &Store, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
         VolumeCommand::Rm(a) => {
             let mut failed = false;
             for n in &a.names {
-                match store.volume_remove(n) {
+                match engine.volume_remove(n) {
                     Ok(()) => println!("{n}"),
                     Err(_) if a.force => {}
-                    Err(_) => {
-                        eprintln!("Error: No such volume: {n}");
+                    Err(e) => {
+                        eprintln!("Error: {e}");
                         failed = true;
                     }
                 }

@@ -1,7 +1,7 @@
 //! `--change` instructions of `berth import` (CMD, ENV, ...), read with the
 //! Dockerfile grammar and applied to a container config.
 
-use anyhow::{bail, Context};
+use crate::error::{fail, Error, Result};
 use berth_grammar::{Command, CommandLine, Word};
 use berth_store::image::ContainerConfig;
 
@@ -25,10 +25,10 @@ fn unquote(s: &str) -> String {
     lex.process_word(s, &none).unwrap_or_else(|_| s.to_string())
 }
 
-pub fn apply(changes: &[String], mut config: ContainerConfig) -> anyhow::Result<ContainerConfig> {
+pub(crate) fn apply(changes: &[String], mut config: ContainerConfig) -> Result<ContainerConfig> {
     for change in changes {
         let parsed = berth_grammar::parse(&format!("{change}\n"))
-            .with_context(|| format!("invalid --change {change:?}"))?;
+            .map_err(|e| Error::Invalid(format!("invalid --change {change:?}: {e}")))?;
         for ins in parsed.instructions {
             match ins.command {
                 Command::Cmd { command: c } => config.cmd = Some(command(&c)),
@@ -67,7 +67,7 @@ pub fn apply(changes: &[String], mut config: ContainerConfig) -> anyhow::Result<
                     let text = change.trim().split_once(char::is_whitespace).map(|x| x.1).unwrap_or("").trim().to_string();
                     config.on_build.get_or_insert_with(Vec::new).push(text);
                 }
-                other => bail!("{} is not supported by --change (use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR)", other.name()),
+                other => fail!(Invalid, "{} is not supported by --change (use CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR)", other.name()),
             }
         }
     }

@@ -1,4 +1,5 @@
-//! docker's human-readable sizes and durations.
+//! docker's human-readable sizes and durations (go-units), as the daemon
+//! writes them in `ps` and the CLI in its tables.
 
 /// `units.HumanSizeWithPrecision(size, 3)`: decimal units, 3 significant digits.
 pub fn human_size(size: u64) -> String {
@@ -27,9 +28,14 @@ pub fn human_size(size: u64) -> String {
 
 /// `units.HumanDuration` followed by " ago", as `docker images` shows it.
 pub fn since(created: Option<&str>) -> String {
-    let Some(t) = created.and_then(parse_time) else {
-        return "N/A".into();
-    };
+    match created.and_then(parse_time) {
+        Some(t) => since_unix(t),
+        None => "N/A".into(),
+    }
+}
+
+/// `since` of a time in seconds since the epoch.
+pub fn since_unix(t: i64) -> String {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let secs = (now - t).max(0);
     let d = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
@@ -64,6 +70,30 @@ pub fn created_at(created: Option<&str>) -> String {
         "[year]-[month]-[day] [hour]:[minute]:[second] +0000 UTC"
     );
     t.format(&f).unwrap_or_default()
+}
+
+/// docker's `RAMInBytes`: a number with an optional b, k, m, g or t
+/// (binary units), optionally followed by `b`.
+pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
+    let lower = s.trim().to_ascii_lowercase();
+    let t = lower
+        .strip_suffix('b')
+        .filter(|t| !t.is_empty() && !t.ends_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(&lower);
+    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => (&t[..i], &t[i..]),
+        None => (t, ""),
+    };
+    let mult: f64 = match unit {
+        "" | "b" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("invalid size: {s:?}")),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("invalid size: {s:?}"))?;
+    Ok((n * mult) as i64)
 }
 
 #[cfg(test)]

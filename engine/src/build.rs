@@ -1,0 +1,314 @@
+//! `docker build` as an engine operation: a build request of docker's
+//! options (as `POST /build` has them) turned into the builder's request,
+//! then the pushes it asks for; and `builder prune`.
+
+use crate::error::{fail, IoContext, Result};
+use crate::progress::ProgressSink;
+use crate::registry::{client, push_image, BuildPuller, PushedImage};
+use crate::Engine;
+use berth_builder::{BuildRequest, Output, Progress, ProgressMode};
+use berth_store::{Compression, ImageRef};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Where the build context comes from.
+pub enum BuildContext {
+    Dir(PathBuf),
+    /// A tar archive (plain or compressed), as `docker build -` reads it.
+    Tar(Box<dyn Read>),
+}
+
+/// Where the Dockerfile comes from.
+pub enum DockerfileSource {
+    /// A path (relative to the working folder, or to the context when it is
+    /// a tarball); none for `Dockerfile` in the context.
+    Path(Option<String>),
+    /// Its text (`-f -`).
+    Text(String),
+}
+
+/// A secret given to RUN --mount=type=secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// One `--output`: its type and attributes, as docker's CLI parses them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExportEntry {
+    pub kind: String,
+    pub attrs: BTreeMap<String, String>,
+}
+
+/// How a build shows its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildProgress {
+    Plain,
+    Tty,
+    Quiet,
+}
+
+pub struct BuildOptions {
+    pub context: BuildContext,
+    pub dockerfile: DockerfileSource,
+    pub tags: Vec<String>,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub no_cache_filter: Vec<String>,
+    pub pull: bool,
+    pub push: bool,
+    pub platform: Option<String>,
+    /// An output path with no `type=` (`-o DIR`) is a local export.
+    pub outputs: Vec<ExportEntry>,
+    pub secrets: BTreeMap<String, SecretSource>,
+    pub progress: BuildProgress,
+}
+
+/// What a build made.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub image_id: String,
+    pub pushed: Vec<PushedImage>,
+}
+
+/// What an `--output` asks for, and whether it pushes (`type=registry`, or
+/// `type=image,push=true`) and under which extra names (`name=a;b`).
+fn output(
+    e: &ExportEntry,
+    compression: &mut Compression,
+    push: &mut bool,
+    names: &mut Vec<String>,
+) -> Result<Output> {
+    let kv = &e.attrs;
+    if let Some(c) = kv.get("compression") {
+        *compression = match c.as_str() {
+            "gzip" => Compression::Gzip,
+            "zstd" => Compression::Zstd,
+            "uncompressed" => Compression::None,
+            other => {
+                fail!(
+                    Invalid,
+                    "unsupported compression {other:?}: use gzip, zstd or uncompressed"
+                )
+            }
+        };
+    }
+    let dest = || -> Result<PathBuf> {
+        match kv.get("dest") {
+            Some(d) => Ok(PathBuf::from(d)),
+            None => fail!(Invalid, "--output type={}: dest=PATH is required", e.kind),
+        }
+    };
+    if let Some(n) = kv.get("name") {
+        names.extend(n.split(';').map(String::from));
+    }
+    if kv.get("push").is_some_and(|v| v == "true") {
+        *push = true;
+    }
+    Ok(match e.kind.as_str() {
+        "image" | "moby" => Output::Image,
+        "oci" => Output::Oci(dest()?),
+        "docker" => Output::Docker(dest()?),
+        "local" => Output::Local(dest()?),
+        "tar" => fail!(
+            Invalid,
+            "--output type=tar is not supported yet: use type=local or type=oci"
+        ),
+        "registry" => {
+            *push = true;
+            Output::Image
+        }
+        "" => fail!(Invalid, "--output: type=... is required"),
+        other => fail!(
+            Invalid,
+            "unsupported output type {other:?}: use image, oci, docker or local"
+        ),
+    })
+}
+
+/// Unpacks a context tarball into a temporary folder.
+fn unpack_context(input: &mut dyn Read, dir: &std::path::Path) -> Result<()> {
+    let mut plain = berth_store::layer::decompressed(input)
+        .ctx(|| "cannot read the build context from STDIN".into())?;
+    let opts = berth_store::layer::ExtractOptions {
+        chown: false,
+        ..Default::default()
+    };
+    berth_store::layer::extract(&mut plain, dir, &opts).map_err(|e| {
+        crate::Error::Failed(format!("cannot unpack the build context from STDIN: {e}"))
+    })?;
+    Ok(())
+}
+
+impl Engine {
+    /// Builds, exports and pushes as `opts` say.
+    pub fn build(&self, opts: BuildOptions, progress: Arc<dyn ProgressSink>) -> Result<Built> {
+        let store = self.store();
+        let tmp_ctx;
+        let (context, from_tar) = match opts.context {
+            BuildContext::Tar(mut input) => {
+                if matches!(opts.dockerfile, DockerfileSource::Text(_)) {
+                    fail!(
+                        Invalid,
+                        "the context and the Dockerfile cannot both come from STDIN"
+                    );
+                }
+                tmp_ctx = tempfile::tempdir().ctx(|| "cannot create a temporary folder".into())?;
+                unpack_context(&mut input, tmp_ctx.path())?;
+                (tmp_ctx.path().to_path_buf(), true)
+            }
+            BuildContext::Dir(p) => {
+                if !p.is_dir() {
+                    fail!(
+                        Invalid,
+                        "unable to prepare context: path {:?} not found",
+                        p.display().to_string()
+                    );
+                }
+                (p, false)
+            }
+        };
+        let (dockerfile, dockerfile_name, dockerfile_path) = match opts.dockerfile {
+            DockerfileSource::Text(text) => (text, "Dockerfile".to_string(), None),
+            DockerfileSource::Path(other) => {
+                let path = match other {
+                    Some(f) if from_tar => context.join(f),
+                    Some(f) => PathBuf::from(f),
+                    None => context.join("Dockerfile"),
+                };
+                let bytes = std::fs::read(&path).map_err(|e| {
+                    crate::Error::Failed(format!(
+                        "failed to read dockerfile: open {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "Dockerfile".into());
+                (
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                    name,
+                    Some(path),
+                )
+            }
+        };
+        // <Dockerfile>.dockerignore beside the Dockerfile wins over the context's.
+        let dockerignore = dockerfile_path
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(format!("{}.dockerignore", p.display())).ok())
+            .or_else(|| std::fs::read_to_string(context.join(".dockerignore")).ok());
+
+        let mut compression = Compression::Gzip;
+        let mut push = opts.push;
+        let mut names = opts.tags.clone();
+        let outputs = opts
+            .outputs
+            .iter()
+            .map(|o| output(o, &mut compression, &mut push, &mut names))
+            .collect::<Result<Vec<_>>>()?;
+        let tags = names
+            .iter()
+            .map(|t| t.parse::<ImageRef>())
+            .collect::<Result<Vec<_>, _>>()?;
+        if push && tags.is_empty() {
+            fail!(
+                Invalid,
+                "--push needs a name for the image: give one with -t NAME"
+            );
+        }
+        if let Some(p) = &opts.platform {
+            let (os, arch, _) = berth_store::image::host_platform();
+            if p.split(',')
+                .any(|p| !p.starts_with(&format!("{os}/{arch}")))
+            {
+                fail!(
+                    Invalid,
+                    "--platform {p}: berth builds for the native platform ({os}/{arch}) only"
+                );
+            }
+        }
+        let mode = match opts.progress {
+            BuildProgress::Plain => ProgressMode::Plain,
+            BuildProgress::Tty => ProgressMode::Tty,
+            BuildProgress::Quiet => ProgressMode::Quiet,
+        };
+        let req = BuildRequest {
+            context,
+            dockerfile,
+            dockerfile_name,
+            dockerignore,
+            build_args: opts.build_args,
+            target: opts.target,
+            tags,
+            labels: opts.labels,
+            no_cache: opts.no_cache,
+            no_cache_filter: opts
+                .no_cache_filter
+                .iter()
+                .map(|s| s.to_ascii_lowercase())
+                .collect::<BTreeSet<_>>(),
+            secrets: opts
+                .secrets
+                .into_iter()
+                .map(|(id, s)| {
+                    let s = match s {
+                        SecretSource::File(p) => berth_builder::SecretSource::File(p),
+                        SecretSource::Env(e) => berth_builder::SecretSource::Env(e),
+                    };
+                    (id, s)
+                })
+                .collect(),
+            outputs,
+            progress: mode,
+            compression,
+            images: Some(Arc::new(BuildPuller {
+                store: store.clone(),
+                registries: self.registries(),
+            })),
+            always_pull: opts.pull,
+            helper: crate::helper::berth_exe()?,
+        };
+        let result = berth_builder::build(store, &req, Progress::new(mode))?;
+        let mut pushed = Vec::new();
+        if push {
+            let client = client(self)?;
+            for t in &req.tags {
+                pushed.push(push_image(
+                    store,
+                    &client,
+                    &result.image,
+                    t,
+                    progress.clone(),
+                )?);
+            }
+        }
+        Ok(Built {
+            image_id: result.image.id.to_string(),
+            pushed,
+        })
+    }
+
+    /// `berth builder prune`: drops every cache entry, then collects
+    /// garbage. Says how many entries went and how many bytes were freed.
+    pub fn build_cache_prune(&self) -> Result<(usize, u64)> {
+        let store = self.store();
+        let entries = store.cache_clear()?;
+        // Cache mounts and the remembered hashes of context files are build
+        // cache too.
+        for dir in ["cache-mounts", "context-cache"] {
+            let path = store.root().join(dir);
+            if path.exists() {
+                std::fs::remove_dir_all(&path)
+                    .ctx(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+        let report = store.gc()?;
+        Ok((entries, report.bytes_freed))
+    }
+}

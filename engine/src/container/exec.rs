@@ -1,0 +1,164 @@
+//! `docker exec`: a process in a running container, through a helper
+//! (`berth __exec`) that joins its namespaces. For now the process uses the
+//! caller's own stdio.
+
+use crate::error::{fail, Error, Result};
+use crate::helper::berth_exe;
+use crate::Engine;
+use berth_runner::console;
+use berth_runner::container::Record;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub cmd: Vec<String>,
+    /// Keep stdin open.
+    pub interactive: bool,
+    pub tty: bool,
+    /// Start it and return at once.
+    pub detach: bool,
+    /// `KEY=VALUE` each, over the container's environment.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub privileged: bool,
+}
+
+impl Engine {
+    /// Runs `opts.cmd` in container `key`; its exit code (0 when detached).
+    pub fn container_exec(&self, key: &str, opts: &ExecOptions) -> Result<i32> {
+        let cs = self.containers();
+        let rec = cs.find(key)?;
+        if !rec.running() {
+            fail!(Conflict, "container {} is not running", rec.id);
+        }
+        let dir = cs.dir(&rec.id);
+        let spec = oci_spec::runtime::Spec::load(dir.join("config.json"))
+            .map_err(|e| Error::Failed(format!("cannot read the container's spec: {e}")))?;
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_args(Some(opts.cmd.clone()));
+        let mut env = process.env().clone().unwrap_or_default();
+        for e in &opts.env {
+            let k = e.split('=').next().unwrap_or(e);
+            env.retain(|x| x.split('=').next() != Some(k));
+            env.push(e.clone());
+        }
+        process.set_env(Some(env));
+        if let Some(w) = &opts.workdir {
+            process.set_cwd(w.into());
+        }
+        if let Some(u) = &opts.user {
+            let root = Path::new("/proc")
+                .join(rec.state.pid.to_string())
+                .join("root");
+            let u = berth_runner::user::resolve(&root, u)?;
+            let user = oci_spec::runtime::UserBuilder::default()
+                .uid(u.uid)
+                .gid(u.gid)
+                .additional_gids(u.additional_gids)
+                .build()
+                .map_err(|e| Error::Failed(format!("invalid user: {e}")))?;
+            process.set_user(user);
+        }
+        process.set_terminal(Some(opts.tty));
+        if opts.tty {
+            if let Some((rows, cols)) = console::size_of(1) {
+                let size = oci_spec::runtime::BoxBuilder::default()
+                    .height(rows as u64)
+                    .width(cols as u64)
+                    .build()
+                    .map_err(|e| Error::Failed(format!("cannot size the terminal: {e}")))?;
+                process.set_console_size(Some(size));
+            }
+        }
+        if opts.privileged {
+            process.set_no_new_privileges(Some(false));
+        }
+        let tag = format!("exec-{}", std::process::id());
+        let process_path = dir.join(format!("{tag}.json"));
+        let data = serde_json::to_vec(&process)
+            .map_err(|e| Error::Failed(format!("cannot encode the exec process: {e}")))?;
+        std::fs::write(&process_path, data)
+            .map_err(|e| Error::Failed(format!("cannot write the exec process: {e}")))?;
+        // A socket's path must be shorter than 108 bytes: not in the store.
+        let socket = std::env::temp_dir().join(format!("berth-{}-{tag}.sock", rec.short_id()));
+        let result = exec_helper(&rec, &process_path, &socket, opts);
+        let _ = std::fs::remove_file(&process_path);
+        let _ = std::fs::remove_file(&socket);
+        result
+    }
+}
+
+fn exec_helper(
+    rec: &Record,
+    process_path: &Path,
+    socket: &Path,
+    opts: &ExecOptions,
+) -> Result<i32> {
+    let mut cmd = Command::new(berth_exe()?);
+    cmd.arg("__exec")
+        .arg(rec.state.pid.to_string())
+        .arg(process_path)
+        .arg(process_path.with_file_name("config.json"));
+    if opts.privileged {
+        cmd.arg("--privileged");
+    }
+    if !opts.interactive || opts.tty {
+        cmd.stdin(Stdio::null());
+    }
+    if opts.detach {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    let listener = if opts.tty {
+        cmd.arg("--console-socket")
+            .arg(socket)
+            .stdout(Stdio::null());
+        Some(
+            std::os::unix::net::UnixListener::bind(socket)
+                .map_err(|e| Error::Failed(format!("cannot make a console socket: {e}")))?,
+        )
+    } else {
+        None
+    };
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Failed(format!("cannot start the exec helper: {e}")))?;
+    if opts.detach {
+        return Ok(0);
+    }
+    berth_runner::linux::forward_signals(child.id() as i32);
+    let mut copy = None;
+    let mut raw = None;
+    if let Some(l) = &listener {
+        let master = console::receive(l, Duration::from_secs(30))?;
+        if console::is_terminal(1) {
+            console::copy_size(1, std::os::fd::AsRawFd::as_raw_fd(&master));
+        }
+        if opts.interactive {
+            if console::is_terminal(0) {
+                raw = Some(console::RawMode::stdin());
+            }
+            let w = master
+                .try_clone()
+                .map_err(|e| Error::Failed(format!("cannot share the terminal: {e}")))?;
+            std::thread::spawn(move || {
+                let mut w = std::fs::File::from(w);
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut w);
+            });
+        }
+        copy = Some(std::thread::spawn(move || {
+            let mut r = std::fs::File::from(master);
+            let _ = std::io::copy(&mut r, &mut std::io::stdout().lock());
+        }));
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::Failed(format!("cannot wait for the exec helper: {e}")))?;
+    if let Some(c) = copy {
+        let _ = c.join();
+    }
+    drop(raw);
+    Ok(status.code().unwrap_or(126))
+}

@@ -1,0 +1,265 @@
+//! What docker says of a container: `inspect` (its record, with the create
+//! request kept beside it) and the rows of `ps`.
+
+use super::create::REQUEST;
+use crate::error::Result;
+use crate::model::{
+    ContainerConfig, ContainerCreate, ContainerInspect, ContainerState, ContainerSummary,
+    EndpointSettings, GraphDriver, MountPoint, PortBinding, PortMap, SummaryHostConfig,
+    SummaryNetworkSettings,
+};
+use crate::units::{parse_time, since};
+use crate::Engine;
+use berth_runner::container::{Record, Status};
+use std::collections::BTreeMap;
+
+fn status_name(rec: &Record) -> &'static str {
+    match rec.state.status {
+        Status::Created => "created",
+        Status::Running => "running",
+        Status::Exited => "exited",
+    }
+}
+
+/// docker's words for a container's state: `Up 5 seconds`,
+/// `Exited (0) 2 minutes ago`, `Created`.
+fn status_text(rec: &Record) -> String {
+    let up = |t: &str| since(Some(t)).trim_end_matches(" ago").to_string();
+    match rec.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", up(&rec.state.started_at)),
+        Status::Exited => format!(
+            "Exited ({}) {}",
+            rec.state.exit_code,
+            since(Some(&rec.state.finished_at))
+        ),
+    }
+}
+
+fn port_map(rec: &Record) -> PortMap {
+    let mut map = PortMap::new();
+    for p in &rec.ports {
+        map.entry(format!("{}/{}", p.container_port, p.proto))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: p.host_port.to_string(),
+            });
+    }
+    map
+}
+
+/// The network a container is on, by docker's name for it.
+fn networks(rec: &Record) -> BTreeMap<String, EndpointSettings> {
+    let name = match rec.network.as_str() {
+        "none" => "none",
+        "host" => "host",
+        _ => "bridge",
+    };
+    BTreeMap::from([(name.to_string(), EndpointSettings::default())])
+}
+
+/// The mounts a container's host config asked for.
+fn mount_points(req: &ContainerCreate, volumes: &std::path::Path) -> Vec<MountPoint> {
+    let mut out = Vec::new();
+    for b in req.host_config.binds.iter().flatten() {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (src, dst, mode) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, m] => (*s, *d, *m),
+            _ => continue,
+        };
+        let volume = !src.starts_with('/');
+        out.push(MountPoint {
+            kind: if volume { "volume" } else { "bind" }.into(),
+            name: if volume { src.into() } else { String::new() },
+            source: if volume {
+                volumes.join(src).join("_data").display().to_string()
+            } else {
+                src.into()
+            },
+            destination: dst.into(),
+            driver: if volume {
+                "local".into()
+            } else {
+                String::new()
+            },
+            mode: mode.into(),
+            rw: mode != "ro",
+            propagation: if volume {
+                String::new()
+            } else {
+                "rprivate".into()
+            },
+        });
+    }
+    for m in &req.host_config.mounts {
+        out.push(MountPoint {
+            kind: m.kind.clone(),
+            name: if m.kind == "volume" {
+                m.source.clone()
+            } else {
+                String::new()
+            },
+            source: match m.kind.as_str() {
+                "volume" => volumes.join(&m.source).join("_data").display().to_string(),
+                _ => m.source.clone(),
+            },
+            destination: m.target.clone(),
+            driver: if m.kind == "volume" {
+                "local".into()
+            } else {
+                String::new()
+            },
+            mode: String::new(),
+            rw: !m.read_only,
+            propagation: if m.kind == "bind" {
+                "rprivate".into()
+            } else {
+                String::new()
+            },
+        });
+    }
+    out
+}
+
+impl Engine {
+    /// The create request a container was made from (a container made by
+    /// an older berth has none: an empty one stands in).
+    fn create_request(&self, id: &str) -> ContainerCreate {
+        std::fs::read(self.containers().dir(id).join(REQUEST))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .unwrap_or_default()
+    }
+
+    /// `docker inspect CONTAINER`.
+    pub fn container_inspect(&self, key: &str) -> Result<ContainerInspect> {
+        let rec = self.container(key)?;
+        let containers = self.containers();
+        let store = self.store();
+        let req = self.create_request(&rec.id);
+        let st = &rec.state;
+        let ports = port_map(&rec);
+        let mut host_config = req.host_config.clone();
+        host_config.binds = Some(rec.binds.clone());
+        host_config.network_mode = rec.network.clone();
+        host_config.auto_remove = rec.auto_remove;
+        host_config.runtime = rec.runtime.clone();
+        host_config.port_bindings = ports.clone();
+        let config = ContainerConfig {
+            hostname: rec.hostname.clone(),
+            user: rec.user.clone(),
+            tty: rec.tty,
+            env: Some(rec.env.clone()),
+            cmd: Some(rec.cmd.clone()),
+            image: rec.image.clone(),
+            working_dir: rec.working_dir.clone(),
+            entrypoint: Some(rec.entrypoint.clone()),
+            labels: Some(rec.labels.clone()),
+            stop_signal: rec.stop_signal.clone(),
+            ..req.config.clone()
+        };
+        let dir = containers.dir(&rec.id);
+        Ok(ContainerInspect {
+            id: rec.id.clone(),
+            created: rec.created.clone(),
+            path: rec.args.first().cloned().unwrap_or_default(),
+            args: rec.args.iter().skip(1).cloned().collect(),
+            state: ContainerState {
+                status: status_name(&rec).into(),
+                running: rec.running(),
+                paused: false,
+                restarting: false,
+                oom_killed: st.oom_killed,
+                dead: false,
+                pid: if rec.running() { st.pid } else { 0 },
+                exit_code: st.exit_code,
+                error: st.error.clone(),
+                started_at: st.started_at.clone(),
+                finished_at: st.finished_at.clone(),
+                health: None,
+            },
+            image: rec.image_id.clone(),
+            resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            hostname_path: dir.join("hostname").display().to_string(),
+            hosts_path: dir.join("hosts").display().to_string(),
+            log_path: containers.log_path(&rec.id).display().to_string(),
+            name: format!("/{}", rec.name),
+            restart_count: 0,
+            driver: "overlay".into(),
+            platform: "linux".into(),
+            host_config,
+            graph_driver: GraphDriver {
+                name: "overlay".into(),
+                data: BTreeMap::from([
+                    (
+                        "UpperDir".to_string(),
+                        store.rootfs_changes(&rec.id).display().to_string(),
+                    ),
+                    (
+                        "MergedDir".to_string(),
+                        store
+                            .root()
+                            .join("mounts")
+                            .join(&rec.id)
+                            .join("merged")
+                            .display()
+                            .to_string(),
+                    ),
+                ]),
+            },
+            mounts: mount_points(&req, &store.root().join("volumes")),
+            config,
+            network_settings: crate::model::NetworkSettings {
+                ports,
+                networks: networks(&rec),
+            },
+        })
+    }
+
+    /// `docker ps [-a]`: running containers (every one with `all`), newest
+    /// first.
+    pub fn container_list(&self, all: bool) -> Result<Vec<ContainerSummary>> {
+        self.reap()?;
+        let volumes = self.store().root().join("volumes");
+        Ok(self
+            .containers()
+            .list()?
+            .into_iter()
+            .filter(|r| all || r.running())
+            .map(|r| {
+                let req = self.create_request(&r.id);
+                ContainerSummary {
+                    id: r.id.clone(),
+                    names: vec![format!("/{}", r.name)],
+                    image: r.image.clone(),
+                    image_id: r.image_id.clone(),
+                    command: r.args.join(" "),
+                    created: parse_time(&r.created).unwrap_or(0),
+                    ports: r
+                        .ports
+                        .iter()
+                        .map(|p| crate::model::Port {
+                            ip: p.host_ip.clone(),
+                            private_port: p.container_port,
+                            public_port: Some(p.host_port),
+                            kind: p.proto.clone(),
+                        })
+                        .collect(),
+                    labels: r.labels.clone(),
+                    state: status_name(&r).into(),
+                    status: status_text(&r),
+                    host_config: SummaryHostConfig {
+                        network_mode: r.network.clone(),
+                    },
+                    network_settings: SummaryNetworkSettings {
+                        networks: networks(&r),
+                    },
+                    mounts: mount_points(&req, &volumes),
+                }
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,239 @@
+//! Starting, stopping, killing, waiting for and removing containers. Each
+//! run of a container has a supervisor: a process of its own
+//! (`berth __supervise ID`) for a detached start, the calling process for
+//! an attached one.
+
+use super::{send_signal, signal_of, wait_stopped};
+use crate::error::{fail, Error, Result};
+use crate::helper::berth_exe;
+use crate::Engine;
+use berth_runner::container::{Containers, Record, Status};
+use berth_runner::supervisor::{supervise, Supervision};
+use berth_runner::Bundle;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The runtime command for a container's bundle.
+fn runtime_command(rec: &Record, bundle: &Bundle) -> Result<Command> {
+    let mut cmd = if rec.runtime == "berth" {
+        bundle.helper(&berth_exe()?)
+    } else {
+        bundle.external(&rec.runtime, &rec.id)
+    };
+    if rec.tty {
+        cmd.arg("--console-socket").arg(bundle.console_socket());
+    }
+    Ok(cmd)
+}
+
+impl Engine {
+    /// Runs container `id` once under a supervisor in this process, then
+    /// unmounts its root filesystem (and removes the container with `--rm`).
+    fn supervised_run(&self, id: &str, attach: bool, stdin: bool) -> Result<i32> {
+        let containers = self.containers();
+        let rec = containers.load(id)?;
+        let bundle = Bundle::create(&containers.dir(id))?.keep();
+        let private = !matches!(rec.network.as_str(), "none" | "host");
+        let supervision = Supervision {
+            command: runtime_command(&rec, &bundle)?,
+            pid_file: bundle.pid_file(),
+            console_socket: rec.tty.then(|| bundle.console_socket()),
+            ports: rec
+                .ports
+                .iter()
+                .map(|p| berth_runner::ports::PortMapping {
+                    host: std::net::SocketAddr::new(
+                        p.host_ip.parse().unwrap_or([0, 0, 0, 0].into()),
+                        p.host_port,
+                    ),
+                    container: p.container_port,
+                    proto: if p.proto == "udp" {
+                        berth_runner::ports::Proto::Udp
+                    } else {
+                        berth_runner::ports::Proto::Tcp
+                    },
+                })
+                .collect(),
+            attach,
+            stdin,
+            slirp: private && berth_runner::supervisor::slirp_available(),
+            start_gate: rec.runtime == "berth",
+        };
+        let code = supervise(&containers, id, supervision);
+        let unmounted = self.store().unmount_rootfs(id);
+        if rec.auto_remove {
+            self.remove_container_files(id)?;
+        }
+        unmounted?;
+        Ok(code?)
+    }
+
+    /// `berth __supervise ID`: a detached container's supervisor.
+    pub fn supervise(&self, id: &str) -> Result<i32> {
+        self.supervised_run(id, false, false)
+    }
+
+    /// Starts container `id` under a supervisor process of its own (in a
+    /// new session, so that a closed terminal does not end it) and waits
+    /// until it runs.
+    fn start_detached(&self, containers: &Containers, id: &str) -> Result<()> {
+        // The last run's "exited" must not be taken for this one's.
+        let mut rec = containers.load(id)?;
+        rec.state.status = Status::Created;
+        containers.save(&rec)?;
+        let mut cmd = Command::new(berth_exe()?);
+        cmd.arg("__supervise")
+            .arg(id)
+            .env("BERTH_ROOT", self.store().root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: setsid is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::Failed(format!("cannot start the container's supervisor: {e}")))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rec = containers.load(id)?;
+            match rec.state.status {
+                Status::Running if rec.state.pid > 0 => return Ok(()),
+                Status::Exited => {
+                    if !rec.state.error.is_empty() {
+                        fail!(Failed, "{}", rec.state.error);
+                    }
+                    return Ok(());
+                }
+                _ => {}
+            }
+            if let Ok(Some(st)) = child.try_wait() {
+                if containers.load(id)?.state.status == Status::Created {
+                    fail!(Failed, "the container's supervisor failed ({st})");
+                }
+            }
+            if Instant::now() > deadline {
+                fail!(Failed, "the container did not start within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    }
+
+    /// Mounts a stopped container's root filesystem again for a new run.
+    fn mount_again(&self, rec: &Record) -> Result<()> {
+        if rec.running() {
+            fail!(Conflict, "container {} is already running", rec.name);
+        }
+        let manifest = rec
+            .manifest
+            .parse()
+            .map_err(|e| Error::Failed(format!("container {} has a bad record: {e}", rec.id)))?;
+        let image = self.store().get(&manifest)?;
+        // The mount stays for the supervisor, which unmounts it when the
+        // container stops.
+        self.store()
+            .container_rootfs(&image, &rec.id, !rec.auto_remove)?;
+        Ok(())
+    }
+
+    /// `docker start ID`: runs it detached; a running one is left as it is.
+    pub fn container_start(&self, key: &str) -> Result<()> {
+        self.reap()?;
+        let rec = self.container(key)?;
+        if rec.running() {
+            return Ok(());
+        }
+        self.mount_again(&rec)?;
+        self.start_detached(&self.containers(), &rec.id)
+    }
+
+    /// Runs a just-created container detached.
+    pub fn container_start_created(&self, id: &str) -> Result<()> {
+        self.start_detached(&self.containers(), id)
+    }
+
+    /// Runs a just-created container attached to this process's stdio (and
+    /// its stdin with `stdin`); returns its exit code.
+    pub fn container_run_attached(&self, id: &str, stdin: bool) -> Result<i32> {
+        self.supervised_run(id, true, stdin)
+    }
+
+    /// `docker start -a [-i] ID`: runs a stopped container attached.
+    pub fn container_start_attached(&self, key: &str, stdin: bool) -> Result<i32> {
+        self.reap()?;
+        let rec = self.container(key)?;
+        self.mount_again(&rec)?;
+        self.supervised_run(&rec.id, true, stdin)
+    }
+
+    /// docker stop: the container's stop signal (the image's STOPSIGNAL,
+    /// else SIGTERM), then SIGKILL after the grace time.
+    pub fn container_stop(&self, key: &str, grace: Duration) -> Result<()> {
+        let containers = self.containers();
+        let rec = containers.find(key)?;
+        if !rec.running() {
+            return Ok(());
+        }
+        let first = match &rec.stop_signal {
+            Some(s) => signal_of(s)?,
+            None => libc::SIGTERM,
+        };
+        send_signal(&rec, first)?;
+        if !wait_stopped(&containers, &rec.id, grace)? {
+            send_signal(&rec, libc::SIGKILL)?;
+            if !wait_stopped(&containers, &rec.id, Duration::from_secs(30))? {
+                fail!(Failed, "container {} did not stop", rec.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// docker kill: `signal` (a name or number) to the container's process.
+    pub fn container_kill(&self, key: &str, signal: &str) -> Result<()> {
+        let sig = signal_of(signal)?;
+        let rec = self.container(key)?;
+        if !rec.running() {
+            fail!(
+                Conflict,
+                "cannot kill container: {key}: container {} is not running",
+                rec.id
+            );
+        }
+        send_signal(&rec, sig)
+    }
+
+    /// docker wait: blocks until the container stops; its exit code.
+    pub fn container_wait(&self, key: &str) -> Result<i32> {
+        let containers = self.containers();
+        let rec = containers.find(key)?;
+        while containers.load(&rec.id)?.running() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(containers.load(&rec.id)?.state.exit_code)
+    }
+
+    /// docker rm: a running container only with `force` (SIGKILL first).
+    pub fn container_remove(&self, key: &str, force: bool) -> Result<()> {
+        let containers = self.containers();
+        let rec = containers.find(key)?;
+        if rec.running() {
+            if !force {
+                fail!(
+                    Conflict,
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                );
+            }
+            send_signal(&rec, libc::SIGKILL)?;
+            if !wait_stopped(&containers, &rec.id, Duration::from_secs(30))? {
+                fail!(Failed, "container {key} did not stop");
+            }
+        }
+        self.remove_container_files(&rec.id)
+    }
+}

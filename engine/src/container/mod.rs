@@ -1,0 +1,108 @@
+//! Containers: made from a `ContainerCreate`, run by a supervisor, and
+//! docker's operations on them. A container is a folder of its own under
+//! `<root>/containers/<id>/` (its OCI bundle, record and log); the record
+//! (`berth_runner::container::Record`) is what every operation reads.
+
+mod commit;
+mod create;
+mod exec;
+mod inspect;
+mod lifecycle;
+mod logs;
+mod mounts;
+mod publish;
+
+pub use commit::CommitOptions;
+pub use exec::ExecOptions;
+pub use logs::LogsOptions;
+pub use publish::parse_publish;
+
+use crate::error::{fail, Result};
+use crate::Engine;
+use berth_runner::container::{Containers, Record, Status};
+use std::time::{Duration, Instant};
+
+impl Engine {
+    pub(crate) fn containers(&self) -> Containers {
+        Containers::new(self.store().root().join("containers"))
+    }
+
+    /// docker's lookup: a full ID, a name, or a unique ID prefix.
+    pub(crate) fn container(&self, key: &str) -> Result<Record> {
+        Ok(self.containers().find(key)?)
+    }
+
+    /// What a killed supervisor (or a killed `berth run`) left: its
+    /// container's root filesystem is unmounted and the record saved as
+    /// exited; a `--rm` container is removed, as its supervisor would have
+    /// done. Every operation that lists or starts containers calls it.
+    pub fn reap(&self) -> Result<()> {
+        let cs = self.containers();
+        for rec in cs.list()? {
+            if rec.state.status != Status::Exited
+                || rec.state.supervisor.is_none()
+                || rec.state.supervised()
+            {
+                continue;
+            }
+            if rec.auto_remove {
+                self.remove_container_files(&rec.id)?;
+                continue;
+            }
+            self.store().unmount_rootfs(&rec.id)?;
+            let mut done = rec.clone();
+            done.state.supervisor = None;
+            done.state.pid = 0;
+            cs.save(&done)?;
+        }
+        Ok(())
+    }
+
+    /// Removes everything of container `id`: root filesystem, the hold on
+    /// its image, its folder.
+    pub(crate) fn remove_container_files(&self, id: &str) -> Result<()> {
+        self.store().remove_rootfs(id)?;
+        self.store().release(id)?;
+        self.containers().remove(id)?;
+        Ok(())
+    }
+}
+
+/// A signal by name (`TERM`, `SIGTERM`) or number.
+pub fn signal_of(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    match format!("SIG{name}").parse::<nix::sys::signal::Signal>() {
+        Ok(sig) => Ok(sig as i32),
+        Err(_) => fail!(Invalid, "Invalid signal: {s}"),
+    }
+}
+
+fn send_signal(rec: &Record, sig: i32) -> Result<()> {
+    // SAFETY: kill(2) has no memory effects.
+    if unsafe { libc::kill(rec.state.pid, sig) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            fail!(Failed, "cannot signal container {}: {e}", rec.name);
+        }
+    }
+    Ok(())
+}
+
+/// Waits until the container's supervisor says it stopped (and is gone).
+fn wait_stopped(containers: &Containers, id: &str, timeout: Duration) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let rec = containers.load(id)?;
+        if !rec.running() && !rec.state.supervised() {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

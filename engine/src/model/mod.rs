@@ -1,0 +1,13 @@
+//! The Engine API's request and response types. A later API server
+//! deserializes request bodies straight into them and serializes results
+//! straight back; `berth inspect` prints the same JSON.
+
+pub mod container;
+pub mod event;
+pub mod image;
+pub mod volume;
+
+pub use container::*;
+pub use event::*;
+pub use image::*;
+pub use volume::*;

@@ -1,0 +1,58 @@
+//! What a long image operation (pull, push) reports while it runs: a stream
+//! of typed events a front end renders — the CLI as bars or docker's status
+//! lines, an API server as docker's JSON messages.
+
+use berth_store::Digest;
+use std::sync::Arc;
+
+/// One step of a transfer. `id` names the blob as docker's messages do:
+/// the first 12 hex digits of its digest.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgressEvent<'a> {
+    /// A blob of `size` bytes starts moving.
+    Started { id: &'a str, size: u64 },
+    /// `bytes` more of it moved.
+    Advanced { id: &'a str, bytes: u64 },
+    /// It is done; `status` says how, in docker's words ("Pull complete",
+    /// "Already exists", "Pushed", "Layer already exists", "Mounted from x").
+    Finished { id: &'a str, status: &'a str },
+    /// A line of its own ("Pulling from library/busybox", "Digest: ...").
+    Note(&'a str),
+}
+
+/// Where a transfer's events go.
+pub trait ProgressSink: Send + Sync {
+    fn event(&self, event: ProgressEvent<'_>);
+}
+
+/// Reports nothing.
+pub struct Silent;
+
+impl ProgressSink for Silent {
+    fn event(&self, _: ProgressEvent<'_>) {}
+}
+
+/// The registry client's progress calls, as events.
+pub(crate) struct RegistryProgress(pub Arc<dyn ProgressSink>);
+
+impl berth_registry::Progress for RegistryProgress {
+    fn start(&self, digest: &Digest, size: u64) {
+        let id = short(digest);
+        self.0.event(ProgressEvent::Started { id: &id, size });
+    }
+    fn advance(&self, digest: &Digest, n: u64) {
+        let id = short(digest);
+        self.0.event(ProgressEvent::Advanced { id: &id, bytes: n });
+    }
+    fn finish(&self, digest: &Digest, status: &str) {
+        let id = short(digest);
+        self.0.event(ProgressEvent::Finished { id: &id, status });
+    }
+    fn note(&self, line: &str) {
+        self.0.event(ProgressEvent::Note(line));
+    }
+}
+
+fn short(d: &Digest) -> String {
+    d.hex().chars().take(12).collect()
+}
