@@ -820,8 +820,25 @@ fn a_killed_supervisor_leaves_nothing_running_and_berth_reaps_it() {
                 .any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == marker))
         });
     };
+    // The slirp4netns a supervisor starts for the container's network.
+    let slirp_of = |pid: i64| {
+        let tail = format!("\0{pid}\0tap0\0");
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                c.starts_with(b"slirp4netns\0")
+                    && c.windows(tail.len()).any(|w| w == tail.as_bytes())
+            })
+        })
+    };
     let id = ok(&root, &["run", "-d", "busybox", "sleep", "4242"]);
+    let pid = inspect(&root, &id)["State"]["Pid"].as_i64().unwrap();
+    let slirp = berth_runner_has_slirp();
+    if slirp {
+        assert!(slirp_of(pid), "the container has its slirp4netns");
+    }
     kill_supervisor(&id, b"sleep\x004242\x00");
+    // None of the supervisor's helpers survive it.
+    wait_until("slirp4netns to go with its supervisor", || !slirp_of(pid));
     assert_eq!(inspect(&root, &id)["State"]["Running"], false);
     // The next ps finds it exited and unmounts its root filesystem.
     assert!(ok(&root, &["ps", "-a"]).contains("Exited (137)"));

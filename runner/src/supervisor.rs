@@ -77,16 +77,34 @@ fn wait_for_pid(child: &mut Child, pid_file: &std::path::Path) -> Result<Option<
 /// has it. The host's loopback stays unreachable, as in docker. A rootless
 /// container's namespaces belong to its user namespace, which slirp4netns
 /// joins too; its API socket then publishes ports (no setns from here).
-fn start_slirp(pid: i32, api_socket: Option<&Path>) -> Option<Child> {
+///
+/// It must not outlive this supervisor, even one killed with SIGKILL: it
+/// exits when its exit descriptor reads end-of-file, which is when the
+/// write end (returned beside it, close-on-exec) closes with this process.
+fn start_slirp(pid: i32, api_socket: Option<&Path>) -> Option<Slirp> {
     let (ready_r, ready_w) = nix::unistd::pipe().ok()?;
+    let (exit_r, exit_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+    nix::fcntl::fcntl(
+        &exit_r,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .ok()?;
     let mut cmd = Command::new("slirp4netns");
     cmd.args(["--configure", "--mtu=65520", "--disable-host-loopback"])
-        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()));
+        .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
+        .arg(format!("--exit-fd={}", exit_r.as_raw_fd()));
     if rootless() {
         cmd.arg(format!("--userns-path=/proc/{pid}/ns/user"));
     }
     if let Some(p) = api_socket {
         cmd.arg(format!("--api-socket={}", p.display()));
+    }
+    // SAFETY: prctl is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
     }
     let child = cmd
         .arg(pid.to_string())
@@ -97,12 +115,22 @@ fn start_slirp(pid: i32, api_socket: Option<&Path>) -> Option<Child> {
         .spawn()
         .ok()?;
     drop(ready_w);
+    drop(exit_r);
     // It writes "1" once the device is configured; give it a moment at most.
     let mut f = std::fs::File::from(ready_r);
     let _ = set_read_timeout(&f, Duration::from_secs(5));
     let mut b = [0u8; 1];
     let _ = std::io::Read::read(&mut f, &mut b);
-    Some(child)
+    Some(Slirp {
+        child,
+        _exit: exit_w,
+    })
+}
+
+/// A running slirp4netns and the descriptor whose closing ends it.
+struct Slirp {
+    child: Child,
+    _exit: OwnedFd,
 }
 
 fn rootless() -> bool {
@@ -239,7 +267,7 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
         copies.push(std::thread::spawn(move || log.copy("stderr", err, echo)));
     }
 
-    let started = (|| -> Result<(Option<OwnedFd>, Option<Child>)> {
+    let started = (|| -> Result<(Option<OwnedFd>, Option<Slirp>)> {
         let pid = wait_for_pid(&mut child, &s.pid_file)?;
         let Some(pid) = pid else {
             return Ok((None, None));
@@ -337,8 +365,8 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     }
     drop(raw);
     if let Some(mut sl) = slirp {
-        let _ = sl.kill();
-        let _ = sl.wait();
+        let _ = sl.child.kill();
+        let _ = sl.child.wait();
     }
     let code = match status {
         Ok(st) => st.code().unwrap_or(125),
