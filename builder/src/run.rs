@@ -295,6 +295,7 @@ impl Builder {
             readonly_rootfs: false,
             privileged,
             limits: berth_runner::Limits::default(),
+            cgroup: None,
         };
         let mut spec = docker_spec(&cfg)?;
         let mut mounts = spec.mounts().clone().unwrap_or_default();

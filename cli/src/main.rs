@@ -6,7 +6,7 @@ mod commands;
 
 use berth_engine::{Engine, EngineConfig};
 use clap::{Parser, Subcommand};
-use commands::{container, images};
+use commands::{container, images, lifecycle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -69,6 +69,8 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
+    /// Get real time events from the server
+    Events(commands::events::EventsArgs),
     /// Create and run a new container from an image
     Run(commands::run::RunArgs),
     /// Create a new container
@@ -130,6 +132,22 @@ enum ContainerOp {
     Port(container::PortArgs),
     /// Create a new image from a container's changes
     Commit(container::CommitArgs),
+    /// Restart one or more containers
+    Restart(lifecycle::RestartArgs),
+    /// Rename a container
+    Rename(lifecycle::RenameArgs),
+    /// Pause all processes within one or more containers
+    Pause(lifecycle::NamesArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(lifecycle::NamesArgs),
+    /// Display the running processes of a container
+    Top(lifecycle::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(lifecycle::StatsArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(lifecycle::DiffArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(lifecycle::CpArgs),
 }
 
 #[derive(Subcommand)]
@@ -145,6 +163,8 @@ enum ContainerCommand {
     Run(Box<commands::run::RunArgs>),
     /// Create a new container
     Create(Box<commands::run::CreateArgs>),
+    /// Remove all stopped containers
+    Prune(lifecycle::PruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -196,6 +216,14 @@ fn container_op(engine: &Engine, op: ContainerOp) -> anyhow::Result<ExitCode> {
         ContainerOp::Exec(a) => container::exec(engine, a),
         ContainerOp::Port(a) => container::port(engine, a),
         ContainerOp::Commit(a) => container::commit(engine, a),
+        ContainerOp::Restart(a) => lifecycle::restart(engine, a),
+        ContainerOp::Rename(a) => lifecycle::rename(engine, a),
+        ContainerOp::Pause(a) => lifecycle::pause(engine, a),
+        ContainerOp::Unpause(a) => lifecycle::unpause(engine, a),
+        ContainerOp::Top(a) => lifecycle::top(engine, a),
+        ContainerOp::Stats(a) => lifecycle::stats(engine, a),
+        ContainerOp::Diff(a) => lifecycle::diff(engine, a),
+        ContainerOp::Cp(a) => lifecycle::cp(engine, a),
     }
 }
 
@@ -264,6 +292,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Container(ContainerCommand::Inspect(a)) => images::inspect(engine, a),
         Command::Container(ContainerCommand::Run(a)) => commands::run::run(engine, *a),
         Command::Container(ContainerCommand::Create(a)) => commands::run::create(engine, *a),
+        Command::Container(ContainerCommand::Prune(a)) => lifecycle::prune(engine, a),
         Command::Create(a) => commands::run::create(engine, a),
         Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => {
             commands::registry::pull(engine, a)
@@ -273,6 +302,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(a) => commands::run::run(engine, a),
         Command::Volume(c) => commands::volume::volume(engine, c),
+        Command::Events(a) => commands::events::events(engine, a),
         Command::Build(a) => commands::build::build(engine, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(engine, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(engine, a),

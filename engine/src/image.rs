@@ -68,6 +68,15 @@ pub enum SaveFormat {
 }
 
 impl Engine {
+    pub(crate) fn emit_image(&self, action: &str, id: &str, name: &str) {
+        self.emit(
+            "image",
+            action,
+            id,
+            std::collections::BTreeMap::from([("name".to_string(), name.to_string())]),
+        );
+    }
+
     /// Every image, newest first; with `reference`, only those with a tag
     /// it matches, and only those tags.
     pub fn image_list(&self, reference: Option<&str>) -> Result<Vec<ImageSummary>> {
@@ -204,6 +213,7 @@ impl Engine {
             fail!(Invalid, "refusing to create a tag with a digest reference");
         }
         self.store().tag(&img, &target)?;
+        self.emit_image("tag", &img.id.to_string(), &target.familiar());
         Ok(())
     }
 
@@ -234,6 +244,7 @@ impl Engine {
         let mut done = Vec::new();
         if let Some(r) = by_tag {
             store.untag(&r)?;
+            self.emit_image("untag", &img.id.to_string(), &r.familiar());
             done.push(ImageDeleteItem::Untagged(r.familiar()));
             if img.tags.len() > 1 {
                 return Ok(done);
@@ -250,6 +261,7 @@ impl Engine {
             }
         }
         store.remove_image(&img)?;
+        self.emit_image("delete", &img.id.to_string(), name);
         done.push(ImageDeleteItem::Deleted(img.id.to_string()));
         Ok(done)
     }
@@ -274,6 +286,7 @@ impl Engine {
                     done.push(ImageDeleteItem::Untagged(t.familiar()));
                 }
                 store.remove_image(&img)?;
+                self.emit_image("delete", &img.id.to_string(), &img.id.to_string());
                 done.push(ImageDeleteItem::Deleted(img.id.to_string()));
             }
         }
@@ -323,6 +336,7 @@ impl Engine {
                 img = store.commit_image(&img.config, &img.layers, &tags)?;
             }
         }
+        self.emit_image("import", &img.id.to_string(), source_name);
         Ok(img.id.to_string())
     }
 
@@ -351,12 +365,23 @@ impl Engine {
             SaveFormat::Docker => archive::MediaTypes::Docker,
         };
         archive::save(store, &items, types, out)?;
+        for i in &items {
+            self.emit_image("save", &i.image.id.to_string(), &i.image.id.to_string());
+        }
         Ok(())
     }
 
     /// `docker load`: the images of an archive (OCI layout or docker's).
     pub fn image_load(&self, input: &mut dyn Read) -> Result<Vec<LoadedImage>> {
         let loaded = archive::load(self.store(), input, &LayerOptions::default())?;
+        for l in &loaded {
+            let name = l
+                .tags
+                .first()
+                .map(|t| t.familiar())
+                .unwrap_or_else(|| l.image.id.to_string());
+            self.emit_image("load", &l.image.id.to_string(), &name);
+        }
         Ok(loaded
             .into_iter()
             .map(|l| LoadedImage {

@@ -12,6 +12,7 @@ pub mod build;
 mod change;
 pub mod container;
 mod error;
+pub mod events;
 pub mod helper;
 pub mod image;
 pub mod model;

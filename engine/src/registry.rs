@@ -118,6 +118,7 @@ impl Engine {
         let img = block_on(async {
             Ok(berth_registry::pull(&client, store, &r, &platform, view).await?)
         })?;
+        self.emit_image("pull", &r.familiar(), &r.familiar());
         Ok(Pulled {
             reference: r.to_string(),
             familiar: r.familiar(),
@@ -140,7 +141,9 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         let client = self.registries().client()?;
-        push_image(self.store(), &client, &image, &target, progress)
+        let pushed = push_image(self.store(), &client, &image, &target, progress)?;
+        self.emit_image("push", &target.familiar(), &target.familiar());
+        Ok(pushed)
     }
 }
 

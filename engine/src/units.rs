@@ -96,9 +96,100 @@ pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
     Ok((n * mult) as i64)
 }
 
+/// docker's `--since`/`--until` values: seconds since the epoch (with a
+/// fraction), an RFC 3339 time or date, or a Go duration before now
+/// (`10m`, `1h30m`, `90s`). In nanoseconds since the epoch.
+pub fn timestamp(value: &str, now_nanos: i64) -> Result<i64, String> {
+    let bad = || {
+        format!("invalid time {value:?}: use seconds since the epoch, an RFC 3339 time or a duration such as 10m")
+    };
+    let (whole, frac) = value.split_once('.').unwrap_or((value, ""));
+    if let (Ok(secs), true) = (
+        whole.parse::<i64>(),
+        frac.len() <= 9 && frac.chars().all(|c| c.is_ascii_digit()),
+    ) {
+        let frac: i64 = format!("{frac:0<9}").parse().unwrap_or(0);
+        return Ok(secs * 1_000_000_000 + frac);
+    }
+    if let Ok(t) =
+        time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+    {
+        return Ok(t.unix_timestamp_nanos() as i64);
+    }
+    if let Ok(d) = time::Date::parse(
+        value,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    ) {
+        return Ok(d.midnight().assume_utc().unix_timestamp_nanos() as i64);
+    }
+    Ok(now_nanos - duration(value).map_err(|_| bad())?)
+}
+
+/// A Go duration (`1h30m`, `90s`, `500ms`, `2.5s`) in nanoseconds.
+pub fn duration(value: &str) -> Result<i64, String> {
+    let bad =
+        || format!("invalid duration {value:?}: use a number and a unit, as 30s, 1m30s or 500ms");
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut chars = value.trim().chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if matches!(c, 'm' | 'u' | 'n' | 'µ') && chars.peek() == Some(&'s') {
+            unit.push(chars.next().unwrap_or('s'));
+        }
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += n * match unit.as_str() {
+            "h" => 3600e9,
+            "m" => 60e9,
+            "s" => 1e9,
+            "ms" => 1e6,
+            "us" | "µs" => 1e3,
+            "ns" => 1.0,
+            _ => return Err(bad()),
+        };
+        any = true;
+    }
+    if !num.is_empty() && num.chars().all(|c| c == '0') && !any {
+        return Ok(0);
+    }
+    if !any || !num.is_empty() {
+        return Err(bad());
+    }
+    Ok(total as i64)
+}
+
+/// A time in nanoseconds as docker's CLI prints event times (RFC 3339 with
+/// nine decimals, UTC).
+pub fn rfc3339_nano(nanos: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(nanos as i128)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+    );
+    t.format(&f).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::human_size;
+
+    #[test]
+    fn docker_times() {
+        use super::{rfc3339_nano, timestamp};
+        let now = 1_700_000_000_000_000_000;
+        assert_eq!(timestamp("1700000000", now), Ok(now));
+        assert_eq!(timestamp("10m", now), Ok(now - 600_000_000_000));
+        assert_eq!(timestamp("1h30m", now), Ok(now - 5_400_000_000_000));
+        assert_eq!(timestamp("2023-11-14T22:13:20Z", now), Ok(now));
+        assert!(timestamp("soon", now).is_err());
+        assert_eq!(rfc3339_nano(now + 5), "2023-11-14T22:13:20.000000005Z");
+    }
 
     #[test]
     fn sizes_like_docker() {

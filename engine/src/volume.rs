@@ -29,13 +29,25 @@ pub(crate) fn random_id() -> Result<String> {
 }
 
 impl Engine {
+    pub(crate) fn emit_volume(&self, action: &str, name: &str) {
+        self.emit(
+            "volume",
+            action,
+            name,
+            std::collections::BTreeMap::from([("driver".to_string(), "local".to_string())]),
+        );
+    }
+
     /// `docker volume create [NAME]`: a name in use is that volume.
     pub fn volume_create(&self, name: Option<&str>) -> Result<Volume> {
         let name = match name {
             Some(n) => n.to_string(),
             None => random_id()?,
         };
-        let (v, _) = self.store().volume_create(&name)?;
+        let (v, made) = self.store().volume_create(&name)?;
+        if made {
+            self.emit_volume("create", &v.name);
+        }
         Ok(model(v))
     }
 
@@ -52,7 +64,10 @@ impl Engine {
 
     pub fn volume_remove(&self, name: &str) -> Result<()> {
         match self.store().volume_remove(name) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.emit_volume("destroy", name);
+                Ok(())
+            }
             Err(_) => fail!(NotFound, "No such volume: {name}"),
         }
     }

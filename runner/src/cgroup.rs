@@ -80,8 +80,10 @@ fn mkdir(dir: &Path) -> Result<()> {
 }
 
 impl Cgroup {
-    /// Creates `berth/<id>` with `limits` in every hierarchy that needs it.
-    pub fn create(id: &str, limits: &Limits) -> Result<Cgroup> {
+    /// Creates `berth/<id>` with `limits` in every hierarchy that needs it;
+    /// with `accounting`, in every hierarchy a container's stats, pause and
+    /// limits use (memory, cpu, cpuacct, pids, freezer), limited or not.
+    pub fn create(id: &str, limits: &Limits, accounting: bool) -> Result<Cgroup> {
         reap();
         let root = Path::new(ROOT);
         let mut cg = Cgroup {
@@ -91,13 +93,15 @@ impl Cgroup {
         if root.join("cgroup.controllers").exists() {
             // v2: the controllers must be enabled on the way down.
             let mut want = Vec::new();
-            if limits.memory.is_some() {
+            let available = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            let has = |c: &str| available.split_whitespace().any(|a| a == c);
+            if limits.memory.is_some() || (accounting && has("memory")) {
                 want.push("+memory");
             }
-            if limits.pids.is_some() {
+            if limits.pids.is_some() || (accounting && has("pids")) {
                 want.push("+pids");
             }
-            if limits.cpu.is_some() {
+            if limits.cpu.is_some() || (accounting && has("cpu")) {
                 want.push("+cpu");
             }
             let parent = root.join("berth");
@@ -149,6 +153,23 @@ impl Cgroup {
             write(&dir, "cpu.cfs_period_us", &period.to_string())?;
             write(&dir, "cpu.cfs_quota_us", &quota.to_string())?;
         }
+        if accounting {
+            for (controller, limited) in [
+                ("memory", limits.memory.is_some()),
+                ("pids", limits.pids.is_some()),
+                ("cpu", limits.cpu.is_some()),
+                ("cpuacct", false),
+                ("freezer", false),
+            ] {
+                let base = root.join(controller);
+                // (cpu and cpuacct may be one hierarchy: its folder is made once
+                // and kept twice, which removal allows.)
+                if limited || !base.join("cgroup.procs").exists() {
+                    continue;
+                }
+                group(&mut cg, controller)?;
+            }
+        }
         Ok(cg)
     }
 
@@ -187,4 +208,141 @@ impl Cgroup {
             }
         }
     }
+}
+
+/// Whether this host has the unified (v2) hierarchy only.
+fn unified() -> bool {
+    Path::new(ROOT).join("cgroup.controllers").exists()
+}
+
+/// The folder of container `id`'s group in `controller` (v1), or its one
+/// folder (v2).
+fn dir_of(id: &str, controller: &str) -> PathBuf {
+    if unified() {
+        Path::new(ROOT).join("berth").join(id)
+    } else {
+        Path::new(ROOT).join(controller).join("berth").join(id)
+    }
+}
+
+fn read_u64(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// What a container's group has used, as `docker stats` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time of every process, nanoseconds.
+    pub cpu_ns: u64,
+    pub memory: u64,
+    /// The memory limit, if there is one.
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+}
+
+/// The usage of container `id`'s group, if it has one.
+pub fn usage(id: &str) -> Option<Usage> {
+    if unified() {
+        let dir = dir_of(id, "");
+        if !dir.is_dir() {
+            return None;
+        }
+        let cpu_ns = fs::read_to_string(dir.join("cpu.stat"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1000;
+        let memory_limit = fs::read_to_string(dir.join("memory.max"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        return Some(Usage {
+            cpu_ns,
+            memory: read_u64(&dir.join("memory.current")).unwrap_or(0),
+            memory_limit,
+            pids: read_u64(&dir.join("pids.current")).unwrap_or(0),
+        });
+    }
+    let memory = dir_of(id, "memory");
+    let cpuacct = dir_of(id, "cpuacct");
+    if !memory.is_dir() && !cpuacct.is_dir() {
+        return None;
+    }
+    // v1 says "no limit" with a huge number.
+    let memory_limit =
+        read_u64(&memory.join("memory.limit_in_bytes")).filter(|l| *l < (1u64 << 62));
+    Some(Usage {
+        cpu_ns: read_u64(&cpuacct.join("cpuacct.usage")).unwrap_or(0),
+        memory: read_u64(&memory.join("memory.usage_in_bytes")).unwrap_or(0),
+        memory_limit,
+        pids: read_u64(&dir_of(id, "pids").join("pids.current")).unwrap_or(0),
+    })
+}
+
+/// The processes in container `id`'s group (host pids).
+pub fn processes(id: &str) -> Vec<i32> {
+    let controller = if unified() { "" } else { "pids" };
+    fs::read_to_string(dir_of(id, controller).join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Freezes (or thaws) every process of container `id`, and waits until
+/// the kernel says it is done.
+pub fn freeze(id: &str, frozen: bool) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    if unified() {
+        let dir = dir_of(id, "");
+        write(&dir, "cgroup.freeze", if frozen { "1" } else { "0" })?;
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        while !fs::read_to_string(dir.join("cgroup.events"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == want)
+        {
+            if Instant::now() > deadline {
+                return Err(Error::Setup(format!("cannot freeze {}", dir.display())));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        return Ok(());
+    }
+    let dir = dir_of(id, "freezer");
+    if !dir.is_dir() {
+        return Err(Error::Setup(format!(
+            "container {id} has no freezer cgroup (made by an older berth, or without root)"
+        )));
+    }
+    let want = if frozen { "FROZEN" } else { "THAWED" };
+    write(&dir, "freezer.state", want)?;
+    while fs::read_to_string(dir.join("freezer.state"))
+        .unwrap_or_default()
+        .trim()
+        != want
+    {
+        if Instant::now() > deadline {
+            return Err(Error::Setup(format!(
+                "cannot set {} to {want}",
+                dir.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+/// Whether container `id`'s processes are frozen.
+pub fn is_frozen(id: &str) -> bool {
+    if unified() {
+        return fs::read_to_string(dir_of(id, "").join("cgroup.events"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == "frozen 1");
+    }
+    fs::read_to_string(dir_of(id, "freezer").join("freezer.state"))
+        .is_ok_and(|s| s.trim() != "THAWED")
 }

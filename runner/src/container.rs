@@ -50,6 +50,12 @@ pub struct State {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// How often its restart policy restarted it (its supervisor counts).
+    #[serde(default)]
+    pub restart_count: i64,
+    /// Between runs, while the restart policy waits out its backoff.
+    #[serde(default)]
+    pub restarting: bool,
 }
 
 /// What berth remembers of a container.
@@ -79,6 +85,10 @@ pub struct Record {
     /// The image's STOPSIGNAL or `--stop-signal`; `stop` sends it first.
     #[serde(default)]
     pub stop_signal: Option<String>,
+    /// The volumes made for it alone (the image's VOLUMEs, `-v /path`),
+    /// by name and container path: removed with it by `rm -v` and `--rm`.
+    #[serde(default)]
+    pub anonymous_volumes: Vec<(String, String)>,
     pub state: State,
 }
 
@@ -119,6 +129,8 @@ impl State {
             error: String::new(),
             started_at: "0001-01-01T00:00:00Z".into(),
             finished_at: "0001-01-01T00:00:00Z".into(),
+            restart_count: 0,
+            restarting: false,
         }
     }
 
@@ -172,6 +184,27 @@ impl Containers {
         let data = serde_json::to_vec_pretty(r)
             .map_err(|e| Error::Setup(format!("cannot encode the container record: {e}")))?;
         write_atomic(&dir.join(RECORD), &data)
+    }
+
+    /// Changes container `id`'s record under its lock: whoever else writes
+    /// it (its supervisor the state, `rename` the name) loses nothing.
+    pub fn update(&self, id: &str, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        let lock_path = self.dir(id).join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(format!("cannot open {}", lock_path.display())))?;
+        lock.lock()
+            .map_err(io(format!("cannot lock {}", lock_path.display())))?;
+        let path = self.dir(id).join(RECORD);
+        let data = fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let mut r: Record = serde_json::from_slice(&data)
+            .map_err(|e| Error::Setup(format!("{} is damaged: {e}", path.display())))?;
+        f(&mut r);
+        self.save(&r)?;
+        Ok(r)
     }
 
     /// The record of container `id` (a full ID), with a state that says

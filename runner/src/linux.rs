@@ -228,17 +228,22 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
         .and_then(|l| l.resources().as_ref())
         .map(Limits::from_resources)
         .unwrap_or_default();
-    let cgroup = if limits.is_empty() || rootless {
+    // A spec that names its cgroup gets one in every hierarchy, as runc
+    // makes it (a container's stats and pause need them); without a name,
+    // only a limited run gets one, where its limits are.
+    let named = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()));
+    let cgroup = if (limits.is_empty() && named.is_none()) || rootless {
         None
     } else {
-        let id = spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_ref())
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        let id = named
+            .clone()
             .or_else(|| spec.hostname().clone())
             .unwrap_or_else(|| std::process::id().to_string());
-        Some(Cgroup::create(&id, &limits)?)
+        Some(Cgroup::create(&id, &limits, named.is_some())?)
     };
     // The child waits until it is in its cgroup: nothing it starts escapes the limits.
     let (gate_rx, gate_tx) = nix::unistd::pipe().map_err(sys("cannot create a pipe"))?;

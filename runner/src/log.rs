@@ -98,6 +98,16 @@ pub struct ReadOptions {
     pub timestamps: bool,
     /// Only the last N entries.
     pub tail: Option<usize>,
+    /// Only entries written at or after this time (ns since the epoch).
+    pub since: Option<i64>,
+    /// Only entries written before this time (ns since the epoch).
+    pub until: Option<i64>,
+}
+
+fn nanos(t: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(|t| t.unix_timestamp_nanos() as i64)
 }
 
 /// Writes the log's entries to `out` (stdout) and `err` (stderr); with
@@ -120,6 +130,12 @@ pub fn read(
         let Ok(e) = serde_json::from_str::<Entry>(line) else {
             return Ok(());
         };
+        if opts.since.is_some() || opts.until.is_some() {
+            let t = nanos(&e.time).unwrap_or(0);
+            if opts.since.is_some_and(|s| t < s) || opts.until.is_some_and(|u| t >= u) {
+                return Ok(());
+            }
+        }
         let w: &mut dyn Write = if e.stream == "stderr" { err } else { out };
         if opts.timestamps {
             write!(w, "{} ", e.time)?;

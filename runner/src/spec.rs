@@ -38,6 +38,9 @@ pub struct RunConfig {
     pub privileged: bool,
     /// `--memory`, `--pids-limit`, `--cpus`.
     pub limits: crate::cgroup::Limits,
+    /// The container's own cgroup, `berth/<name>` in every hierarchy (a
+    /// container's ID); none for a RUN step, whose limits alone make one.
+    pub cgroup: Option<String>,
 }
 
 /// The capabilities docker grants a container.
@@ -331,6 +334,9 @@ pub fn docker_spec(cfg: &RunConfig) -> Result<Spec> {
         linux = linux
             .resources(resources(&cfg.limits)?)
             .cgroups_path(PathBuf::from(format!("/berth/{}", cfg.hostname)));
+    }
+    if let Some(name) = &cfg.cgroup {
+        linux = linux.cgroups_path(PathBuf::from(format!("/berth/{name}")));
     }
     let linux = linux.build().map_err(|e| Error::Spec(e.to_string()))?;
     let root = RootBuilder::default()

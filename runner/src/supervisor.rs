@@ -38,6 +38,8 @@ pub struct Supervision {
     /// The runtime takes `--start-fd N` and waits there until ports and
     /// network are ready (berth's own does; runc has no such flag).
     pub start_gate: bool,
+    /// Called once the container runs (its record says so), with its pid.
+    pub on_start: Option<Box<dyn FnOnce(i32) + Send>>,
 }
 
 static TERMINAL: AtomicI32 = AtomicI32::new(-1);
@@ -189,6 +191,14 @@ pub fn slirp_available() -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("slirp4netns").is_file()))
 }
 
+/// Writes the supervisor's view of the state into the record, keeping what
+/// others changed meanwhile (a rename).
+fn save_state(containers: &Containers, rec: &crate::container::Record) -> Result<()> {
+    containers
+        .update(&rec.id, |r| r.state = rec.state.clone())
+        .map(|_| ())
+}
+
 /// Runs the container once and returns its exit code; the record says
 /// running while it runs and exited (with the code) after.
 pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Result<i32> {
@@ -246,7 +256,7 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     rec.state.started_at = now();
     rec.state.exit_code = 0;
     rec.state.error.clear();
-    containers.save(&rec)?;
+    save_state(containers, &rec)?;
 
     let mut copies = Vec::new();
     let echo = |err: bool| -> Option<Box<dyn Write + Send>> {
@@ -273,7 +283,7 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
             return Ok((None, None));
         };
         rec.state.pid = pid;
-        containers.save(&rec)?;
+        save_state(containers, &rec)?;
         // Without root the proxy cannot enter the container's namespaces
         // (they belong to its user namespace): slirp4netns forwards instead.
         let api = (rootless() && !s.ports.is_empty()).then(|| {
@@ -317,10 +327,13 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
             rec.state.error = e.to_string();
             rec.state.finished_at = now();
             rec.state.pid = 0;
-            let _ = containers.save(&rec);
+            let _ = save_state(containers, &rec);
             return Err(e);
         }
     };
+    if let Some(f) = s.on_start.take() {
+        f(rec.state.pid);
+    }
     let mut raw = None;
     if let Some(m) = &master {
         let fd = m.as_raw_fd();
@@ -380,6 +393,6 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     rec.state.finished_at = now();
     rec.state.pid = 0;
     rec.state.supervisor = None;
-    containers.save(&rec)?;
+    save_state(containers, &rec)?;
     Ok(code)
 }

@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> ExitCode {
+pub(crate) fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> ExitCode {
     let mut failed = false;
     for n in names {
         match f(n) {
@@ -93,6 +93,18 @@ pub struct PsArgs {
     /// Don't truncate output
     #[arg(long)]
     no_trunc: bool,
+    /// Filter output based on conditions provided
+    #[arg(short, long)]
+    filter: Vec<String>,
+    /// Pretty-print containers using a Go template
+    #[arg(long)]
+    format: Option<String>,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long)]
+    last: Option<usize>,
+    /// Show the latest created container (includes all states)
+    #[arg(short, long)]
+    latest: bool,
 }
 
 #[derive(Args)]
@@ -106,6 +118,12 @@ pub struct LogsArgs {
     /// Number of lines to show from the end of the logs ("all" for all)
     #[arg(short = 'n', long, default_value = "all")]
     tail: String,
+    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
+    #[arg(long)]
+    since: Option<String>,
+    /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes)
+    #[arg(long)]
+    until: Option<String>,
     container: String,
 }
 
@@ -196,9 +214,8 @@ pub fn kill(engine: &Engine, args: KillArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn rm(engine: &Engine, args: RmArgs) -> anyhow::Result<ExitCode> {
-    let _ = args.volumes;
     Ok(each(&args.containers, |n| {
-        Ok(engine.container_remove(n, args.force)?)
+        Ok(engine.container_remove(n, args.force, args.volumes)?)
     }))
 }
 
@@ -234,9 +251,71 @@ fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
 }
 
+/// A `ps` row as docker's formatter has it (what `--format` fields name).
+fn ps_row(c: &ContainerSummary, no_trunc: bool) -> serde_json::Value {
+    let command = format!("\"{}\"", c.command);
+    let command = if no_trunc || command.chars().count() <= 20 {
+        command
+    } else {
+        format!("{}…\"", command.chars().take(19).collect::<String>())
+    };
+    serde_json::json!({
+        "Command": command,
+        "CreatedAt": berth_engine::units::created_at(Some(&berth_engine::units::rfc3339_nano(c.created * 1_000_000_000))),
+        "ID": if no_trunc { c.id.clone() } else { short(&c.id).to_string() },
+        "Image": c.image,
+        "Labels": c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        "LocalVolumes": c.mounts.iter().filter(|m| m.kind == "volume").count().to_string(),
+        "Mounts": c.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
+        "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
+        "Networks": c.network_settings.networks.keys().cloned().collect::<Vec<_>>().join(","),
+        "Ports": ports_text(c),
+        "RunningFor": since_unix(c.created).trim_end_matches(" ago").to_string(),
+        "Size": "0B",
+        "State": c.state,
+        "Status": c.status,
+    })
+}
+
+fn ps_header(field: &str) -> String {
+    match field {
+        "ID" => "CONTAINER ID".into(),
+        "RunningFor" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        "LocalVolumes" => "LOCAL VOLUMES".into(),
+        other => other.to_uppercase(),
+    }
+}
+
 pub fn ps(engine: &Engine, args: PsArgs) -> anyhow::Result<ExitCode> {
-    let shown = engine.container_list(args.all)?;
+    let filters = super::events::filters(&args.filter)?;
+    let mut shown =
+        engine.container_list_filtered(args.all || args.last.is_some() || args.latest, &filters)?;
+    if let Some(n) = args.last.or(args.latest.then_some(1)) {
+        shown.truncate(n);
+    }
     let mut out = std::io::stdout().lock();
+    if let Some(format) = args
+        .format
+        .as_deref()
+        .filter(|f| !f.is_empty() && *f != "table")
+    {
+        if args.quiet {
+            for r in &shown {
+                writeln!(out, "{}", if args.no_trunc { &r.id } else { short(&r.id) })?;
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let format = if format == "json" {
+            "{{json .}}"
+        } else {
+            format
+        };
+        let rows: Vec<serde_json::Value> = shown.iter().map(|c| ps_row(c, args.no_trunc)).collect();
+        drop(out);
+        super::template::print(format, &rows, &ps_header)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.quiet {
         for r in &shown {
             writeln!(out, "{}", if args.no_trunc { &r.id } else { short(&r.id) })?;
@@ -310,10 +389,21 @@ pub fn logs(engine: &Engine, args: LogsArgs) -> anyhow::Result<ExitCode> {
         "all" => None,
         n => Some(n.parse().with_context(|| format!("invalid --tail {n}"))?),
     };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0);
+    let at = |v: &Option<String>| -> anyhow::Result<Option<i64>> {
+        v.as_deref()
+            .map(|s| berth_engine::units::timestamp(s, now).map_err(anyhow::Error::msg))
+            .transpose()
+    };
     let opts = LogsOptions {
         follow: args.follow,
         timestamps: args.timestamps,
         tail,
+        since: at(&args.since)?,
+        until: at(&args.until)?,
     };
     engine.container_logs(
         &args.container,

@@ -1,8 +1,11 @@
 pub mod build;
 pub mod container;
+pub mod events;
 pub mod images;
+pub mod lifecycle;
 pub mod parse;
 pub mod registry;
 pub mod run;
+mod template;
 mod transfer;
 pub mod volume;

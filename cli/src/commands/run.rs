@@ -4,8 +4,11 @@
 
 use anyhow::{bail, Context};
 use berth_engine::container::parse_publish;
-use berth_engine::model::{ContainerConfig, ContainerCreate, HostConfig, MountSpec, TmpfsOptions};
-use berth_engine::units::ram_in_bytes;
+use berth_engine::model::{
+    ContainerConfig, ContainerCreate, HealthConfig, HostConfig, MountSpec, RestartPolicy,
+    TmpfsOptions,
+};
+use berth_engine::units::{duration, ram_in_bytes};
 use berth_engine::Engine;
 use clap::Args;
 use std::io::IsTerminal;
@@ -88,6 +91,30 @@ pub struct CreateArgs {
     /// Publish a container's port to the host: [IP:]HOST_PORT:CONTAINER_PORT
     #[arg(short, long = "publish")]
     publish: Vec<String>,
+    /// Restart policy to apply when a container exits (no, always, unless-stopped, on-failure[:N])
+    #[arg(long, default_value = "no")]
+    restart: String,
+    /// Set meta data on a container
+    #[arg(short, long)]
+    label: Vec<String>,
+    /// Command to run to check health
+    #[arg(long)]
+    health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long)]
+    health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long)]
+    health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long)]
+    health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)
+    #[arg(long)]
+    health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long)]
+    no_healthcheck: bool,
     /// Runtime to use for this container: berth's own, or an OCI runtime
     /// such as runc or crun (a name on PATH or a path)
     #[arg(long, default_value = "berth")]
@@ -154,7 +181,72 @@ fn mount_flag(spec: &str) -> anyhow::Result<MountSpec> {
     Ok(m)
 }
 
+/// docker's `--restart`: `NAME[:MAX_RETRIES]`.
+fn restart_policy(s: &str) -> anyhow::Result<RestartPolicy> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let (name, count) = match parts.as_slice() {
+        [n] => (*n, 0),
+        [n, c] => (
+            *n,
+            c.parse::<i64>()
+                .map_err(|_| anyhow::anyhow!("maximum retry count must be an integer"))?,
+        ),
+        _ => bail!("invalid restart policy format"),
+    };
+    Ok(RestartPolicy {
+        name: name.to_string(),
+        maximum_retry_count: count,
+    })
+}
+
 impl CreateArgs {
+    /// The `--health-*` flags, as docker's CLI sends them.
+    fn healthcheck(&self) -> anyhow::Result<Option<HealthConfig>> {
+        let ns = |v: &Option<String>, flag: &str| -> anyhow::Result<i64> {
+            match v {
+                None => Ok(0),
+                Some(s) => {
+                    let n = duration(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?;
+                    if n < 0 {
+                        bail!("--{flag} cannot be negative");
+                    }
+                    Ok(n)
+                }
+            }
+        };
+        let any = self.health_cmd.is_some()
+            || self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_retries.is_some()
+            || self.health_start_period.is_some();
+        if self.no_healthcheck {
+            if any {
+                bail!("--no-healthcheck conflicts with --health-* options");
+            }
+            return Ok(Some(HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..HealthConfig::default()
+            }));
+        }
+        if !any {
+            return Ok(None);
+        }
+        if self.health_retries.is_some_and(|r| r < 0) {
+            bail!("--health-retries cannot be negative");
+        }
+        Ok(Some(HealthConfig {
+            test: self
+                .health_cmd
+                .as_ref()
+                .map(|c| vec!["CMD-SHELL".to_string(), c.clone()]),
+            interval: ns(&self.health_interval, "health-interval")?,
+            timeout: ns(&self.health_timeout, "health-timeout")?,
+            start_period: ns(&self.health_start_period, "health-start-period")?,
+            retries: self.health_retries.unwrap_or(0),
+            ..HealthConfig::default()
+        }))
+    }
+
     /// The request the flags make, as the docker CLI builds it.
     fn request(&self, attach: bool) -> anyhow::Result<ContainerCreate> {
         let mut env = Vec::new();
@@ -190,8 +282,21 @@ impl CreateArgs {
             // `--entrypoint ""` resets the image's, as docker's [""] does.
             entrypoint: self.entrypoint.as_ref().map(|e| vec![e.clone()]),
             stop_signal: self.stop_signal.clone(),
+            healthcheck: self.healthcheck()?,
+            labels: Some(
+                self.label
+                    .iter()
+                    .map(|l| {
+                        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                        (k.to_string(), v.to_string())
+                    })
+                    .collect(),
+            ),
             ..ContainerConfig::default()
         };
+        if self.rm && !matches!(self.restart.as_str(), "" | "no") {
+            bail!("Conflicting options: --restart and --rm");
+        }
         let host_config = HostConfig {
             binds: Some(self.volume.clone()),
             network_mode: self.network.clone(),
@@ -213,6 +318,7 @@ impl CreateArgs {
                 .unwrap_or(0),
             nano_cpus,
             pids_limit: self.pids_limit,
+            restart_policy: restart_policy(&self.restart)?,
             ..HostConfig::default()
         };
         Ok(ContainerCreate {

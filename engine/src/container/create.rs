@@ -14,6 +14,13 @@ use serde_json::Value;
 
 pub(crate) const REQUEST: &str = "create.json";
 
+/// A container path without trailing slashes or `.` parts, to compare.
+fn clean(p: &std::path::Path) -> std::path::PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
+}
+
 /// The network a container's `NetworkMode` names.
 pub(crate) fn network_of(mode: &str) -> Result<Network> {
     Ok(match mode {
@@ -63,13 +70,31 @@ fn unhandled(req: &ContainerCreate) -> Vec<String> {
     if !req.networking_config.endpoints_config.is_empty() {
         warnings.push("NetworkingConfig is not supported by berth and was ignored".into());
     }
-    let policy = req.host_config.restart_policy.name.as_str();
-    if !matches!(policy, "" | "no") {
-        warnings.push(format!(
-            "restart policy {policy:?} is not supported by berth yet and was ignored"
-        ));
-    }
     warnings
+}
+
+/// docker's daemon's check of a restart policy.
+fn check_restart_policy(hc: &crate::model::HostConfig) -> Result<()> {
+    let p = &hc.restart_policy;
+    match p.name.as_str() {
+        "always" | "unless-stopped" | "no" if p.maximum_retry_count != 0 => fail!(
+            Invalid,
+            "maximum retry count cannot be used with restart policy '{}'",
+            p.name
+        ),
+        "on-failure" if p.maximum_retry_count < 0 => {
+            fail!(Invalid, "maximum retry count cannot be negative")
+        }
+        "always" | "unless-stopped" | "no" | "on-failure" | "" => {}
+        other => fail!(Invalid, "invalid restart policy '{other}'"),
+    }
+    if hc.auto_remove && !matches!(p.name.as_str(), "" | "no") {
+        fail!(
+            Invalid,
+            "can't create 'AutoRemove' container with restart policy"
+        );
+    }
+    Ok(())
 }
 
 /// `KEY=VALUE` replaces an earlier `KEY=...`.
@@ -137,6 +162,7 @@ impl Engine {
         let image = store.resolve(&req.config.image)?;
         let hc = &req.host_config;
         let network = network_of(&hc.network_mode)?;
+        check_restart_policy(hc)?;
         let mut warnings = unhandled(&req);
         let mut ports = mappings(&hc.port_bindings)?;
         match network {
@@ -216,6 +242,7 @@ impl Engine {
         }
 
         store.hold(&id, &image.manifest_digest)?;
+        let mut anonymous = Vec::new();
         let created = (|| -> Result<()> {
             let mount = store.container_rootfs(&image, &id, !hc.auto_remove)?;
             let bundle = Bundle::create(&containers.dir(&id))?.keep();
@@ -263,6 +290,7 @@ impl Engine {
                 readonly_rootfs: hc.readonly_rootfs,
                 privileged: hc.privileged,
                 limits: limits(&req)?,
+                cgroup: Some(id.clone()),
             };
             let mut spec = docker_spec(&cfg)?;
             if let Some(p) = spec.process_mut() {
@@ -273,12 +301,33 @@ impl Engine {
             }
             let mut oci_mounts = spec.mounts().clone().unwrap_or_default();
             oci_mounts.extend(bundle.etc_files(&hostname, network)?);
+            let mut taken = Vec::new();
             for v in hc.binds.iter().flatten() {
-                oci_mounts.push(mounts::bind(store, &mount.merged, v)?);
+                let (m, anon) = mounts::bind(store, &mount.merged, v)?;
+                taken.push(m.destination().clone());
+                let dest = m.destination().display().to_string();
+                oci_mounts.push(m);
+                anonymous.extend(anon.map(|n| (n, dest)));
             }
-            for m in &hc.mounts {
-                oci_mounts.push(mounts::mount(store, &mount.merged, m)?);
+            for spec in &hc.mounts {
+                let (m, anon) = mounts::mount(store, &mount.merged, spec)?;
+                taken.push(m.destination().clone());
+                let dest = m.destination().display().to_string();
+                oci_mounts.push(m);
+                anonymous.extend(anon.map(|n| (n, dest)));
             }
+            // The image's VOLUMEs that no mount covers: a new volume each,
+            // seeded from the image, as docker makes them.
+            for path in config.volumes.iter().flatten().map(|(p, _)| p) {
+                let dest = std::path::PathBuf::from(path);
+                if taken.iter().any(|t| clean(t) == clean(&dest)) {
+                    continue;
+                }
+                let name = crate::volume::random_id()?;
+                oci_mounts.push(mounts::volume(store, &mount.merged, &name, path, false)?);
+                anonymous.push((name, path.clone()));
+            }
+
             spec.set_mounts(Some(oci_mounts));
             bundle.save(&spec)?;
             let request = serde_json::to_vec_pretty(&req)
@@ -325,6 +374,7 @@ impl Engine {
                 tty: req.config.tty,
                 binds: hc.binds.clone().unwrap_or_default(),
                 stop_signal: stop_signal.clone(),
+                anonymous_volumes: anonymous.clone(),
                 state: Default::default(),
             };
             containers.save(&rec)?;
@@ -332,7 +382,16 @@ impl Engine {
         })();
         if let Err(e) = created {
             let _ = self.remove_container_files(&id);
+            for (v, _) in &anonymous {
+                let _ = store.volume_remove(v);
+            }
             return Err(e);
+        }
+        for (name, _) in &anonymous {
+            self.emit_volume("create", name);
+        }
+        if let Ok(rec) = containers.load(&id) {
+            self.emit_container(&rec, "create", &[]);
         }
         if network == Network::Private && !berth_runner::supervisor::slirp_available() {
             warnings.push("slirp4netns is not installed (or cannot open /dev/net/tun): the container has a loopback network only".into());

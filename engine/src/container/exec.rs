@@ -11,6 +11,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+/// Tells apart the exec processes one process starts.
+static EXEC_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[derive(Debug, Clone, Default)]
 pub struct ExecOptions {
     pub cmd: Vec<String>,
@@ -29,12 +32,108 @@ pub struct ExecOptions {
 impl Engine {
     /// Runs `opts.cmd` in container `key`; its exit code (0 when detached).
     pub fn container_exec(&self, key: &str, opts: &ExecOptions) -> Result<i32> {
-        let cs = self.containers();
-        let rec = cs.find(key)?;
+        let rec = self.containers().find(key)?;
         if !rec.running() {
             fail!(Conflict, "container {} is not running", rec.id);
         }
-        let dir = cs.dir(&rec.id);
+        if self.paused(&rec.id) {
+            fail!(
+                Conflict,
+                "Container {} is paused, unpause the container before exec",
+                rec.id
+            );
+        }
+        let (process_path, socket) = self.exec_process(&rec, opts)?;
+        let result = exec_helper(&rec, &process_path, &socket, opts);
+        let _ = std::fs::remove_file(&process_path);
+        let _ = std::fs::remove_file(&socket);
+        result
+    }
+
+    /// Runs `cmd` in a running container with its output captured (a
+    /// healthcheck): the exit code and the output, or none when it took
+    /// longer than `timeout` (it is killed then).
+    pub(crate) fn exec_captured(
+        &self,
+        rec: &Record,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> Result<Option<(i32, String)>> {
+        let opts = ExecOptions {
+            cmd: cmd.to_vec(),
+            ..ExecOptions::default()
+        };
+        let (process_path, _) = self.exec_process(rec, &opts)?;
+        let result = (|| {
+            let mut child = Command::new(berth_exe()?)
+                .arg("__exec")
+                .arg(rec.state.pid.to_string())
+                .arg(&process_path)
+                .arg(process_path.with_file_name("config.json"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| Error::Failed(format!("cannot start the exec helper: {e}")))?;
+            let mut readers = Vec::new();
+            for r in [
+                child
+                    .stdout
+                    .take()
+                    .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+                child
+                    .stderr
+                    .take()
+                    .map(|e| Box::new(e) as Box<dyn std::io::Read + Send>),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                readers.push(std::thread::spawn(move || {
+                    let mut r = r;
+                    let mut buf = Vec::new();
+                    let _ = std::io::Read::read_to_end(&mut r, &mut buf);
+                    buf
+                }));
+            }
+            let deadline = std::time::Instant::now() + timeout;
+            let status = loop {
+                if let Some(st) = child
+                    .try_wait()
+                    .map_err(|e| Error::Failed(format!("cannot wait for the exec helper: {e}")))?
+                {
+                    break Some(st);
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            let mut output = Vec::new();
+            for r in readers {
+                output.extend(r.join().unwrap_or_default());
+            }
+            Ok(status.map(|st| {
+                (
+                    st.code().unwrap_or(126),
+                    String::from_utf8_lossy(&output).into_owned(),
+                )
+            }))
+        })();
+        let _ = std::fs::remove_file(&process_path);
+        result
+    }
+
+    /// The exec process's spec file (in the container's folder) and the
+    /// console socket path it would use.
+    fn exec_process(
+        &self,
+        rec: &Record,
+        opts: &ExecOptions,
+    ) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+        let dir = self.containers().dir(&rec.id);
         let spec = oci_spec::runtime::Spec::load(dir.join("config.json"))
             .map_err(|e| Error::Failed(format!("cannot read the container's spec: {e}")))?;
         let mut process = spec.process().clone().unwrap_or_default();
@@ -76,7 +175,11 @@ impl Engine {
         if opts.privileged {
             process.set_no_new_privileges(Some(false));
         }
-        let tag = format!("exec-{}", std::process::id());
+        let tag = format!(
+            "exec-{}-{}",
+            std::process::id(),
+            EXEC_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         let process_path = dir.join(format!("{tag}.json"));
         let data = serde_json::to_vec(&process)
             .map_err(|e| Error::Failed(format!("cannot encode the exec process: {e}")))?;
@@ -84,10 +187,7 @@ impl Engine {
             .map_err(|e| Error::Failed(format!("cannot write the exec process: {e}")))?;
         // A socket's path must be shorter than 108 bytes: not in the store.
         let socket = std::env::temp_dir().join(format!("berth-{}-{tag}.sock", rec.short_id()));
-        let result = exec_helper(&rec, &process_path, &socket, opts);
-        let _ = std::fs::remove_file(&process_path);
-        let _ = std::fs::remove_file(&socket);
-        result
+        Ok((process_path, socket))
     }
 }
 

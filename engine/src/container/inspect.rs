@@ -13,21 +13,40 @@ use crate::Engine;
 use berth_runner::container::{Record, Status};
 use std::collections::BTreeMap;
 
-fn status_name(rec: &Record) -> &'static str {
+/// Whether the container's restart policy is waiting to run it again.
+fn restarting(rec: &Record) -> bool {
+    rec.state.restarting && rec.state.status != Status::Running && rec.state.supervised()
+}
+
+fn status_name(rec: &Record, paused: bool) -> &'static str {
     match rec.state.status {
+        _ if restarting(rec) => "restarting",
         Status::Created => "created",
+        Status::Running if paused => "paused",
         Status::Running => "running",
         Status::Exited => "exited",
     }
 }
 
 /// docker's words for a container's state: `Up 5 seconds`,
-/// `Exited (0) 2 minutes ago`, `Created`.
-fn status_text(rec: &Record) -> String {
+/// `Up 2 minutes (Paused)`, `Exited (0) 2 minutes ago`, `Created`.
+fn status_text(rec: &Record, paused: bool, health: Option<&str>) -> String {
     let up = |t: &str| since(Some(t)).trim_end_matches(" ago").to_string();
     match rec.state.status {
+        _ if restarting(rec) => format!(
+            "Restarting ({}) {}",
+            rec.state.exit_code,
+            since(Some(&rec.state.finished_at))
+        ),
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", up(&rec.state.started_at)),
+        Status::Running if paused => format!("Up {} (Paused)", up(&rec.state.started_at)),
+        Status::Running => match health {
+            Some("starting") => {
+                format!("Up {} (health: starting)", up(&rec.state.started_at))
+            }
+            Some(h) => format!("Up {} ({h})", up(&rec.state.started_at)),
+            None => format!("Up {}", up(&rec.state.started_at)),
+        },
         Status::Exited => format!(
             "Exited ({}) {}",
             rec.state.exit_code,
@@ -60,9 +79,22 @@ fn networks(rec: &Record) -> BTreeMap<String, EndpointSettings> {
     BTreeMap::from([(name.to_string(), EndpointSettings::default())])
 }
 
-/// The mounts a container's host config asked for.
-fn mount_points(req: &ContainerCreate, volumes: &std::path::Path) -> Vec<MountPoint> {
+/// The mounts a container's host config asked for, and its anonymous
+/// volumes.
+fn mount_points(rec: &Record, req: &ContainerCreate, volumes: &std::path::Path) -> Vec<MountPoint> {
     let mut out = Vec::new();
+    for (name, dest) in &rec.anonymous_volumes {
+        out.push(MountPoint {
+            kind: "volume".into(),
+            name: name.clone(),
+            source: volumes.join(name).join("_data").display().to_string(),
+            destination: dest.clone(),
+            driver: "local".into(),
+            mode: String::new(),
+            rw: true,
+            propagation: String::new(),
+        });
+    }
     for b in req.host_config.binds.iter().flatten() {
         let parts: Vec<&str> = b.split(':').collect();
         let (src, dst, mode) = match parts.as_slice() {
@@ -94,7 +126,12 @@ fn mount_points(req: &ContainerCreate, volumes: &std::path::Path) -> Vec<MountPo
             },
         });
     }
-    for m in &req.host_config.mounts {
+    for m in req
+        .host_config
+        .mounts
+        .iter()
+        .filter(|m| !(m.kind == "volume" && m.source.is_empty()))
+    {
         out.push(MountPoint {
             kind: m.kind.clone(),
             name: if m.kind == "volume" {
@@ -127,7 +164,7 @@ fn mount_points(req: &ContainerCreate, volumes: &std::path::Path) -> Vec<MountPo
 impl Engine {
     /// The create request a container was made from (a container made by
     /// an older berth has none: an empty one stands in).
-    fn create_request(&self, id: &str) -> ContainerCreate {
+    pub(crate) fn create_request(&self, id: &str) -> ContainerCreate {
         std::fs::read(self.containers().dir(id).join(REQUEST))
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
@@ -141,6 +178,8 @@ impl Engine {
         let store = self.store();
         let req = self.create_request(&rec.id);
         let st = &rec.state;
+        let paused = rec.running() && self.paused(&rec.id);
+        let health = self.health(&rec);
         let ports = port_map(&rec);
         let mut host_config = req.host_config.clone();
         host_config.binds = Some(rec.binds.clone());
@@ -168,10 +207,10 @@ impl Engine {
             path: rec.args.first().cloned().unwrap_or_default(),
             args: rec.args.iter().skip(1).cloned().collect(),
             state: ContainerState {
-                status: status_name(&rec).into(),
+                status: status_name(&rec, paused).into(),
                 running: rec.running(),
-                paused: false,
-                restarting: false,
+                paused,
+                restarting: restarting(&rec),
                 oom_killed: st.oom_killed,
                 dead: false,
                 pid: if rec.running() { st.pid } else { 0 },
@@ -179,7 +218,7 @@ impl Engine {
                 error: st.error.clone(),
                 started_at: st.started_at.clone(),
                 finished_at: st.finished_at.clone(),
-                health: None,
+                health,
             },
             image: rec.image_id.clone(),
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
@@ -187,7 +226,7 @@ impl Engine {
             hosts_path: dir.join("hosts").display().to_string(),
             log_path: containers.log_path(&rec.id).display().to_string(),
             name: format!("/{}", rec.name),
-            restart_count: 0,
+            restart_count: st.restart_count,
             driver: "overlay".into(),
             platform: "linux".into(),
             host_config,
@@ -210,7 +249,7 @@ impl Engine {
                     ),
                 ]),
             },
-            mounts: mount_points(&req, &store.root().join("volumes")),
+            mounts: mount_points(&rec, &req, &store.root().join("volumes")),
             config,
             network_settings: crate::model::NetworkSettings {
                 ports,
@@ -222,15 +261,93 @@ impl Engine {
     /// `docker ps [-a]`: running containers (every one with `all`), newest
     /// first.
     pub fn container_list(&self, all: bool) -> Result<Vec<ContainerSummary>> {
+        self.container_list_filtered(all, &BTreeMap::new())
+    }
+
+    /// `docker ps [-a] --filter ...`: docker's filters id, name, label,
+    /// status, ancestor, exited, before, since, health; a status filter
+    /// looks at every container, as docker's does.
+    pub fn container_list_filtered(
+        &self,
+        all: bool,
+        filters: &BTreeMap<String, Vec<String>>,
+    ) -> Result<Vec<ContainerSummary>> {
         self.reap()?;
         let volumes = self.store().root().join("volumes");
-        Ok(self
-            .containers()
-            .list()?
+        let records = self.containers().list()?;
+        for k in filters.keys() {
+            if !matches!(
+                k.as_str(),
+                "id" | "name"
+                    | "label"
+                    | "status"
+                    | "ancestor"
+                    | "exited"
+                    | "before"
+                    | "since"
+                    | "health"
+            ) {
+                crate::error::fail!(Invalid, "invalid filter '{k}'");
+            }
+        }
+        // before/since name a container; the list is newest first.
+        let position = |key: &str| -> Result<usize> {
+            let target = self.containers().find(key)?;
+            Ok(records.iter().position(|r| r.id == target.id).unwrap_or(0))
+        };
+        let mut window = (0usize, records.len());
+        if let Some(b) = filters.get("before").and_then(|v| v.first()) {
+            window.0 = window.0.max(position(b)? + 1);
+        }
+        if let Some(s) = filters.get("since").and_then(|v| v.first()) {
+            window.1 = window.1.min(position(s)?);
+        }
+        let all = all || filters.contains_key("status") || filters.contains_key("exited");
+        Ok(records
             .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i >= window.0 && *i < window.1)
+            .map(|(_, r)| r)
             .filter(|r| all || r.running())
+            .filter(|r| {
+                let paused = r.running() && self.paused(&r.id);
+                let health = self.health(r).map(|h| h.status);
+                filters.iter().all(|(k, vals)| {
+                    vals.iter().any(|v| match k.as_str() {
+                        "id" => r.id.starts_with(v.as_str()),
+                        "name" => {
+                            let v = v.trim_start_matches('/');
+                            r.name.contains(v)
+                        }
+                        "label" => match v.split_once('=') {
+                            Some((lk, lv)) => r.labels.get(lk).map(String::as_str) == Some(lv),
+                            None => r.labels.contains_key(v.as_str()),
+                        },
+                        "status" => status_name(r, paused) == v,
+                        "exited" => {
+                            r.state.status == Status::Exited
+                                && v.parse::<i32>().ok() == Some(r.state.exit_code)
+                        }
+                        "ancestor" => {
+                            r.image == *v
+                                || r.image_id == *v
+                                || r.image_id
+                                    .strip_prefix("sha256:")
+                                    .is_some_and(|h| h.starts_with(v.as_str()))
+                                || self
+                                    .store()
+                                    .resolve(v)
+                                    .is_ok_and(|img| img.id.to_string() == r.image_id)
+                        }
+                        "health" => health.as_deref().unwrap_or("none") == v,
+                        _ => true,
+                    })
+                })
+            })
             .map(|r| {
                 let req = self.create_request(&r.id);
+                let paused = r.running() && self.paused(&r.id);
+                let health = self.health(&r).map(|h| h.status);
                 ContainerSummary {
                     id: r.id.clone(),
                     names: vec![format!("/{}", r.name)],
@@ -249,15 +366,15 @@ impl Engine {
                         })
                         .collect(),
                     labels: r.labels.clone(),
-                    state: status_name(&r).into(),
-                    status: status_text(&r),
+                    state: status_name(&r, paused).into(),
+                    status: status_text(&r, paused, health.as_deref()),
                     host_config: SummaryHostConfig {
                         network_mode: r.network.clone(),
                     },
                     network_settings: SummaryNetworkSettings {
                         networks: networks(&r),
                     },
-                    mounts: mount_points(&req, &volumes),
+                    mounts: mount_points(&r, &req, &volumes),
                 }
             })
             .collect())

@@ -14,6 +14,9 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The marker file of a container stopped by the user.
+const STOPPED: &str = "stopped-by-user";
+
 /// The runtime command for a container's bundle.
 fn runtime_command(rec: &Record, bundle: &Bundle) -> Result<Command> {
     let mut cmd = if rec.runtime == "berth" {
@@ -31,8 +34,46 @@ impl Engine {
     /// Runs container `id` once under a supervisor in this process, then
     /// unmounts its root filesystem (and removes the container with `--rm`).
     fn supervised_run(&self, id: &str, attach: bool, stdin: bool) -> Result<i32> {
+        let code = self.run_once(id, attach, stdin);
+        self.finish(id)?;
+        code
+    }
+
+    /// After a container's last run: its root filesystem unmounted, and
+    /// the container removed with `--rm`.
+    fn finish(&self, id: &str) -> Result<()> {
+        let rec = self.containers().load(id)?;
+        let unmounted = self.store().unmount_rootfs(id);
+        if rec.auto_remove {
+            self.destroy(&rec)?;
+        }
+        Ok(unmounted?)
+    }
+
+    /// The healthcheck a container runs, if any.
+    fn health_config(&self, rec: &Record) -> Option<crate::model::HealthConfig> {
+        let image = rec
+            .manifest
+            .parse()
+            .ok()
+            .and_then(|m| self.store().get(&m).ok())?;
+        let from_image = image
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.healthcheck.clone())
+            .and_then(|h| serde_json::from_value(h).ok());
+        let req = self.create_request(&rec.id);
+        super::health::merged(from_image.as_ref(), req.config.healthcheck.as_ref())
+    }
+
+    /// One run of container `id`, supervised by this process, with its
+    /// healthchecks; its exit code.
+    fn run_once(&self, id: &str, attach: bool, stdin: bool) -> Result<i32> {
         let containers = self.containers();
         let rec = containers.load(id)?;
+        let checker = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let health = self.health_config(&rec);
         let bundle = Bundle::create(&containers.dir(id))?.keep();
         let private = !matches!(rec.network.as_str(), "none" | "host");
         let supervision = Supervision {
@@ -59,19 +100,103 @@ impl Engine {
             stdin,
             slirp: private && berth_runner::supervisor::slirp_available(),
             start_gate: rec.runtime == "berth",
+            on_start: Some({
+                let (engine, rec, checker) = (self.clone(), rec.clone(), checker.clone());
+                Box::new(move |_| {
+                    engine.emit_container(&rec, "start", &[]);
+                    if let Some(h) = health {
+                        if let Ok(mut c) = checker.lock() {
+                            *c = engine.start_health_checks(&rec.id, h);
+                        }
+                    }
+                })
+            }),
         };
         let code = supervise(&containers, id, supervision);
-        let unmounted = self.store().unmount_rootfs(id);
-        if rec.auto_remove {
-            self.remove_container_files(id)?;
+        // The checks end with the run.
+        if let Ok(mut c) = checker.lock() {
+            c.take();
         }
-        unmounted?;
+        if let Ok(c) = &code {
+            self.emit_container(&rec, "die", &[("exitCode", c.to_string())]);
+        }
         Ok(code?)
     }
 
-    /// `berth __supervise ID`: a detached container's supervisor.
+    /// `berth __supervise ID`: a detached container's supervisor. It runs
+    /// the container again as its restart policy says, with docker's
+    /// backoff (100 ms, doubled each time, at most a minute; back to 100 ms
+    /// after a run of 10 s), until `stop` or `kill` says enough.
     pub fn supervise(&self, id: &str) -> Result<i32> {
-        self.supervised_run(id, false, false)
+        let policy = self.create_request(id).host_config.restart_policy;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            let began = Instant::now();
+            let code = match self.run_once(id, false, false) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.finish(id)?;
+                    return Err(e);
+                }
+            };
+            let rec = self.containers().load(id)?;
+            let again = !self.stopped_by_user(id)
+                && match policy.name.as_str() {
+                    "always" | "unless-stopped" => true,
+                    "on-failure" => {
+                        code != 0
+                            && (policy.maximum_retry_count <= 0
+                                || rec.state.restart_count < policy.maximum_retry_count)
+                    }
+                    _ => false,
+                };
+            if !again {
+                self.finish(id)?;
+                return Ok(code);
+            }
+            if began.elapsed() >= Duration::from_secs(10) {
+                delay = Duration::from_millis(100);
+            }
+            self.store().unmount_rootfs(id)?;
+            let me = std::process::id() as i32;
+            self.containers().update(id, |r| {
+                r.state.restarting = true;
+                r.state.supervisor = berth_runner::container::process_start(me).map(|t| (me, t));
+            })?;
+            let deadline = Instant::now() + delay;
+            while Instant::now() < deadline && !self.stopped_by_user(id) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if self.stopped_by_user(id) {
+                self.containers().update(id, |r| {
+                    r.state.restarting = false;
+                    r.state.supervisor = None;
+                })?;
+                self.finish(id)?;
+                return Ok(code);
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+            let rec = self.containers().update(id, |r| {
+                r.state.restarting = false;
+                r.state.restart_count += 1;
+            })?;
+            self.remount(&rec)?;
+        }
+    }
+
+    /// The marker `stop` and `kill` leave: the restart policy lets the
+    /// container be (docker's "manually stopped").
+    fn stopped_by_user(&self, id: &str) -> bool {
+        self.containers().dir(id).join(STOPPED).exists()
+    }
+
+    fn set_stopped_by_user(&self, id: &str, stopped: bool) {
+        let path = self.containers().dir(id).join(STOPPED);
+        if stopped {
+            let _ = std::fs::write(path, b"");
+        } else {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// Starts container `id` under a supervisor process of its own (in a
@@ -129,6 +254,11 @@ impl Engine {
         if rec.running() {
             fail!(Conflict, "container {} is already running", rec.name);
         }
+        self.set_stopped_by_user(&rec.id, false);
+        self.remount(rec)
+    }
+
+    fn remount(&self, rec: &Record) -> Result<()> {
         let manifest = rec
             .manifest
             .parse()
@@ -145,7 +275,8 @@ impl Engine {
     pub fn container_start(&self, key: &str) -> Result<()> {
         self.reap()?;
         let rec = self.container(key)?;
-        if rec.running() {
+        // Running, or its supervisor about to run it again.
+        if rec.running() || rec.state.supervised() {
             return Ok(());
         }
         self.mount_again(&rec)?;
@@ -176,20 +307,31 @@ impl Engine {
     pub fn container_stop(&self, key: &str, grace: Duration) -> Result<()> {
         let containers = self.containers();
         let rec = containers.find(key)?;
+        if rec.state.supervised() {
+            self.set_stopped_by_user(&rec.id, true);
+        }
         if !rec.running() {
+            // A supervisor waiting to restart it sees the marker and ends.
+            if rec.state.supervised() {
+                wait_stopped(&containers, &rec.id, Duration::from_secs(10))?;
+            }
             return Ok(());
         }
+        self.thaw(&rec);
         let first = match &rec.stop_signal {
             Some(s) => signal_of(s)?,
             None => libc::SIGTERM,
         };
+        self.emit_container(&rec, "kill", &[("signal", first.to_string())]);
         send_signal(&rec, first)?;
         if !wait_stopped(&containers, &rec.id, grace)? {
+            self.emit_container(&rec, "kill", &[("signal", libc::SIGKILL.to_string())]);
             send_signal(&rec, libc::SIGKILL)?;
             if !wait_stopped(&containers, &rec.id, Duration::from_secs(30))? {
                 fail!(Failed, "container {} did not stop", rec.name);
             }
         }
+        self.emit_container(&rec, "stop", &[]);
         Ok(())
     }
 
@@ -204,7 +346,21 @@ impl Engine {
                 rec.id
             );
         }
-        send_signal(&rec, sig)
+        self.set_stopped_by_user(&rec.id, true);
+        self.emit_container(&rec, "kill", &[("signal", sig.to_string())]);
+        send_signal(&rec, sig)?;
+        if sig == libc::SIGKILL {
+            self.thaw(&rec);
+        }
+        Ok(())
+    }
+
+    /// A paused container is thawed before it is stopped: a frozen process
+    /// takes no signal.
+    fn thaw(&self, rec: &Record) {
+        if self.paused(&rec.id) {
+            let _ = berth_runner::cgroup::freeze(&rec.id, false);
+        }
     }
 
     /// docker wait: blocks until the container stops; its exit code.
@@ -217,8 +373,9 @@ impl Engine {
         Ok(containers.load(&rec.id)?.state.exit_code)
     }
 
-    /// docker rm: a running container only with `force` (SIGKILL first).
-    pub fn container_remove(&self, key: &str, force: bool) -> Result<()> {
+    /// docker rm: a running container only with `force` (SIGKILL first);
+    /// with `volumes`, its anonymous volumes too.
+    pub fn container_remove(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let containers = self.containers();
         let rec = containers.find(key)?;
         if rec.running() {
@@ -229,11 +386,17 @@ impl Engine {
                     rec.name
                 );
             }
+            self.set_stopped_by_user(&rec.id, true);
             send_signal(&rec, libc::SIGKILL)?;
+            self.thaw(&rec);
             if !wait_stopped(&containers, &rec.id, Duration::from_secs(30))? {
                 fail!(Failed, "container {key} did not stop");
             }
+        } else if rec.state.supervised() {
+            // Between two runs of its restart policy.
+            self.set_stopped_by_user(&rec.id, true);
+            wait_stopped(&containers, &rec.id, Duration::from_secs(10))?;
         }
-        self.remove_container_files(&rec.id)
+        self.destroy_with_volumes(&rec, volumes)
     }
 }

@@ -11,6 +11,10 @@ pub struct LogsOptions {
     pub timestamps: bool,
     /// Only the last N entries.
     pub tail: Option<usize>,
+    /// Only entries from this time on (ns since the epoch).
+    pub since: Option<i64>,
+    /// Only entries before this time (ns since the epoch).
+    pub until: Option<i64>,
 }
 
 impl Engine {
@@ -29,6 +33,8 @@ impl Engine {
             follow: opts.follow,
             timestamps: opts.timestamps,
             tail: opts.tail,
+            since: opts.since,
+            until: opts.until,
         };
         let id = rec.id.clone();
         let running = || cs.load(&id).map(|r| r.running()).unwrap_or(false);

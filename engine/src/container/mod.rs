@@ -6,15 +6,20 @@
 mod commit;
 mod create;
 mod exec;
+mod fs;
+mod health;
 mod inspect;
 mod lifecycle;
 mod logs;
 mod mounts;
+mod ops;
 mod publish;
 
 pub use commit::CommitOptions;
 pub use exec::ExecOptions;
+pub use fs::ContainerChange;
 pub use logs::LogsOptions;
+pub use ops::{ContainerStats, ContainerTop};
 pub use publish::parse_publish;
 
 use crate::error::{fail, Result};
@@ -45,8 +50,13 @@ impl Engine {
             {
                 continue;
             }
+            self.emit_container(
+                &rec,
+                "die",
+                &[("exitCode", rec.state.exit_code.to_string())],
+            );
             if rec.auto_remove {
-                self.remove_container_files(&rec.id)?;
+                self.destroy(&rec)?;
                 continue;
             }
             self.store().unmount_rootfs(&rec.id)?;
@@ -54,6 +64,32 @@ impl Engine {
             done.state.supervisor = None;
             done.state.pid = 0;
             cs.save(&done)?;
+        }
+        Ok(())
+    }
+
+    /// Removes a container (`--rm`: with its anonymous volumes, as
+    /// docker's), and says so in the event log.
+    pub(crate) fn destroy(&self, rec: &Record) -> Result<()> {
+        self.destroy_with_volumes(rec, true)
+    }
+
+    pub(crate) fn destroy_with_volumes(&self, rec: &Record, volumes: bool) -> Result<()> {
+        self.remove_container_files(&rec.id)?;
+        self.emit_container(rec, "destroy", &[]);
+        if volumes {
+            for (v, _) in &rec.anonymous_volumes {
+                // A volume another container mounts too stays.
+                let in_use = self.containers().list()?.iter().any(|o| {
+                    o.anonymous_volumes.iter().any(|(n, _)| n == v)
+                        || o.binds
+                            .iter()
+                            .any(|b| b.split(':').next() == Some(v.as_str()))
+                });
+                if !in_use && self.store().volume_remove(v).is_ok() {
+                    self.emit_volume("destroy", v);
+                }
+            }
         }
         Ok(())
     }

@@ -9,10 +9,23 @@ use berth_store::Store;
 use oci_spec::runtime::Mount;
 use std::path::Path;
 
-/// `HOST_PATH:CTR[:ro|rw]` (a bind mount of a host path) or
-/// `NAME:CTR[:ro|rw]` (a named volume).
-pub(crate) fn bind(store: &Store, rootfs: &Path, v: &str) -> Result<Mount> {
+/// A mount, and the name of the anonymous volume made for it, if any.
+pub(crate) type Mounted = (Mount, Option<String>);
+
+/// `HOST_PATH:CTR[:ro|rw]` (a bind mount of a host path),
+/// `NAME:CTR[:ro|rw]` (a named volume) or `CTR` (an anonymous volume).
+pub(crate) fn bind(store: &Store, rootfs: &Path, v: &str) -> Result<Mounted> {
     let parts: Vec<&str> = v.split(':').collect();
+    if let [ctr] = parts.as_slice() {
+        if !ctr.starts_with('/') {
+            fail!(
+                Invalid,
+                "invalid volume specification: {v:?}: the container path must be absolute"
+            );
+        }
+        let name = crate::volume::random_id()?;
+        return Ok((volume(store, rootfs, &name, ctr, false)?, Some(name)));
+    }
     let (host, ctr, mode) = match parts.as_slice() {
         [h, c] => (*h, *c, "rw"),
         [h, c, m] => (*h, *c, *m),
@@ -36,7 +49,7 @@ pub(crate) fn bind(store: &Store, rootfs: &Path, v: &str) -> Result<Mount> {
         ),
     };
     if !host.starts_with('/') {
-        return volume(store, rootfs, host, ctr, readonly);
+        return Ok((volume(store, rootfs, host, ctr, readonly)?, None));
     }
     let Ok(source) = std::fs::canonicalize(host) else {
         fail!(
@@ -44,7 +57,7 @@ pub(crate) fn bind(store: &Store, rootfs: &Path, v: &str) -> Result<Mount> {
             "invalid mount config: bind source path does not exist: {host}"
         );
     };
-    Ok(bundle::bind(&source, ctr, readonly)?)
+    Ok((bundle::bind(&source, ctr, readonly)?, None))
 }
 
 /// Named volume `name` at `ctr`, made if need be and seeded from the image
@@ -66,7 +79,7 @@ pub(crate) fn volume(
 /// One `--mount`: a bind mount of a host path, a named volume (seeded from
 /// the image on first use, as `-v`; a new anonymous one without a source)
 /// or a tmpfs.
-pub(crate) fn mount(store: &Store, rootfs: &Path, m: &MountSpec) -> Result<Mount> {
+pub(crate) fn mount(store: &Store, rootfs: &Path, m: &MountSpec) -> Result<Mounted> {
     if !m.target.starts_with('/') {
         fail!(
             Invalid,
@@ -89,12 +102,12 @@ pub(crate) fn mount(store: &Store, rootfs: &Path, m: &MountSpec) -> Result<Mount
                     m.source
                 );
             };
-            Ok(bundle::bind(&path, &m.target, m.read_only)?)
+            Ok((bundle::bind(&path, &m.target, m.read_only)?, None))
         }
         "volume" => {
-            let name = match m.source.as_str() {
-                "" => crate::volume::random_id()?,
-                n => n.to_string(),
+            let (name, anonymous) = match m.source.as_str() {
+                "" => (crate::volume::random_id()?, true),
+                n => (n.to_string(), false),
             };
             if name.starts_with('/') {
                 fail!(
@@ -102,7 +115,8 @@ pub(crate) fn mount(store: &Store, rootfs: &Path, m: &MountSpec) -> Result<Mount
                     "invalid mount config for type \"volume\": source must be a volume name, not a path: {name}"
                 );
             }
-            volume(store, rootfs, &name, &m.target, m.read_only)
+            let mount = volume(store, rootfs, &name, &m.target, m.read_only)?;
+            Ok((mount, anonymous.then_some(name)))
         }
         "tmpfs" => {
             let opts = m.tmpfs_options.clone().unwrap_or_default();
@@ -115,7 +129,7 @@ pub(crate) fn mount(store: &Store, rootfs: &Path, m: &MountSpec) -> Result<Mount
                 options.push("ro".into());
             }
             mount.set_options(Some(options));
-            Ok(mount)
+            Ok((mount, None))
         }
         other => fail!(
             Invalid,
