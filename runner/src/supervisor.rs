@@ -283,7 +283,6 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
             return Ok((None, None));
         };
         rec.state.pid = pid;
-        save_state(containers, &rec)?;
         // Without root the proxy cannot enter the container's namespaces
         // (they belong to its user namespace): slirp4netns forwards instead.
         let api = (rootless() && !s.ports.is_empty()).then(|| {
@@ -311,6 +310,12 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
             nix::unistd::write(w, b"1")
                 .map_err(|e| Error::Setup(format!("cannot start the container: {e}")))?;
         }
+        // Said before the record has its pid: whoever waits for that (a
+        // detached start) finds the start said.
+        if let Some(f) = s.on_start.take() {
+            f(pid);
+        }
+        save_state(containers, &rec)?;
         let master = match &listener {
             Some(l) => Some(crate::console::receive(l, Duration::from_secs(30))?),
             None => None,
@@ -331,9 +336,6 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
             return Err(e);
         }
     };
-    if let Some(f) = s.on_start.take() {
-        f(rec.state.pid);
-    }
     let mut raw = None;
     if let Some(m) = &master {
         let fd = m.as_raw_fd();

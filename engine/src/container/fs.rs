@@ -215,6 +215,9 @@ impl Engine {
         let rec = self.container(key)?;
         self.with_root(&rec, |root| {
             let p = resolve_in(root, path)?;
+            if p == root {
+                return Ok(Some(true));
+            }
             // A symlink to a folder counts as the folder, as docker's stat.
             let p = if p
                 .symlink_metadata()

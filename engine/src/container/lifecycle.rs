@@ -118,6 +118,8 @@ impl Engine {
             c.take();
         }
         if let Ok(c) = &code {
+            // Its name now (a rename while it ran).
+            let rec = containers.load(id).unwrap_or(rec);
             self.emit_container(&rec, "die", &[("exitCode", c.to_string())]);
         }
         Ok(code?)
@@ -323,10 +325,10 @@ impl Engine {
             None => libc::SIGTERM,
         };
         self.emit_container(&rec, "kill", &[("signal", first.to_string())]);
-        send_signal(&rec, first)?;
+        send_signal(&containers, &rec, first)?;
         if !wait_stopped(&containers, &rec.id, grace)? {
             self.emit_container(&rec, "kill", &[("signal", libc::SIGKILL.to_string())]);
-            send_signal(&rec, libc::SIGKILL)?;
+            send_signal(&containers, &rec, libc::SIGKILL)?;
             if !wait_stopped(&containers, &rec.id, Duration::from_secs(30))? {
                 fail!(Failed, "container {} did not stop", rec.name);
             }
@@ -348,9 +350,11 @@ impl Engine {
         }
         self.set_stopped_by_user(&rec.id, true);
         self.emit_container(&rec, "kill", &[("signal", sig.to_string())]);
-        send_signal(&rec, sig)?;
+        send_signal(&self.containers(), &rec, sig)?;
         if sig == libc::SIGKILL {
+            // As docker's: a SIGKILL returns once the container is down.
             self.thaw(&rec);
+            wait_stopped(&self.containers(), &rec.id, Duration::from_secs(10))?;
         }
         Ok(())
     }
@@ -387,7 +391,7 @@ impl Engine {
                 );
             }
             self.set_stopped_by_user(&rec.id, true);
-            send_signal(&rec, libc::SIGKILL)?;
+            send_signal(&containers, &rec, libc::SIGKILL)?;
             self.thaw(&rec);
             if !wait_stopped(&containers, &rec.id, Duration::from_secs(30))? {
                 fail!(Failed, "container {key} did not stop");

@@ -117,7 +117,24 @@ pub fn signal_of(s: &str) -> Result<i32> {
     }
 }
 
-fn send_signal(rec: &Record, sig: i32) -> Result<()> {
+fn send_signal(containers: &Containers, rec: &Record, sig: i32) -> Result<()> {
+    // A container that just started has its pid a moment later.
+    let mut rec = rec.clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rec.running() && rec.state.pid <= 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        match containers.load(&rec.id) {
+            Ok(r) => rec = r,
+            Err(_) => break,
+        }
+    }
+    // kill(0) and kill(-1) reach whole process groups: never that.
+    if rec.state.pid <= 1 {
+        if !rec.running() {
+            return Ok(());
+        }
+        fail!(Conflict, "container {} has no process to signal", rec.id);
+    }
     // SAFETY: kill(2) has no memory effects.
     if unsafe { libc::kill(rec.state.pid, sig) } != 0 {
         let e = std::io::Error::last_os_error();

@@ -1,0 +1,797 @@
+//! docker's container lifecycle beyond run/stop/rm, as a user drives it:
+//! create and start, restart policies, healthchecks, events, pause, stats,
+//! top, diff, cp, rename, anonymous volumes, container prune, ps filters and
+//! formats. Real containers on the busybox base image, as root (CI runs as
+//! root).
+
+#[path = "../../testdata/support/busybox.rs"]
+mod busybox;
+
+use busybox::{berth, busybox_store};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn root_store() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    Some((tmp, root))
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+fn ok(root: &Path, args: &[&str]) -> String {
+    let o = berth(root, args);
+    assert!(
+        o.status.success(),
+        "berth {args:?}: {}\n{}",
+        err(&o),
+        out(&o)
+    );
+    out(&o)
+}
+
+fn fails(root: &Path, args: &[&str]) -> String {
+    let o = berth(root, args);
+    assert!(
+        !o.status.success(),
+        "berth {args:?} should fail: {}",
+        out(&o)
+    );
+    err(&o)
+}
+
+fn inspect(root: &Path, name: &str) -> Value {
+    let v: Value = serde_json::from_str(&ok(root, &["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn rfc3339(s: &str) -> f64 {
+    // 2026-12-02T02:33:38.118190962Z → seconds of the day, enough here.
+    let t = s.split('T').nth(1).unwrap().trim_end_matches('Z');
+    let mut parts = t.split(':');
+    let h: f64 = parts.next().unwrap().parse().unwrap();
+    let m: f64 = parts.next().unwrap().parse().unwrap();
+    let sec: f64 = parts.next().unwrap().parse().unwrap();
+    h * 3600.0 + m * 60.0 + sec
+}
+
+#[test]
+fn create_start_and_a_restart_policy_with_docker_backoff() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    // create makes it and starts nothing.
+    let id = ok(
+        &root,
+        &["create", "--name", "later", "busybox", "echo", "hello"],
+    );
+    assert_eq!(id.len(), 64);
+    assert_eq!(inspect(&root, "later")["State"]["Status"], "created");
+    assert!(ok(&root, &["ps", "-a", "--filter", "status=created", "-q"]).contains(&id[..12]));
+    assert_eq!(ok(&root, &["start", "-a", "later"]), "hello");
+    assert_eq!(inspect(&root, "later")["State"]["Status"], "exited");
+
+    // on-failure:3 runs it four times, each restart after twice the
+    // wait before (100 ms, 200 ms, 400 ms).
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:3",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run; exit 3",
+        ],
+    );
+    wait_until("three restarts", 20, || {
+        let v = inspect(&root, "flaky");
+        v["RestartCount"] == 3 && v["State"]["Status"] == "exited"
+    });
+    let v = inspect(&root, "flaky");
+    assert_eq!(v["State"]["ExitCode"], 3);
+    assert_eq!(v["HostConfig"]["RestartPolicy"]["Name"], "on-failure");
+    let logs = ok(&root, &["logs", "--timestamps", "flaky"]);
+    let times: Vec<f64> = logs
+        .lines()
+        .map(|l| rfc3339(l.split(' ').next().unwrap()))
+        .collect();
+    assert_eq!(times.len(), 4, "{logs}");
+    for (i, want) in [0.1, 0.2, 0.4].iter().enumerate() {
+        let gap = times[i + 1] - times[i];
+        assert!(
+            gap >= *want,
+            "restart {} after {gap} s, before the backoff of {want} s",
+            i + 1
+        );
+    }
+
+    // `always` restarts a container that exits 0 too; stop wins over it.
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "forever",
+            "--restart",
+            "always",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 0.3",
+        ],
+    );
+    wait_until("a restart", 20, || {
+        inspect(&root, "forever")["RestartCount"].as_i64() >= Some(1)
+    });
+    ok(&root, &["stop", "-t", "1", "forever"]);
+    let stopped = inspect(&root, "forever");
+    assert_eq!(stopped["State"]["Running"], false);
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = inspect(&root, "forever");
+    assert_eq!(
+        later["State"]["Running"], false,
+        "stopped, it stays stopped"
+    );
+    assert_eq!(later["RestartCount"], stopped["RestartCount"]);
+    // start runs it again, with its policy.
+    ok(&root, &["start", "forever"]);
+    wait_until("the next restart", 20, || {
+        inspect(&root, "forever")["RestartCount"].as_i64() > stopped["RestartCount"].as_i64()
+    });
+    ok(&root, &["rm", "-f", "forever"]);
+
+    // docker's words for bad policies.
+    assert!(
+        fails(&root, &["run", "--restart", "sometimes", "busybox", "true"])
+            .contains("invalid restart policy 'sometimes'")
+    );
+    assert!(
+        fails(&root, &["run", "--restart", "always:3", "busybox", "true"])
+            .contains("maximum retry count cannot be used with restart policy 'always'")
+    );
+    assert!(fails(
+        &root,
+        &["run", "--restart", "on-failure:x", "busybox", "true"]
+    )
+    .contains("maximum retry count must be an integer"));
+    assert!(fails(
+        &root,
+        &["run", "--rm", "--restart", "always", "busybox", "true"]
+    )
+    .contains("Conflicting options: --restart and --rm"));
+    ok(&root, &["rm", "flaky", "later"]);
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+}
+
+#[test]
+fn a_healthcheck_turns_healthy_then_unhealthy() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "probe",
+            "--health-cmd",
+            "test -e /tmp/ok && echo fine",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let status = |root: &Path| inspect(root, "probe")["State"]["Health"]["Status"].clone();
+    wait_until("unhealthy", 20, || status(&root) == "unhealthy");
+    let ps = ok(&root, &["ps", "--format", "{{.Names}} {{.Status}}"]);
+    assert!(
+        ps.contains("probe Up") && ps.contains("(unhealthy)"),
+        "{ps}"
+    );
+    ok(&root, &["exec", "probe", "touch", "/tmp/ok"]);
+    wait_until("healthy", 20, || status(&root) == "healthy");
+    let h = &inspect(&root, "probe")["State"]["Health"];
+    assert_eq!(h["FailingStreak"], 0);
+    let log = h["Log"].as_array().unwrap();
+    assert!(!log.is_empty() && log.len() <= 5, "{log:?}");
+    assert_eq!(log.last().unwrap()["Output"], "fine\n");
+    assert!(ok(&root, &["ps", "--filter", "health=healthy", "-q"]).len() == 12);
+    ok(&root, &["exec", "probe", "rm", "/tmp/ok"]);
+    wait_until("unhealthy again", 20, || status(&root) == "unhealthy");
+    let events = ok(
+        &root,
+        &[
+            "events",
+            "--since",
+            "5m",
+            "--until",
+            "0s",
+            "--filter",
+            "event=health_status",
+            "--format",
+            "{{.Action}}",
+        ],
+    );
+    assert_eq!(
+        events.lines().collect::<Vec<_>>(),
+        [
+            "health_status: unhealthy",
+            "health_status: healthy",
+            "health_status: unhealthy"
+        ]
+    );
+    // --no-healthcheck turns the image's (and any) check off.
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "quiet",
+            "--no-healthcheck",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    assert!(inspect(&root, "quiet")["State"].get("Health").is_none());
+    ok(&root, &["rm", "-f", "probe", "quiet"]);
+}
+
+#[test]
+fn events_reach_a_follower_started_before_the_action() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    /// Killed however the test ends: a follower left running would keep
+    /// the test's output open.
+    struct Follower(std::process::Child);
+    impl Drop for Follower {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut follower = Follower(
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(&root)
+            .args([
+                "events",
+                "--filter",
+                "type=container",
+                "--format",
+                "{{.Action}} {{.Actor.Attributes.name}}",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&root, &["run", "--rm", "--name", "seen", "busybox", "true"]);
+    ok(
+        &root,
+        &["run", "-d", "--name", "other", "busybox", "sleep", "30"],
+    );
+    ok(&root, &["rename", "other", "renamed"]);
+    ok(&root, &["kill", "renamed"]);
+    ok(&root, &["rm", "renamed"]);
+    std::thread::sleep(Duration::from_millis(500));
+    follower.0.kill().unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(follower.0.stdout.as_mut().unwrap(), &mut text).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "create seen",
+            "start seen",
+            "die seen",
+            "destroy seen",
+            "create other",
+            "start other",
+            "rename renamed",
+            "kill renamed",
+            "die renamed",
+            "destroy renamed",
+        ],
+        "{text}"
+    );
+    // The log keeps them: --since reads them back, --until ends the stream,
+    // filters pick.
+    let since = ok(
+        &root,
+        &[
+            "events",
+            "--since",
+            "1h",
+            "--until",
+            "0s",
+            "--filter",
+            "container=seen",
+        ],
+    );
+    assert_eq!(since.lines().count(), 4, "{since}");
+    assert!(
+        since.lines().next().unwrap().contains(" container create "),
+        "{since}"
+    );
+    assert!(since.contains("(image=busybox, name=seen)"), "{since}");
+    let json = ok(
+        &root,
+        &[
+            "events",
+            "--since",
+            "1h",
+            "--until",
+            "0s",
+            "--filter",
+            "event=die",
+            "--format",
+            "json",
+        ],
+    );
+    for l in json.lines() {
+        let v: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["Type"], "container");
+        assert_eq!(v["Action"], "die");
+        assert_eq!(
+            v["Actor"]["Attributes"]["exitCode"]
+                .as_str()
+                .map(|c| c == "0" || c == "137"),
+            Some(true)
+        );
+        assert!(v["timeNano"].as_i64().unwrap() > 0);
+    }
+    ok(&root, &["tag", "busybox", "extra:1"]);
+    let images = ok(
+        &root,
+        &[
+            "events",
+            "--since",
+            "1h",
+            "--until",
+            "0s",
+            "--filter",
+            "type=image",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes.name}}",
+        ],
+    );
+    assert!(images.lines().any(|l| l == "tag extra:1"), "{images}");
+    assert!(fails(&root, &["events", "--filter", "colour=red"]).contains("invalid filter 'colour'"));
+    assert!(fails(&root, &["events", "--since", "soon"]).contains("invalid time"));
+}
+
+#[test]
+fn pause_stops_progress_and_stats_read_the_cgroup() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    ok(
+        &root,
+        &[
+            "run", "-d", "--name", "counter", "--memory", "64m", "busybox", "sh", "-c",
+            "head -c 20000000 /dev/zero > /dev/shm/fill; i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done",
+        ],
+    );
+    let count = |root: &Path| -> u64 {
+        let o = berth(root, &["exec", "counter", "cat", "/tmp/n"]);
+        out(&o).parse().unwrap_or(0)
+    };
+    wait_until("the counter to count", 20, || count(&root) > 2);
+    // Stats: 20 MB of tmpfs is the container's memory; the limit is its own.
+    wait_until("the memory to be charged", 20, || {
+        let s = ok(
+            &root,
+            &[
+                "stats",
+                "--no-stream",
+                "--format",
+                "{{.MemUsage}} {{.PIDs}}",
+                "counter",
+            ],
+        );
+        s.starts_with(|c: char| c.is_ascii_digit()) && s.contains("MiB / 64MiB") && {
+            let used: f64 = s.split("MiB").next().unwrap().parse().unwrap_or(0.0);
+            used >= 19.0
+        }
+    });
+    let table = ok(&root, &["stats", "--no-stream"]);
+    assert!(table.starts_with("CONTAINER ID   NAME"), "{table}");
+    assert!(table.contains("counter"), "{table}");
+
+    ok(&root, &["pause", "counter"]);
+    let v = inspect(&root, "counter");
+    assert_eq!(v["State"]["Paused"], true);
+    assert_eq!(v["State"]["Status"], "paused");
+    assert!(ok(&root, &["ps"]).contains("(Paused)"));
+    assert!(fails(&root, &["exec", "counter", "true"]).contains("is paused"));
+    assert!(fails(&root, &["pause", "counter"]).contains("already paused"));
+    let read = |root: &Path| ok(root, &["cp", "counter:/tmp/n", "-"]);
+    let before = read(&root);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(read(&root), before, "a paused container makes no progress");
+    ok(&root, &["unpause", "counter"]);
+    let frozen_at = count(&root);
+    wait_until("progress after unpause", 20, || count(&root) > frozen_at);
+    assert!(fails(&root, &["unpause", "counter"]).contains("is not paused"));
+
+    // top lists its processes, by the host's ps.
+    let top = ok(&root, &["top", "counter"]);
+    assert!(top.starts_with("UID"), "{top}");
+    assert!(top.contains("while true"), "{top}");
+    // A paused container can be stopped (it is thawed first).
+    ok(&root, &["pause", "counter"]);
+    ok(&root, &["stop", "-t", "1", "counter"]);
+    assert_eq!(inspect(&root, "counter")["State"]["Status"], "exited");
+    ok(&root, &["rm", "counter"]);
+}
+
+#[test]
+fn cp_both_ways_and_diff_stay_inside_the_container() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    ok(
+        &root,
+        &["run", "-d", "--name", "box", "busybox", "sleep", "300"],
+    );
+    // In: a file into a folder, a file under a new name, a folder.
+    let host = tmp.path().join("host");
+    std::fs::create_dir_all(host.join("dir/sub")).unwrap();
+    std::fs::write(host.join("file.txt"), "from the host\n").unwrap();
+    std::fs::write(host.join("dir/sub/deep.txt"), "deep\n").unwrap();
+    ok(
+        &root,
+        &["cp", host.join("file.txt").to_str().unwrap(), "box:/tmp"],
+    );
+    ok(
+        &root,
+        &[
+            "cp",
+            host.join("file.txt").to_str().unwrap(),
+            "box:/tmp/renamed.txt",
+        ],
+    );
+    ok(
+        &root,
+        &["cp", host.join("dir").to_str().unwrap(), "box:/srv"],
+    );
+    assert_eq!(
+        ok(&root, &["exec", "box", "cat", "/tmp/file.txt"]),
+        "from the host"
+    );
+    assert_eq!(
+        ok(&root, &["exec", "box", "cat", "/tmp/renamed.txt"]),
+        "from the host"
+    );
+    // A folder copied to a path that is not there becomes that path.
+    assert_eq!(
+        ok(&root, &["exec", "box", "cat", "/srv/sub/deep.txt"]),
+        "deep"
+    );
+    ok(
+        &root,
+        &["cp", host.join("dir").to_str().unwrap(), "box:/srv"],
+    );
+    assert_eq!(
+        ok(&root, &["exec", "box", "cat", "/srv/dir/sub/deep.txt"]),
+        "deep"
+    );
+    // Out: a file, a folder, a tar stream.
+    let back = tmp.path().join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    ok(&root, &["cp", "box:/tmp/file.txt", back.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(back.join("file.txt")).unwrap(),
+        "from the host\n"
+    );
+    ok(
+        &root,
+        &["cp", "box:/srv/sub", back.join("copy").to_str().unwrap()],
+    );
+    assert_eq!(
+        std::fs::read_to_string(back.join("copy/deep.txt")).unwrap(),
+        "deep\n"
+    );
+    let tar = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["cp", "box:/etc/passwd", "-"])
+        .output()
+        .unwrap();
+    let names: Vec<String> = tar::Archive::new(tar.stdout.as_slice())
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["passwd"]);
+
+    // A path cannot climb out: `..` and symlinks resolve inside the root.
+    ok(
+        &root,
+        &[
+            "exec",
+            "box",
+            "sh",
+            "-c",
+            "echo inside > /tmp/marker; ln -s / /tmp/up; ln -s ../../../../../../tmp /tmp/climb",
+        ],
+    );
+    let marker_host = std::env::temp_dir().join("marker");
+    let _ = std::fs::remove_file(&marker_host);
+    assert_eq!(
+        ok(&root, &["cp", "box:/../../../../tmp/marker", "-"]).contains("inside"),
+        true
+    );
+    let via_link = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["cp", "box:/tmp/climb/marker", "-"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&via_link.stdout).contains("inside"));
+    // Hostile tar streams into the container are refused, and nothing
+    // lands on the host.
+    let escape = tmp.path().join("escape-target");
+    let mut hostile = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    let payload = b"pwned\n";
+    h.set_size(payload.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    let name = format!("../../../../../../../..{}", escape.display());
+    h.as_gnu_mut().unwrap().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_cksum();
+    hostile.append(&h, &payload[..]).unwrap();
+    let data = hostile.into_inner().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["cp", "-", "box:/tmp"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), &data).unwrap();
+    let refused = child.wait_with_output().unwrap();
+    assert!(!refused.status.success(), "a .. entry is refused");
+    assert!(
+        !escape.exists(),
+        "nothing was written outside the container"
+    );
+    assert!(fails(&root, &["cp", "box:/no/such/file", "-"]).contains("Could not find the file"));
+
+    // diff: what changed against the image, without the runtime's own files.
+    let diff = ok(&root, &["diff", "box"]);
+    let lines: Vec<&str> = diff.lines().collect();
+    for want in [
+        "C /tmp",
+        "A /tmp/file.txt",
+        "A /tmp/marker",
+        "A /srv",
+        "A /srv/sub/deep.txt",
+        "A /srv/dir/sub/deep.txt",
+    ] {
+        assert!(lines.contains(&want), "{want} in {diff}");
+    }
+    assert!(!diff.contains("/etc/hosts"), "{diff}");
+    ok(&root, &["exec", "box", "rm", "/bin/tar"]);
+    assert!(ok(&root, &["diff", "box"])
+        .lines()
+        .any(|l| l == "D /bin/tar"));
+    ok(&root, &["rm", "-f", "box"]);
+}
+
+#[test]
+fn anonymous_volumes_rename_top_prune_and_ps_formats() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    // An image with a VOLUME: each container gets its own, seeded from it.
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN mkdir /data && echo seeded > /data/seed\nVOLUME /data\n",
+    )
+    .unwrap();
+    ok(
+        &root,
+        &["build", "-q", "-t", "withvol", ctx.to_str().unwrap()],
+    );
+    let before = ok(&root, &["volume", "ls", "-q"]);
+    assert_eq!(before, "");
+    ok(
+        &root,
+        &[
+            "run",
+            "--name",
+            "one",
+            "withvol",
+            "sh",
+            "-c",
+            "cat /data/seed; echo mine > /data/own",
+        ],
+    );
+    ok(
+        &root,
+        &[
+            "run",
+            "--name",
+            "two",
+            "-v",
+            "/scratch",
+            "withvol",
+            "cat",
+            "/data/seed",
+        ],
+    );
+    let vols = ok(&root, &["volume", "ls", "-q"]);
+    assert_eq!(
+        vols.lines().count(),
+        3,
+        "two for /data, one for /scratch: {vols}"
+    );
+    let mounts = &inspect(&root, "one")["Mounts"];
+    assert_eq!(mounts[0]["Type"], "volume");
+    assert_eq!(mounts[0]["Destination"], "/data");
+    let name = mounts[0]["Name"].as_str().unwrap().to_string();
+    assert_eq!(name.len(), 64);
+    // rm keeps them; rm -v removes the container's own.
+    ok(&root, &["rm", "one"]);
+    assert!(ok(&root, &["volume", "ls", "-q"]).contains(&name));
+    ok(&root, &["rm", "-v", "two"]);
+    assert_eq!(ok(&root, &["volume", "ls", "-q"]), name);
+    // --rm takes them with it; a named volume stays.
+    ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "-v",
+            "keep:/data",
+            "withvol",
+            "cat",
+            "/data/seed",
+        ],
+    );
+    ok(&root, &["run", "--rm", "withvol", "true"]);
+    let left = ok(&root, &["volume", "ls", "-q"]);
+    let left: std::collections::BTreeSet<&str> = left.lines().collect();
+    assert_eq!(left, [name.as_str(), "keep"].into_iter().collect());
+
+    // rename: docker's rules.
+    ok(
+        &root,
+        &[
+            "run", "-d", "--name", "aa", "--label", "team=web", "busybox", "sleep", "300",
+        ],
+    );
+    ok(&root, &["create", "--name", "bb", "busybox", "true"]);
+    assert!(fails(&root, &["rename", "aa", "bb"]).contains("is already in use"));
+    assert!(fails(&root, &["rename", "aa", "_bad"]).contains("Invalid container name"));
+    ok(&root, &["rename", "aa", "cc"]);
+    assert_eq!(inspect(&root, "cc")["Name"], "/cc");
+    assert!(fails(&root, &["inspect", "aa"]).contains("No such"));
+
+    // ps: filters and formats.
+    assert_eq!(ok(&root, &["ps", "--format", "{{.Names}}"]), "cc");
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "ps",
+                "-a",
+                "--filter",
+                "name=bb",
+                "--format",
+                "{{.Names}} {{.State}}"
+            ]
+        ),
+        "bb created"
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &["ps", "--filter", "label=team=web", "--format", "{{.Names}}"]
+        ),
+        "cc"
+    );
+    assert_eq!(
+        ok(&root, &["ps", "-a", "--filter", "label=team=db", "-q"]),
+        ""
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "ps",
+                "-a",
+                "--filter",
+                "ancestor=busybox",
+                "--format",
+                "{{.Names}}"
+            ]
+        )
+        .lines()
+        .count(),
+        2
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &[
+                "ps",
+                "-a",
+                "--filter",
+                "before=bb",
+                "--format",
+                "{{.Names}}"
+            ]
+        ),
+        "cc"
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &["ps", "-a", "--filter", "since=cc", "--format", "{{.Names}}"]
+        ),
+        "bb"
+    );
+    assert_eq!(
+        ok(&root, &["ps", "-a", "-n", "1", "--format", "{{.Names}}"]),
+        "bb"
+    );
+    let table = ok(
+        &root,
+        &["ps", "--format", "table {{.ID}}\t{{.Names}}\t{{.Status}}"],
+    );
+    assert!(
+        table.starts_with("CONTAINER ID   NAMES   STATUS"),
+        "{table}"
+    );
+    let row: Value = serde_json::from_str(&ok(&root, &["ps", "--format", "{{json .}}"])).unwrap();
+    assert_eq!(row["Names"], "cc");
+    assert_eq!(row["Labels"], "team=web");
+    assert_eq!(row["State"], "running");
+    assert!(fails(&root, &["ps", "--filter", "colour=red"]).contains("invalid filter"));
+
+    // container prune: the stopped ones go, the running one stays.
+    let pruned = ok(&root, &["container", "prune", "-f"]);
+    assert!(pruned.starts_with("Deleted Containers:"), "{pruned}");
+    assert_eq!(ok(&root, &["ps", "-a", "--format", "{{.Names}}"]), "cc");
+    ok(&root, &["rm", "-f", "cc"]);
+}
