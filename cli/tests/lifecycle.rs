@@ -552,10 +552,7 @@ fn cp_both_ways_and_diff_stay_inside_the_container() {
     );
     let marker_host = std::env::temp_dir().join("marker");
     let _ = std::fs::remove_file(&marker_host);
-    assert_eq!(
-        ok(&root, &["cp", "box:/../../../../tmp/marker", "-"]).contains("inside"),
-        true
-    );
+    assert!(ok(&root, &["cp", "box:/../../../../tmp/marker", "-"]).contains("inside"));
     let via_link = Command::new(env!("CARGO_BIN_EXE_berth"))
         .arg("--root")
         .arg(&root)
