@@ -38,9 +38,26 @@ impl Limits {
     }
 }
 
+/// Held from a group's creation until its first process is in it, and by
+/// `reap`: a group another runtime just made (still empty) is never taken
+/// for a dead one.
+fn setup_lock() -> Option<fs::File> {
+    let dir = Path::new("/run/berth");
+    fs::create_dir_all(dir).ok()?;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("cgroups.lock"))
+        .ok()?;
+    f.lock().ok()?;
+    Some(f)
+}
+
 /// Removes the empty groups of containers whose runtime was killed before
 /// it could remove them (a group with processes refuses to go: it stays).
-pub fn reap() {
+/// The caller holds the setup lock.
+fn reap() {
     let root = Path::new(ROOT);
     let mut parents = vec![root.join("berth")];
     if let Ok(rd) = fs::read_dir(root) {
@@ -63,6 +80,8 @@ pub struct Cgroup {
     /// pivot_root may change this process's root too, so removal goes
     /// through descriptors, not paths.
     parents: Vec<(std::fs::File, String)>,
+    /// The setup lock, until the first process is in the group.
+    setup: std::sync::Mutex<Option<fs::File>>,
 }
 
 fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
@@ -84,11 +103,13 @@ impl Cgroup {
     /// with `accounting`, in every hierarchy a container's stats, pause and
     /// limits use (memory, cpu, cpuacct, pids, freezer), limited or not.
     pub fn create(id: &str, limits: &Limits, accounting: bool) -> Result<Cgroup> {
+        let setup = setup_lock();
         reap();
         let root = Path::new(ROOT);
         let mut cg = Cgroup {
             dirs: Vec::new(),
             parents: Vec::new(),
+            setup: std::sync::Mutex::new(setup),
         };
         if root.join("cgroup.controllers").exists() {
             // v2: the controllers must be enabled on the way down.
@@ -184,10 +205,15 @@ impl Cgroup {
 
     /// Moves process `pid` into the group.
     pub fn add(&self, pid: i32) -> Result<()> {
-        for d in &self.dirs {
-            write(d, "cgroup.procs", &pid.to_string())?;
+        let added = self
+            .dirs
+            .iter()
+            .try_for_each(|d| write(d, "cgroup.procs", &pid.to_string()));
+        // In it now (or failed): others may reap again.
+        if let Ok(mut s) = self.setup.lock() {
+            s.take();
         }
-        Ok(())
+        added
     }
 
     /// Removes the group once its processes are gone (the kernel kills the
