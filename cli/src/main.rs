@@ -148,6 +148,8 @@ enum ContainerOp {
     Diff(lifecycle::DiffArgs),
     /// Copy files/folders between a container and the local filesystem
     Cp(lifecycle::CpArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(container::AttachArgs),
 }
 
 #[derive(Subcommand)]
@@ -224,6 +226,7 @@ fn container_op(engine: &Engine, op: ContainerOp) -> anyhow::Result<ExitCode> {
         ContainerOp::Stats(a) => lifecycle::stats(engine, a),
         ContainerOp::Diff(a) => lifecycle::diff(engine, a),
         ContainerOp::Cp(a) => lifecycle::cp(engine, a),
+        ContainerOp::Attach(a) => container::attach(engine, a),
     }
 }
 

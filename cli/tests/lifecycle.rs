@@ -792,3 +792,247 @@ fn anonymous_volumes_rename_top_prune_and_ps_formats() {
     assert_eq!(ok(&root, &["ps", "-a", "--format", "{{.Names}}"]), "cc");
     ok(&root, &["rm", "-f", "cc"]);
 }
+
+fn berth_cmd(root: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+    c.arg("--root").arg(root).args(args);
+    c
+}
+
+/// A child killed however the test ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn finish(mut c: Reaped, secs: u64) -> (Option<i32>, String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(st) = c.0.try_wait().unwrap() {
+            let mut text = String::new();
+            if let Some(o) = c.0.stdout.as_mut() {
+                std::io::Read::read_to_string(o, &mut text).unwrap();
+            }
+            return (st.code(), text);
+        }
+        assert!(Instant::now() < deadline, "the attached client did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn two_clients_attach_and_detach_keys_leave_it_running() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    // Two clients see the same output, and both get its exit code.
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 1; for i in 1 2 3 4 5; do echo tick $i; sleep 0.1; done; exit 3",
+        ],
+    );
+    let attach = || {
+        Reaped(
+            berth_cmd(&root, &["attach", "--no-stdin", "ticker"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let (a, b) = (attach(), attach());
+    let (code_a, out_a) = finish(a, 20);
+    let (code_b, out_b) = finish(b, 20);
+    let want = "tick 1\ntick 2\ntick 3\ntick 4\ntick 5\n";
+    assert_eq!((code_a, out_a.as_str()), (Some(3), want));
+    assert_eq!((code_b, out_b.as_str()), (Some(3), want));
+    assert!(
+        fails(&root, &["attach", "ticker"]).contains("You cannot attach to a stopped container")
+    );
+
+    // ctrl-p ctrl-q ends the attachment, not the container; what was typed
+    // before reached it.
+    let mut run = Reaped(
+        berth_cmd(
+            &root,
+            &[
+                "run",
+                "-i",
+                "--name",
+                "reader",
+                "busybox",
+                "sh",
+                "-c",
+                "while read l; do echo got:$l; done",
+            ],
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    let stdin = run.0.stdin.as_mut().unwrap();
+    std::io::Write::write_all(stdin, b"hello\n").unwrap();
+    wait_until("the line to reach it", 20, || {
+        out(&berth(&root, &["logs", "reader"])) == "got:hello"
+    });
+    std::io::Write::write_all(run.0.stdin.as_mut().unwrap(), &[0x10, 0x11]).unwrap();
+    let (code, printed) = finish(run, 20);
+    assert_eq!(code, Some(0), "detaching is not a failure");
+    assert_eq!(printed, "got:hello\n");
+    assert_eq!(
+        inspect(&root, "reader")["State"]["Running"],
+        true,
+        "it runs on"
+    );
+
+    // --detach-keys picks the sequence.
+    let mut again = Reaped(
+        berth_cmd(&root, &["attach", "--detach-keys", "ctrl-x,y", "reader"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    std::io::Write::write_all(again.0.stdin.as_mut().unwrap(), b"second\n\x18").unwrap();
+    wait_until("the second line to reach it", 20, || {
+        out(&berth(&root, &["logs", "reader"])).ends_with("got:second")
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    std::io::Write::write_all(again.0.stdin.as_mut().unwrap(), b"y").unwrap();
+    let (code, printed) = finish(again, 20);
+    assert_eq!(code, Some(0));
+    assert_eq!(printed, "got:second\n");
+    assert_eq!(
+        out(&berth(&root, &["logs", "reader"])),
+        "got:hello\ngot:second"
+    );
+    assert!(
+        fails(&root, &["attach", "--detach-keys", "shift-a", "reader"])
+            .contains("Invalid detach keys")
+    );
+    ok(&root, &["rm", "-f", "reader", "ticker"]);
+
+    // A foreground run passes the signals it gets on (docker's sig-proxy).
+    let fg = Reaped(
+        berth_cmd(
+            &root,
+            &[
+                "run",
+                "--name",
+                "trapper",
+                "busybox",
+                "sh",
+                "-c",
+                "trap 'echo caught; exit 4' TERM; echo ready; while true; do sleep 0.1; done",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    );
+    wait_until("the trap to be set", 20, || {
+        out(&berth(&root, &["logs", "trapper"])) == "ready"
+    });
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(fg.0.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let (code, printed) = finish(fg, 20);
+    assert_eq!((code, printed.as_str()), (Some(4), "ready\ncaught\n"));
+    ok(&root, &["rm", "trapper"]);
+}
+
+/// Mounts, cgroups, processes and records of this store's containers.
+fn leftovers(root: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let r = root.display().to_string();
+    for l in std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+    {
+        if l.contains(&r) {
+            found.push(format!("mount {}", l.split(' ').nth(4).unwrap_or("")));
+        }
+    }
+    let ids: Vec<String> = std::fs::read_dir(root.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    found.extend(ids.iter().map(|i| format!("record {i}")));
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        if cmd.windows(r.len()).any(|w| w == r.as_bytes()) {
+            found.push(format!(
+                "process {}",
+                String::from_utf8_lossy(&cmd).replace('\0', " ")
+            ));
+        }
+    }
+    found
+}
+
+#[test]
+fn fifty_containers_started_and_removed_at_once_leave_nothing() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    let cgroups_before: Vec<String> = std::fs::read_dir("/sys/fs/cgroup/pids/berth")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50)
+            .map(|i| {
+                let root = root.clone();
+                s.spawn(move || {
+                    let name = format!("c{i}");
+                    let o = berth(
+                        &root,
+                        &["run", "-d", "--name", &name, "busybox", "sleep", "300"],
+                    );
+                    assert!(o.status.success(), "run {name}: {}", err(&o));
+                    out(&o)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(ok(&root, &["ps", "-q"]).lines().count(), 50);
+    std::thread::scope(|s| {
+        for id in &ids {
+            let root = root.clone();
+            s.spawn(move || {
+                let o = berth(&root, &["rm", "-f", id]);
+                assert!(o.status.success(), "rm {id}: {}", err(&o));
+            });
+        }
+    });
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+    wait_until("every helper to go", 20, || leftovers(&root).is_empty());
+    let cgroups: Vec<String> = std::fs::read_dir("/sys/fs/cgroup/pids/berth")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| ids.contains(n) && !cgroups_before.contains(n))
+        .collect();
+    assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+}

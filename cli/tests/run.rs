@@ -275,17 +275,59 @@ fn memory_pids_and_cpu_limits_hold() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let _ = child.kill();
+    // The container's supervisor (its own process: killing `berth run`
+    // would not end the container) killed with SIGKILL takes its runtime
+    // and the container with it, and leaves the group.
+    let root_text = root.display().to_string();
+    let supervisor = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let env = std::fs::read(e.path().join("environ")).ok()?;
+            (cmd.windows(11).any(|w| w == b"__supervise")
+                && env
+                    .windows(root_text.len())
+                    .any(|w| w == root_text.as_bytes()))
+            .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
+            .flatten()
+        })
+        .expect("the container's supervisor");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(supervisor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
     let _ = child.wait();
     let (q, p) = quota.expect("the container's cpu cgroup");
     assert_eq!((q.trim(), p.trim()), ("50000", "100000"));
-    // The killed run's helper died with berth, leaving its group; the next
-    // limited container reaps it.
+    // The killed supervisor's runtime died with it, leaving its group; the
+    // next limited container reaps it.
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(sh(&root, &["--memory", "16m"], "echo again"), "again");
+    // Every container has its groups now: only this test's count (other
+    // tests run containers meanwhile). The event log names them all.
+    let ours = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "events",
+            "--since",
+            "1h",
+            "--until",
+            "0s",
+            "--filter",
+            "event=create",
+        ])
+        .args(["--format", "{{.Actor.ID}}"])
+        .output()
+        .unwrap();
+    let ours = String::from_utf8_lossy(&ours.stdout).to_string();
+    assert!(ours.lines().count() >= 5, "the test's containers: {ours}");
     let after: Vec<String> = leftover_cgroups()
         .into_iter()
         .filter(|c| !before.contains(c))
+        .filter(|c| ours.lines().any(|id| c.ends_with(id)))
         .collect();
     assert!(after.is_empty(), "cgroups left behind: {after:?}");
 }

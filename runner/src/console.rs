@@ -138,6 +138,20 @@ fn receive_fd(stream: &UnixStream) -> Result<OwnedFd> {
     Err(Error::Setup("the runtime sent no terminal".into()))
 }
 
+/// Sets terminal `fd`'s window size.
+pub fn set_size(fd: RawFd, rows: u16, cols: u16) {
+    // SAFETY: winsize is plain data; the ioctl only reads it.
+    unsafe {
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        libc::ioctl(fd, libc::TIOCSWINSZ, &ws);
+    }
+}
+
 /// The window size of terminal `from`, given to terminal `to`.
 pub fn copy_size(from: RawFd, to: RawFd) {
     // SAFETY: winsize is plain data; the ioctls only read/write it.

@@ -10,6 +10,7 @@
 //! (`supervisor.rs`); `exec.rs` joins a running one; `console.rs` is `-t`.
 //! Without root the spec adds a user namespace with the caller mapped to 0.
 
+pub mod attach;
 pub mod bundle;
 pub mod cgroup;
 pub mod console;

@@ -16,7 +16,6 @@ use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 /// How to supervise one run of a container.
@@ -29,10 +28,11 @@ pub struct Supervision {
     /// given this path as its console socket).
     pub console_socket: Option<PathBuf>,
     pub ports: Vec<PortMapping>,
-    /// Output also goes to this process's stdout/stderr (`run` without -d).
-    pub attach: bool,
-    /// The container reads this process's stdin (`-i`, attached).
-    pub stdin: bool,
+    /// The attach socket: the output goes to its clients too, and the
+    /// container's stdin and terminal size come from them.
+    pub hub: Option<std::sync::Arc<crate::attach::AttachHub>>,
+    /// The container has a stdin (`-i`): what the hub's clients write.
+    pub open_stdin: bool,
     /// A private network namespace that slirp4netns connects outward.
     pub slirp: bool,
     /// The runtime takes `--start-fd N` and waits there until ports and
@@ -40,15 +40,6 @@ pub struct Supervision {
     pub start_gate: bool,
     /// Called once the container runs (its record says so), with its pid.
     pub on_start: Option<Box<dyn FnOnce(i32) + Send>>,
-}
-
-static TERMINAL: AtomicI32 = AtomicI32::new(-1);
-
-extern "C" fn resize(_: i32) {
-    let fd = TERMINAL.load(Ordering::Relaxed);
-    if fd >= 0 {
-        crate::console::copy_size(1, fd);
-    }
 }
 
 fn wait_for_pid(child: &mut Child, pid_file: &std::path::Path) -> Result<Option<i32>> {
@@ -218,8 +209,8 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
         None => None,
     };
     let tty = listener.is_some();
-    s.command.stdin(if s.stdin && !tty {
-        Stdio::inherit()
+    s.command.stdin(if s.open_stdin && !tty {
+        Stdio::piped()
     } else {
         Stdio::null()
     });
@@ -259,15 +250,18 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     save_state(containers, &rec)?;
 
     let mut copies = Vec::new();
+    let hub = s.hub.clone();
     let echo = |err: bool| -> Option<Box<dyn Write + Send>> {
-        if !s.attach {
-            None
-        } else if err {
-            Some(Box::new(std::io::stderr()))
+        let kind = if err {
+            crate::attach::STDERR
         } else {
-            Some(Box::new(std::io::stdout()))
-        }
+            crate::attach::STDOUT
+        };
+        hub.as_ref().map(|h| h.writer(kind))
     };
+    if let (Some(h), Some(stdin)) = (&hub, child.stdin.take()) {
+        h.set_run(Some(crate::attach::StdinTarget::Pipe(stdin)), None);
+    }
     if let Some(out) = child.stdout.take() {
         let (log, echo) = (log.clone(), echo(false));
         copies.push(std::thread::spawn(move || log.copy("stdout", out, echo)));
@@ -336,22 +330,14 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
             return Err(e);
         }
     };
-    let mut raw = None;
     if let Some(m) = &master {
-        let fd = m.as_raw_fd();
-        if s.attach && crate::console::is_terminal(1) {
-            crate::console::copy_size(1, fd);
-            TERMINAL.store(fd, Ordering::Relaxed);
-            // SAFETY: the handler only makes two ioctls.
-            unsafe {
-                let _ = nix::sys::signal::signal(
-                    nix::sys::signal::Signal::SIGWINCH,
-                    nix::sys::signal::SigHandler::Handler(resize),
-                );
-            }
-        }
-        if s.stdin && crate::console::is_terminal(0) {
-            raw = Some(crate::console::RawMode::stdin());
+        if let Some(h) = &hub {
+            let input = if s.open_stdin {
+                m.try_clone().ok().map(crate::attach::StdinTarget::Terminal)
+            } else {
+                None
+            };
+            h.set_run(input, m.try_clone().ok());
         }
         if let Ok(read) = m.try_clone() {
             let (log, echo) = (log.clone(), echo(false));
@@ -359,26 +345,18 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
                 log.copy("stdout", std::fs::File::from(read), echo)
             }));
         }
-        if s.stdin {
-            if let Ok(write) = m.try_clone() {
-                // Not joined: it ends with this process.
-                std::thread::spawn(move || {
-                    let mut w = std::fs::File::from(write);
-                    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut w);
-                });
-            }
-        }
     }
     let status = child.wait();
+    if let Some(h) = &hub {
+        h.set_run(None, None);
+    }
     drop(master);
     if let Some(p) = &s.console_socket {
         let _ = std::fs::remove_file(p);
     }
-    TERMINAL.store(-1, Ordering::Relaxed);
     for c in copies {
         let _ = c.join();
     }
-    drop(raw);
     if let Some(mut sl) = slirp {
         let _ = sl.child.kill();
         let _ = sl.child.wait();

@@ -3,7 +3,7 @@
 //! printed as docker prints them.
 
 use anyhow::{bail, Context};
-use berth_engine::container::{CommitOptions, ExecOptions, LogsOptions};
+use berth_engine::container::{AttachEnd, AttachOptions, CommitOptions, ExecOptions, LogsOptions};
 use berth_engine::model::ContainerSummary;
 use berth_engine::units::since_unix;
 use berth_engine::Engine;
@@ -32,6 +32,42 @@ pub(crate) fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<(
 
 fn exit(code: i32) -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// The exit code of an attached command: the container's, or 0 when the
+/// user detached.
+pub(crate) fn attach_exit(end: AttachEnd) -> ExitCode {
+    match end {
+        AttachEnd::Exited(code) => exit(code),
+        AttachEnd::Detached => ExitCode::SUCCESS,
+    }
+}
+
+#[derive(Args)]
+pub struct AttachArgs {
+    /// Do not attach STDIN
+    #[arg(long)]
+    no_stdin: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
+    /// Proxy all received signals to the process
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sig_proxy: bool,
+    container: String,
+}
+
+/// docker attach: this terminal joins a running container.
+pub fn attach(engine: &Engine, args: AttachArgs) -> anyhow::Result<ExitCode> {
+    let info = engine.container_inspect(&args.container)?;
+    let opts = AttachOptions {
+        stdin: !args.no_stdin && info.config.open_stdin,
+        detach_keys: args.detach_keys.clone(),
+        proxy_signals: args.sig_proxy,
+    };
+    Ok(attach_exit(
+        engine.container_attach(&args.container, &opts)?,
+    ))
 }
 
 #[derive(Args)]
@@ -78,6 +114,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short, long)]
     interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
     #[arg(required = true)]
     containers: Vec<String>,
 }
@@ -224,9 +263,12 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<ExitCode> {
         let [one] = args.containers.as_slice() else {
             bail!("you cannot start and attach multiple containers at once");
         };
-        return Ok(exit(
-            engine.container_start_attached(one, args.interactive)?,
-        ));
+        let opts = AttachOptions {
+            stdin: args.interactive,
+            detach_keys: args.detach_keys.clone(),
+            proxy_signals: true,
+        };
+        return Ok(attach_exit(engine.container_start_attached(one, &opts)?));
     }
     Ok(each(&args.containers, |n| Ok(engine.container_start(n)?)))
 }

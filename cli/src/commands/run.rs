@@ -3,7 +3,7 @@
 //! then runs it attached or detached.
 
 use anyhow::{bail, Context};
-use berth_engine::container::parse_publish;
+use berth_engine::container::{parse_publish, AttachOptions};
 use berth_engine::model::{
     ContainerConfig, ContainerCreate, HealthConfig, HostConfig, MountSpec, RestartPolicy,
     TmpfsOptions,
@@ -22,6 +22,12 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short, long)]
     detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long)]
+    detach_keys: Option<String>,
+    /// Proxy received signals to the process
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    sig_proxy: bool,
 }
 
 /// What `run` and `create` share.
@@ -357,6 +363,12 @@ pub fn run(engine: &Engine, args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("{id}");
         return Ok(ExitCode::SUCCESS);
     }
-    let code = engine.container_run_attached(&id, c.interactive)?;
-    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+    let opts = AttachOptions {
+        stdin: c.interactive,
+        detach_keys: args.detach_keys.clone(),
+        proxy_signals: args.sig_proxy,
+    };
+    Ok(super::container::attach_exit(
+        engine.container_run_attached(&id, &opts)?,
+    ))
 }

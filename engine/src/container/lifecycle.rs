@@ -3,16 +3,22 @@
 //! (`berth __supervise ID`) for a detached start, the calling process for
 //! an attached one.
 
+use super::attach::{AttachEnd, AttachOptions};
 use super::{send_signal, signal_of, wait_stopped};
 use crate::error::{fail, Error, Result};
 use crate::helper::berth_exe;
 use crate::Engine;
+use berth_runner::attach::{AttachHub, STDERR};
 use berth_runner::container::{Containers, Record, Status};
 use berth_runner::supervisor::{supervise, Supervision};
 use berth_runner::Bundle;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Set for a supervisor whose container starts once a client attached.
+const ATTACH_WAIT: &str = "BERTH_ATTACH_WAIT";
 
 /// The marker file of a container stopped by the user.
 const STOPPED: &str = "stopped-by-user";
@@ -31,14 +37,6 @@ fn runtime_command(rec: &Record, bundle: &Bundle) -> Result<Command> {
 }
 
 impl Engine {
-    /// Runs container `id` once under a supervisor in this process, then
-    /// unmounts its root filesystem (and removes the container with `--rm`).
-    fn supervised_run(&self, id: &str, attach: bool, stdin: bool) -> Result<i32> {
-        let code = self.run_once(id, attach, stdin);
-        self.finish(id)?;
-        code
-    }
-
     /// After a container's last run: its root filesystem unmounted, and
     /// the container removed with `--rm`.
     fn finish(&self, id: &str) -> Result<()> {
@@ -69,7 +67,7 @@ impl Engine {
 
     /// One run of container `id`, supervised by this process, with its
     /// healthchecks; its exit code.
-    fn run_once(&self, id: &str, attach: bool, stdin: bool) -> Result<i32> {
+    fn run_once(&self, id: &str, hub: Option<Arc<AttachHub>>) -> Result<i32> {
         let containers = self.containers();
         let rec = containers.load(id)?;
         let checker = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -96,8 +94,8 @@ impl Engine {
                     },
                 })
                 .collect(),
-            attach,
-            stdin,
+            hub,
+            open_stdin: self.create_request(id).config.open_stdin,
             slirp: private && berth_runner::supervisor::slirp_available(),
             start_gate: rec.runtime == "berth",
             on_start: Some({
@@ -129,15 +127,27 @@ impl Engine {
     /// the container again as its restart policy says, with docker's
     /// backoff (100 ms, doubled each time, at most a minute; back to 100 ms
     /// after a run of 10 s), until `stop` or `kill` says enough.
+    ///
+    /// It serves the container's attach socket all along; with
+    /// `BERTH_ATTACH_WAIT` set (an attached run or start) the container
+    /// starts once the first client is there, so it misses no output.
     pub fn supervise(&self, id: &str) -> Result<i32> {
-        let policy = self.create_request(id).host_config.restart_policy;
+        let req = self.create_request(id);
+        let policy = req.host_config.restart_policy;
+        let hub = AttachHub::listen(&super::attach::socket_path(id), req.config.stdin_once)?;
+        if std::env::var_os(ATTACH_WAIT).is_some() {
+            hub.wait_for_client(Duration::from_secs(30));
+        }
         let mut delay = Duration::from_millis(100);
         loop {
             let began = Instant::now();
-            let code = match self.run_once(id, false, false) {
+            let code = match self.run_once(id, Some(hub.clone())) {
                 Ok(c) => c,
                 Err(e) => {
-                    self.finish(id)?;
+                    hub.broadcast(STDERR, format!("Error: {e}\n").as_bytes());
+                    let finished = self.finish(id);
+                    hub.exit(125);
+                    finished?;
                     return Err(e);
                 }
             };
@@ -153,9 +163,14 @@ impl Engine {
                     _ => false,
                 };
             if !again {
-                self.finish(id)?;
+                // Said once the container is gone too (`--rm`), as docker's
+                // `run` returns after the removal.
+                let finished = self.finish(id);
+                hub.exit(code);
+                finished?;
                 return Ok(code);
             }
+            hub.exit(code);
             if began.elapsed() >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
             }
@@ -201,11 +216,12 @@ impl Engine {
         }
     }
 
-    /// Starts container `id` under a supervisor process of its own (in a
-    /// new session, so that a closed terminal does not end it) and waits
-    /// until it runs.
-    fn start_detached(&self, containers: &Containers, id: &str) -> Result<()> {
+    /// Starts the supervisor process of container `id` (in a new session,
+    /// so that a closed terminal does not end it); with `wait_attach`, it
+    /// starts the container once a client has attached.
+    fn spawn_supervisor(&self, id: &str, wait_attach: bool) -> Result<std::process::Child> {
         // The last run's "exited" must not be taken for this one's.
+        let containers = self.containers();
         let mut rec = containers.load(id)?;
         rec.state.status = Status::Created;
         containers.save(&rec)?;
@@ -216,6 +232,11 @@ impl Engine {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        if wait_attach {
+            cmd.env(ATTACH_WAIT, "1");
+        } else {
+            cmd.env_remove(ATTACH_WAIT);
+        }
         // SAFETY: setsid is async-signal-safe.
         unsafe {
             cmd.pre_exec(|| {
@@ -223,9 +244,14 @@ impl Engine {
                 Ok(())
             });
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::Failed(format!("cannot start the container's supervisor: {e}")))?;
+        cmd.spawn()
+            .map_err(|e| Error::Failed(format!("cannot start the container's supervisor: {e}")))
+    }
+
+    /// Starts container `id` under a supervisor process of its own and
+    /// waits until it runs.
+    fn start_detached(&self, containers: &Containers, id: &str) -> Result<()> {
+        let mut child = self.spawn_supervisor(id, false)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let rec = containers.load(id)?;
@@ -290,18 +316,21 @@ impl Engine {
         self.start_detached(&self.containers(), id)
     }
 
-    /// Runs a just-created container attached to this process's stdio (and
-    /// its stdin with `stdin`); returns its exit code.
-    pub fn container_run_attached(&self, id: &str, stdin: bool) -> Result<i32> {
-        self.supervised_run(id, true, stdin)
+    /// Runs a just-created container under its supervisor, attached to
+    /// this process's stdio through its attach socket.
+    pub fn container_run_attached(&self, id: &str, opts: &AttachOptions) -> Result<AttachEnd> {
+        let rec = self.containers().load(id)?;
+        let mut supervisor = self.spawn_supervisor(id, true)?;
+        self.attach_new(id, rec.tty, &mut supervisor, opts)
     }
 
     /// `docker start -a [-i] ID`: runs a stopped container attached.
-    pub fn container_start_attached(&self, key: &str, stdin: bool) -> Result<i32> {
+    pub fn container_start_attached(&self, key: &str, opts: &AttachOptions) -> Result<AttachEnd> {
         self.reap()?;
         let rec = self.container(key)?;
         self.mount_again(&rec)?;
-        self.supervised_run(&rec.id, true, stdin)
+        let mut supervisor = self.spawn_supervisor(&rec.id, true)?;
+        self.attach_new(&rec.id, rec.tty, &mut supervisor, opts)
     }
 
     /// docker stop: the container's stop signal (the image's STOPSIGNAL,

@@ -3,6 +3,7 @@
 //! `<root>/containers/<id>/` (its OCI bundle, record and log); the record
 //! (`berth_runner::container::Record`) is what every operation reads.
 
+mod attach;
 mod commit;
 mod create;
 mod exec;
@@ -15,6 +16,7 @@ mod mounts;
 mod ops;
 mod publish;
 
+pub use attach::{parse_detach_keys, AttachEnd, AttachOptions};
 pub use commit::CommitOptions;
 pub use exec::ExecOptions;
 pub use fs::ContainerChange;
