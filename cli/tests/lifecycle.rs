@@ -954,6 +954,7 @@ fn two_clients_attach_and_detach_keys_leave_it_running() {
     let (code, printed) = finish(fg, 20);
     assert_eq!((code, printed.as_str()), (Some(4), "ready\ncaught\n"));
     ok(&root, &["rm", "trapper"]);
+    wait_until("every supervisor to go", 20, || leftovers(&root).is_empty());
 }
 
 /// Mounts, cgroups, processes and records of this store's containers.

@@ -133,7 +133,6 @@ impl Engine {
     /// starts once the first client is there, so it misses no output.
     pub fn supervise(&self, id: &str) -> Result<i32> {
         let req = self.create_request(id);
-        let policy = req.host_config.restart_policy;
         let hub = AttachHub::listen(&super::attach::socket_path(id), req.config.stdin_once)?;
         if std::env::var_os(ATTACH_WAIT).is_some() {
             hub.wait_for_client(Duration::from_secs(30));
@@ -152,16 +151,7 @@ impl Engine {
                 }
             };
             let rec = self.containers().load(id)?;
-            let again = !self.stopped_by_user(id)
-                && match policy.name.as_str() {
-                    "always" | "unless-stopped" => true,
-                    "on-failure" => {
-                        code != 0
-                            && (policy.maximum_retry_count <= 0
-                                || rec.state.restart_count < policy.maximum_retry_count)
-                    }
-                    _ => false,
-                };
+            let again = self.restarts_after(&rec, code);
             if !again {
                 // Said once the container is gone too (`--rm`), as docker's
                 // `run` returns after the removal.
@@ -199,6 +189,22 @@ impl Engine {
             })?;
             self.remount(&rec)?;
         }
+    }
+
+    /// Whether container `rec`'s restart policy runs it again after a run
+    /// that ended with `code`.
+    pub(crate) fn restarts_after(&self, rec: &Record, code: i32) -> bool {
+        let policy = self.create_request(&rec.id).host_config.restart_policy;
+        !self.stopped_by_user(&rec.id)
+            && match policy.name.as_str() {
+                "always" | "unless-stopped" => true,
+                "on-failure" => {
+                    code != 0
+                        && (policy.maximum_retry_count <= 0
+                            || rec.state.restart_count < policy.maximum_retry_count)
+                }
+                _ => false,
+            }
     }
 
     /// The marker `stop` and `kill` leave: the restart policy lets the

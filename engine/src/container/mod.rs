@@ -62,10 +62,19 @@ impl Engine {
                 continue;
             }
             self.store().unmount_rootfs(&rec.id)?;
-            let mut done = rec.clone();
-            done.state.supervisor = None;
-            done.state.pid = 0;
-            cs.save(&done)?;
+            let done = cs.update(&rec.id, |r| {
+                r.state = rec.state.clone();
+                r.state.supervisor = None;
+                r.state.pid = 0;
+                r.state.restarting = false;
+            })?;
+            // A supervisor that went away (killed, or the machine rebooted)
+            // does not end what the restart policy keeps running.
+            if self.restarts_after(&done, done.state.exit_code) {
+                if let Err(e) = self.container_start(&done.id) {
+                    tracing::warn!("cannot restart container {}: {e}", done.name);
+                }
+            }
         }
         Ok(())
     }
