@@ -24,5 +24,5 @@ pub mod vars;
 
 pub use build::{build, BuildResult};
 pub use error::{Error, Result};
-pub use progress::{Progress, ProgressMode};
+pub use progress::{BuildEvent, BuildObserver, Progress, Unobserved};
 pub use request::{BuildRequest, ImageSource, Output, SecretSource};

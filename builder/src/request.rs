@@ -1,6 +1,5 @@
 //! What a build is asked to do: the CLI's flags, already parsed.
 
-use crate::progress::ProgressMode;
 use berth_store::{Compression, ImageRef, StoredImage};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -49,7 +48,6 @@ pub struct BuildRequest {
     pub no_cache_filter: BTreeSet<String>,
     pub secrets: BTreeMap<String, SecretSource>,
     pub outputs: Vec<Output>,
-    pub progress: ProgressMode,
     pub compression: Compression,
     /// Fetches images the store lacks; `None` builds from local images only.
     pub images: Option<std::sync::Arc<dyn ImageSource>>,

@@ -6,7 +6,7 @@ use crate::error::{fail, IoContext, Result};
 use crate::progress::ProgressSink;
 use crate::registry::{client, push_image, BuildPuller, PushedImage};
 use crate::Engine;
-use berth_builder::{BuildRequest, Output, Progress, ProgressMode};
+use berth_builder::{BuildRequest, Output, Progress};
 use berth_store::{Compression, ImageRef};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -43,14 +43,6 @@ pub struct ExportEntry {
     pub attrs: BTreeMap<String, String>,
 }
 
-/// How a build shows its steps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BuildProgress {
-    Plain,
-    Tty,
-    Quiet,
-}
-
 pub struct BuildOptions {
     pub context: BuildContext,
     pub dockerfile: DockerfileSource,
@@ -66,7 +58,6 @@ pub struct BuildOptions {
     /// An output path with no `type=` (`-o DIR`) is a local export.
     pub outputs: Vec<ExportEntry>,
     pub secrets: BTreeMap<String, SecretSource>,
-    pub progress: BuildProgress,
 }
 
 /// What a build made.
@@ -146,7 +137,8 @@ fn unpack_context(input: &mut dyn Read, dir: &std::path::Path) -> Result<()> {
 }
 
 impl Engine {
-    /// Builds, exports and pushes as `opts` say.
+    /// Builds, exports and pushes as `opts` say; every step and transfer
+    /// is an event to `progress`.
     pub fn build(&self, opts: BuildOptions, progress: Arc<dyn ProgressSink>) -> Result<Built> {
         let store = self.store();
         let tmp_ctx;
@@ -233,11 +225,6 @@ impl Engine {
                 );
             }
         }
-        let mode = match opts.progress {
-            BuildProgress::Plain => ProgressMode::Plain,
-            BuildProgress::Tty => ProgressMode::Tty,
-            BuildProgress::Quiet => ProgressMode::Quiet,
-        };
         let req = BuildRequest {
             context,
             dockerfile,
@@ -265,7 +252,6 @@ impl Engine {
                 })
                 .collect(),
             outputs,
-            progress: mode,
             compression,
             images: Some(Arc::new(BuildPuller {
                 store: store.clone(),
@@ -274,7 +260,8 @@ impl Engine {
             always_pull: opts.pull,
             helper: crate::helper::berth_exe()?,
         };
-        let result = berth_builder::build(store, &req, Progress::new(mode))?;
+        let observer = Arc::new(crate::progress::BuildProgress(progress.clone()));
+        let result = berth_builder::build(store, &req, Progress::new(observer))?;
         let mut pushed = Vec::new();
         if push {
             let client = client(self)?;

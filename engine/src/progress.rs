@@ -1,6 +1,6 @@
-//! What a long image operation (pull, push) reports while it runs: a stream
-//! of typed events a front end renders — the CLI as bars or docker's status
-//! lines, an API server as docker's JSON messages.
+//! What a long image operation (build, pull, push) reports while it runs: a
+//! stream of typed events a front end renders — the CLI as BuildKit's lines,
+//! bars or docker's status lines, an API server as docker's JSON messages.
 
 use berth_store::Digest;
 use std::sync::Arc;
@@ -18,6 +18,34 @@ pub enum ProgressEvent<'a> {
     Finished { id: &'a str, status: &'a str },
     /// A line of its own ("Pulling from library/busybox", "Digest: ...").
     Note(&'a str),
+    /// A build step (BuildKit's `#N`) started.
+    StepStarted { n: usize, title: &'a str },
+    /// A line of a build step's output, `elapsed` seconds into it.
+    StepOutput {
+        n: usize,
+        elapsed: f64,
+        text: &'a str,
+    },
+    /// A line about a build step that is not its output.
+    StepNote { n: usize, text: &'a str },
+    StepCached {
+        n: usize,
+        title: &'a str,
+        elapsed: f64,
+    },
+    StepDone {
+        n: usize,
+        title: &'a str,
+        elapsed: f64,
+    },
+    StepFailed {
+        n: usize,
+        title: &'a str,
+        message: &'a str,
+        elapsed: f64,
+    },
+    /// A build warning.
+    Warning(&'a str),
 }
 
 /// Where a transfer's events go.
@@ -30,6 +58,35 @@ pub struct Silent;
 
 impl ProgressSink for Silent {
     fn event(&self, _: ProgressEvent<'_>) {}
+}
+
+/// The builder's events, as the engine's.
+pub(crate) struct BuildProgress(pub Arc<dyn ProgressSink>);
+
+impl berth_builder::BuildObserver for BuildProgress {
+    fn event(&self, e: &berth_builder::BuildEvent<'_>) {
+        use berth_builder::BuildEvent as B;
+        let event = match *e {
+            B::Started { n, title } => ProgressEvent::StepStarted { n, title },
+            B::Output { n, elapsed, text } => ProgressEvent::StepOutput { n, elapsed, text },
+            B::Note { n, text } => ProgressEvent::StepNote { n, text },
+            B::Cached { n, title, elapsed } => ProgressEvent::StepCached { n, title, elapsed },
+            B::Done { n, title, elapsed } => ProgressEvent::StepDone { n, title, elapsed },
+            B::Failed {
+                n,
+                title,
+                message,
+                elapsed,
+            } => ProgressEvent::StepFailed {
+                n,
+                title,
+                message,
+                elapsed,
+            },
+            B::Warning(w) => ProgressEvent::Warning(w),
+        };
+        self.0.event(event);
+    }
 }
 
 /// The registry client's progress calls, as events.

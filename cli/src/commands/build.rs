@@ -1,9 +1,10 @@
 //! `berth build` and `berth builder prune`: docker's flags turned into the
 //! engine's build options.
 
+use super::build_view::{BuildView, Mode};
 use anyhow::{bail, Context};
 use berth_engine::build::{
-    BuildContext, BuildOptions, BuildProgress, DockerfileSource, ExportEntry, SecretSource,
+    BuildContext, BuildOptions, DockerfileSource, ExportEntry, SecretSource,
 };
 use berth_engine::units::human_size;
 use berth_engine::Engine;
@@ -167,11 +168,11 @@ pub fn build(engine: &Engine, args: BuildArgs) -> anyhow::Result<ExitCode> {
         let (k, v) = l.split_once('=').unwrap_or((l, ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let progress = match (args.quiet, args.progress.as_str()) {
-        (true, _) | (_, "quiet") => BuildProgress::Quiet,
-        (_, "auto") if std::io::stderr().is_terminal() => BuildProgress::Tty,
-        (_, "tty") => BuildProgress::Tty,
-        (_, "auto" | "plain" | "rawjson") => BuildProgress::Plain,
+    let mode = match (args.quiet, args.progress.as_str()) {
+        (true, _) | (_, "quiet") => Mode::Quiet,
+        (_, "auto") if std::io::stderr().is_terminal() => Mode::Tty,
+        (_, "tty") => Mode::Tty,
+        (_, "auto" | "plain" | "rawjson") => Mode::Plain,
         (_, other) => bail!("invalid progress mode {other:?}: use auto, plain, tty or quiet"),
     };
     let opts = BuildOptions {
@@ -196,9 +197,8 @@ pub fn build(engine: &Engine, args: BuildArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|s| parse_secret(s))
             .collect::<anyhow::Result<_>>()?,
-        progress,
     };
-    let view = Arc::new(super::transfer::TransferView::new("Preparing", args.quiet));
+    let view = Arc::new(BuildView::new(mode));
     let built = engine.build(opts, view)?;
     if let Some(f) = &args.iidfile {
         std::fs::write(f, &built.image_id)

@@ -81,6 +81,8 @@ impl ProgressSink for TransferView {
             ProgressEvent::Advanced { id, bytes } => self.advance(id, bytes),
             ProgressEvent::Finished { id, status } => self.finish(id, status),
             ProgressEvent::Note(line) => self.line(line),
+            // A build's steps: shown by the build's view.
+            _ => {}
         }
     }
 }
