@@ -166,6 +166,50 @@ fn create_start_and_a_restart_policy_with_docker_backoff() {
     });
     ok(&root, &["rm", "-f", "forever"]);
 
+    // A supervisor killed with SIGKILL (a reboot, as the container sees it):
+    // the next command finds the container exited, and starts it again as
+    // its policy says.
+    let id = ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "survivor",
+            "--restart",
+            "always",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let old = inspect(&root, "survivor")["State"]["Pid"].as_i64().unwrap();
+    let supervisor = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).to_string();
+            (cmd.contains("__supervise") && cmd.contains(&id))
+                .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
+                .flatten()
+        })
+        .expect("the supervisor runs");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(supervisor).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+    wait_until("the container to go with its supervisor", 20, || {
+        !Path::new(&format!("/proc/{old}")).exists()
+    });
+    ok(&root, &["ps", "-a"]);
+    wait_until("the policy to start it again", 20, || {
+        let v = inspect(&root, "survivor");
+        v["State"]["Running"] == true && v["State"]["Pid"].as_i64() != Some(old)
+    });
+    ok(&root, &["rm", "-f", "survivor"]);
+
     // docker's words for bad policies.
     assert!(
         fails(&root, &["run", "--restart", "sometimes", "busybox", "true"])
