@@ -6,47 +6,15 @@
 #[path = "../../testdata/support/busybox.rs"]
 mod busybox;
 
+#[path = "../../testdata/support/containers.rs"]
+mod containers;
+
 use busybox::{berth, busybox_store};
+use containers::{err, inspect, is_root, ok, out, root_store, sigkill, supervisor_of};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
-/// A temp folder with a busybox store in it; none (and a notice) without
-/// root, which real containers need (CI runs as root).
-fn root_store() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
-    if !is_root() {
-        eprintln!("skipped: containers need root here (CI runs as root)");
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
-    Some((tmp, root))
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
-
-/// berth with `args`, which must succeed; its stdout.
-fn ok(root: &Path, args: &[&str]) -> String {
-    let o = berth(root, args);
-    assert!(
-        o.status.success(),
-        "berth {args:?}: {}\n{}",
-        err(&o),
-        out(&o)
-    );
-    out(&o)
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -63,11 +31,6 @@ fn curl(url: &str) -> Option<String> {
         .output()
         .expect("curl runs");
     o.status.success().then(|| out(&o))
-}
-
-fn inspect(root: &Path, name: &str) -> Value {
-    let v: Value = serde_json::from_str(&ok(root, &["inspect", name])).unwrap();
-    v[0].clone()
 }
 
 fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
@@ -788,22 +751,8 @@ fn a_killed_supervisor_leaves_nothing_running_and_berth_reaps_it() {
         return;
     };
     let kill_supervisor = |id: &str, marker: &[u8]| {
-        let supervisor = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .find_map(|e| {
-                let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-                let cmd = String::from_utf8_lossy(&cmd).to_string();
-                (cmd.contains("__supervise") && cmd.contains(id))
-                    .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
-                    .flatten()
-            })
-            .expect("the supervisor runs");
-        rustix::process::kill_process(
-            rustix::process::Pid::from_raw(supervisor).unwrap(),
-            rustix::process::Signal::KILL,
-        )
-        .unwrap();
+        let supervisor = supervisor_of(id);
+        sigkill(supervisor);
         // Gone or a zombie: what berth takes for a dead supervisor. (SIGKILL
         // is delivered at once, the exit takes a moment on a busy machine.)
         wait_until("the supervisor to end", || {

@@ -7,40 +7,15 @@
 #[path = "../../testdata/support/busybox.rs"]
 mod busybox;
 
-use busybox::{berth, busybox_store};
+#[path = "../../testdata/support/containers.rs"]
+mod containers;
+
+use busybox::berth;
+use containers::{err, inspect, ok, out, root_store, sigkill, supervisor_of};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn root_store() -> Option<(tempfile::TempDir, PathBuf)> {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: containers need root here (CI runs as root)");
-        return None;
-    }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
-    Some((tmp, root))
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).trim().to_string()
-}
-
-fn ok(root: &Path, args: &[&str]) -> String {
-    let o = berth(root, args);
-    assert!(
-        o.status.success(),
-        "berth {args:?}: {}\n{}",
-        err(&o),
-        out(&o)
-    );
-    out(&o)
-}
 
 fn fails(root: &Path, args: &[&str]) -> String {
     let o = berth(root, args);
@@ -50,11 +25,6 @@ fn fails(root: &Path, args: &[&str]) -> String {
         out(&o)
     );
     err(&o)
-}
-
-fn inspect(root: &Path, name: &str) -> Value {
-    let v: Value = serde_json::from_str(&ok(root, &["inspect", name])).unwrap();
-    v[0].clone()
 }
 
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -184,22 +154,7 @@ fn create_start_and_a_restart_policy_with_docker_backoff() {
         ],
     );
     let old = inspect(&root, "survivor")["State"]["Pid"].as_i64().unwrap();
-    let supervisor = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .find_map(|e| {
-            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).to_string();
-            (cmd.contains("__supervise") && cmd.contains(&id))
-                .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
-                .flatten()
-        })
-        .expect("the supervisor runs");
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(supervisor).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
+    sigkill(supervisor_of(&id));
     wait_until("the container to go with its supervisor", 20, || {
         !Path::new(&format!("/proc/{old}")).exists()
     });

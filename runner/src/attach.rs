@@ -124,6 +124,12 @@ impl AttachHub {
         Ok(hub)
     }
 
+    /// Takes a client connected another way (one end of a socket pair the
+    /// command that started this supervisor kept the other end of).
+    pub fn adopt(self: &Arc<Self>, conn: UnixStream) {
+        self.serve(conn);
+    }
+
     /// Takes a new client: its header, then its frames on a thread.
     fn serve(self: &Arc<Self>, conn: UnixStream) {
         let Ok(reader) = conn.try_clone() else {

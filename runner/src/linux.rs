@@ -400,19 +400,21 @@ fn rlimits(limits: &Limits) -> Result<()> {
     Ok(())
 }
 
-/// From now on, the signals a user sends (INT, TERM, HUP, QUIT, USR1,
-/// USR2) go to process `pid` instead of this one, as `docker run` proxies
-/// them to its container.
+/// The signals a user sends that `docker run` proxies to its container.
+pub const FORWARDED_SIGNALS: [Signal; 6] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
+/// From now on, the signals a user sends go to process `pid` instead of
+/// this one, as `docker run` proxies them to its container.
 pub fn forward_signals(pid: i32) {
     CHILD.store(pid, Ordering::Relaxed);
-    for s in [
-        Signal::SIGINT,
-        Signal::SIGTERM,
-        Signal::SIGHUP,
-        Signal::SIGQUIT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
+    for s in FORWARDED_SIGNALS {
         // SAFETY: the handler only calls kill(2).
         unsafe {
             let _ = signal::signal(s, SigHandler::Handler(forward));

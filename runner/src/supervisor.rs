@@ -61,7 +61,8 @@ fn wait_for_pid(child: &mut Child, pid_file: &std::path::Path) -> Result<Option<
                 "the runtime did not start the container".into(),
             ));
         }
-        std::thread::sleep(Duration::from_millis(2));
+        // The runtime writes it within a few milliseconds: look often.
+        std::thread::sleep(Duration::from_micros(250));
     }
 }
 

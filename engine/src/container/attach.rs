@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// docker's default detach sequence: ctrl-p, ctrl-q.
 const DEFAULT_DETACH_KEYS: &[u8] = &[0x10, 0x11];
@@ -127,39 +127,7 @@ impl Engine {
         self.attach_stream(&rec.id, rec.tty, conn, opts)
     }
 
-    /// Waits for the attach socket of a supervisor that was just started
-    /// (and waits for its first client), then attaches.
-    pub(crate) fn attach_new(
-        &self,
-        id: &str,
-        tty: bool,
-        supervisor: &mut std::process::Child,
-        opts: &AttachOptions,
-    ) -> Result<AttachEnd> {
-        let path = socket_path(id);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let conn = loop {
-            match UnixStream::connect(&path) {
-                Ok(c) => break c,
-                Err(e) => {
-                    if let Ok(Some(st)) = supervisor.try_wait() {
-                        let rec = self.containers().load(id).ok();
-                        match rec.map(|r| r.state.error).filter(|e| !e.is_empty()) {
-                            Some(err) => fail!(Failed, "{err}"),
-                            None => fail!(Failed, "the container's supervisor failed ({st})"),
-                        }
-                    }
-                    if Instant::now() > deadline {
-                        fail!(Failed, "cannot attach to the container: {e}");
-                    }
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-        };
-        self.attach_stream(id, tty, conn, opts)
-    }
-
-    fn attach_stream(
+    pub(crate) fn attach_stream(
         &self,
         id: &str,
         tty: bool,
@@ -222,12 +190,18 @@ impl Engine {
                 Ok(None) | Err(_) if detached.load(Ordering::SeqCst) => break AttachEnd::Detached,
                 Ok(None) | Err(_) => {
                     // The supervisor went away without a word: the record says.
-                    let code = self
-                        .containers()
-                        .load(id)
-                        .map(|r| r.state.exit_code)
-                        .unwrap_or(137);
-                    break AttachEnd::Exited(code);
+                    done.store(true, Ordering::Relaxed);
+                    let rec = self.containers().load(id).ok();
+                    match rec {
+                        Some(r) if r.state.status == berth_runner::container::Status::Created => {
+                            if r.state.error.is_empty() {
+                                fail!(Failed, "the container's supervisor ended before it started");
+                            }
+                            fail!(Failed, "{}", r.state.error);
+                        }
+                        Some(r) => break AttachEnd::Exited(r.state.exit_code),
+                        None => break AttachEnd::Exited(137),
+                    }
                 }
             }
         };
@@ -238,16 +212,8 @@ impl Engine {
     /// docker's sig-proxy: the signals this process gets go to the
     /// container until the attachment ends.
     fn proxy_signals(&self, id: &str, done: Arc<AtomicBool>) {
-        use nix::sys::signal::{SigSet, Signal};
-        let mut set = SigSet::empty();
-        for s in [
-            Signal::SIGINT,
-            Signal::SIGTERM,
-            Signal::SIGHUP,
-            Signal::SIGQUIT,
-            Signal::SIGUSR1,
-            Signal::SIGUSR2,
-        ] {
+        let mut set = nix::sys::signal::SigSet::empty();
+        for s in berth_runner::linux::FORWARDED_SIGNALS {
             set.add(s);
         }
         // Blocked here, the threads started after inherit it, and one of

@@ -17,11 +17,31 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Set for a supervisor whose container starts once a client attached.
+/// Set for a supervisor whose container starts once a client attached:
+/// its first client, on descriptor `ATTACH_FD`.
 const ATTACH_WAIT: &str = "BERTH_ATTACH_WAIT";
+const ATTACH_FD: i32 = 3;
 
 /// The marker file of a container stopped by the user.
 const STOPPED: &str = "stopped-by-user";
+
+/// Waits for a supervisor on a thread of its own, so that a long-lived
+/// caller leaves no zombie (the supervisor runs in a session of its own and
+/// outlives this process if need be).
+fn reap_later(mut child: std::process::Child) {
+    // Signals are for the attachment's proxy, never for this thread.
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in berth_runner::linux::FORWARDED_SIGNALS {
+        set.add(s);
+    }
+    let blocked = set.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    if let Ok(old) = blocked {
+        let _ = old.thread_set_mask();
+    }
+}
 
 /// The runtime command for a container's bundle.
 fn runtime_command(rec: &Record, bundle: &Bundle) -> Result<Command> {
@@ -135,6 +155,13 @@ impl Engine {
         let req = self.create_request(id);
         let hub = AttachHub::listen(&super::attach::socket_path(id), req.config.stdin_once)?;
         if std::env::var_os(ATTACH_WAIT).is_some() {
+            // The first client is the command that started this supervisor,
+            // on the socket it passed as descriptor 3.
+            // SAFETY: descriptor 3 is that socket, given to this process alone.
+            let first = unsafe {
+                <std::os::unix::net::UnixStream as std::os::fd::FromRawFd>::from_raw_fd(ATTACH_FD)
+            };
+            hub.adopt(first);
             hub.wait_for_client(Duration::from_secs(30));
         }
         let mut delay = Duration::from_millis(100);
@@ -223,9 +250,29 @@ impl Engine {
     }
 
     /// Starts the supervisor process of container `id` (in a new session,
-    /// so that a closed terminal does not end it); with `wait_attach`, it
-    /// starts the container once a client has attached.
-    fn spawn_supervisor(&self, id: &str, wait_attach: bool) -> Result<std::process::Child> {
+    /// so that a closed terminal does not end it).
+    fn spawn_supervisor(&self, id: &str) -> Result<std::process::Child> {
+        self.spawn_supervisor_with(id, None)
+    }
+
+    /// Starts the supervisor with `client` as its first attached client
+    /// (descriptor 3): it starts the container once that one is there.
+    fn spawn_attached_supervisor(
+        &self,
+        id: &str,
+    ) -> Result<(std::process::Child, std::os::unix::net::UnixStream)> {
+        let (mine, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| Error::Failed(format!("cannot make the attach socket: {e}")))?;
+        let child = self.spawn_supervisor_with(id, Some(theirs))?;
+        Ok((child, mine))
+    }
+
+    fn spawn_supervisor_with(
+        &self,
+        id: &str,
+        client: Option<std::os::unix::net::UnixStream>,
+    ) -> Result<std::process::Child> {
+        let wait_attach = client.is_some();
         // The last run's "exited" must not be taken for this one's.
         let containers = self.containers();
         let mut rec = containers.load(id)?;
@@ -243,21 +290,31 @@ impl Engine {
         } else {
             cmd.env_remove(ATTACH_WAIT);
         }
-        // SAFETY: setsid is async-signal-safe.
+        let fd = client.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        // SAFETY: setsid and dup2 are async-signal-safe.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 libc::setsid();
+                if let Some(fd) = fd {
+                    // dup2 clears close-on-exec on the copy.
+                    if libc::dup2(fd, ATTACH_FD) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 Ok(())
             });
         }
-        cmd.spawn()
-            .map_err(|e| Error::Failed(format!("cannot start the container's supervisor: {e}")))
+        let child = cmd
+            .spawn()
+            .map_err(|e| Error::Failed(format!("cannot start the container's supervisor: {e}")));
+        drop(client);
+        child
     }
 
     /// Starts container `id` under a supervisor process of its own and
     /// waits until it runs.
     fn start_detached(&self, containers: &Containers, id: &str) -> Result<()> {
-        let mut child = self.spawn_supervisor(id, false)?;
+        let mut child = self.spawn_supervisor(id)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let rec = containers.load(id)?;
@@ -326,8 +383,9 @@ impl Engine {
     /// this process's stdio through its attach socket.
     pub fn container_run_attached(&self, id: &str, opts: &AttachOptions) -> Result<AttachEnd> {
         let rec = self.containers().load(id)?;
-        let mut supervisor = self.spawn_supervisor(id, true)?;
-        self.attach_new(id, rec.tty, &mut supervisor, opts)
+        let (supervisor, conn) = self.spawn_attached_supervisor(id)?;
+        reap_later(supervisor);
+        self.attach_stream(id, rec.tty, conn, opts)
     }
 
     /// `docker start -a [-i] ID`: runs a stopped container attached.
@@ -335,8 +393,9 @@ impl Engine {
         self.reap()?;
         let rec = self.container(key)?;
         self.mount_again(&rec)?;
-        let mut supervisor = self.spawn_supervisor(&rec.id, true)?;
-        self.attach_new(&rec.id, rec.tty, &mut supervisor, opts)
+        let (supervisor, conn) = self.spawn_attached_supervisor(&rec.id)?;
+        reap_later(supervisor);
+        self.attach_stream(&rec.id, rec.tty, conn, opts)
     }
 
     /// docker stop: the container's stop signal (the image's STOPSIGNAL,

@@ -1,0 +1,75 @@
+//! Helpers of the tests that run real containers (as root; CI runs as
+//! root): a busybox store, berth's output, its supervisor processes.
+//!
+//! Included with `#[path = ".../testdata/support/containers.rs"]` beside
+//! `busybox.rs` (as `mod busybox`).
+#![allow(dead_code)]
+
+use super::busybox::{berth, busybox_store};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// A temp folder with a busybox store in it; none (and a notice) without
+/// root, which real containers need.
+pub fn root_store() -> Option<(tempfile::TempDir, PathBuf)> {
+    if !is_root() {
+        eprintln!("skipped: containers need root here (CI runs as root)");
+        return None;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = busybox_store(tmp.path());
+    Some((tmp, root))
+}
+
+pub fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+pub fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_string()
+}
+
+/// berth with `args`, which must succeed; its stdout.
+pub fn ok(root: &Path, args: &[&str]) -> String {
+    let o = berth(root, args);
+    assert!(
+        o.status.success(),
+        "berth {args:?}: {}\n{}",
+        err(&o),
+        out(&o)
+    );
+    out(&o)
+}
+
+/// `berth inspect NAME`'s one object.
+pub fn inspect(root: &Path, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&ok(root, &["inspect", name])).unwrap();
+    v[0].clone()
+}
+
+/// The pid of the supervisor process of container `id` (a full ID).
+pub fn supervisor_of(id: &str) -> i32 {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).to_string();
+            (cmd.contains("__supervise") && cmd.contains(id))
+                .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
+                .flatten()
+        })
+        .expect("the supervisor runs")
+}
+
+pub fn sigkill(pid: i32) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+}
