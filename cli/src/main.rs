@@ -3,6 +3,7 @@
 //! results; docker's semantics live in the engine crate.
 
 mod commands;
+mod helpers;
 
 use berth_engine::{Engine, EngineConfig};
 use clap::{Parser, Subcommand};
@@ -345,7 +346,12 @@ fn fixed_mmap_threshold() {
 
 fn main() -> ExitCode {
     fixed_mmap_threshold();
-    match run(Cli::parse()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let outcome = match helpers::run(&args) {
+        Some(r) => r,
+        None => run(Cli::parse()),
+    };
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("Error: {}", describe(&e));

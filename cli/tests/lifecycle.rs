@@ -1036,3 +1036,111 @@ fn fifty_containers_started_and_removed_at_once_leave_nothing() {
         .collect();
     assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
 }
+
+#[test]
+fn inspect_has_dockers_shape() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let bind = format!("{}:/data:ro", data.display());
+    ok(
+        &root,
+        &[
+            "create",
+            "--name",
+            "shaped",
+            "-m",
+            "64m",
+            "--cpus",
+            "0.5",
+            "--pids-limit",
+            "50",
+            "--restart",
+            "on-failure:2",
+            "--read-only",
+            "-v",
+            &bind,
+            "-l",
+            "tier=db",
+            "-p",
+            "127.0.0.1:18080:80",
+            "-e",
+            "A=1",
+            "busybox",
+            "sleep",
+            "300",
+        ],
+    );
+    let v = inspect(&root, "shaped");
+    assert_eq!(v["Name"], "/shaped");
+    assert!(
+        v["Image"].as_str().unwrap().starts_with("sha256:"),
+        "the image ID: {}",
+        v["Image"]
+    );
+    assert_eq!(v["Path"], "sleep");
+    assert_eq!(v["Args"], serde_json::json!(["300"]));
+    assert_eq!(v["State"]["Status"], "created");
+    assert_eq!(v["State"]["Running"], false);
+    assert_eq!(v["RestartCount"], 0);
+    let hc = &v["HostConfig"];
+    assert_eq!(hc["Memory"], 64 * 1024 * 1024);
+    assert_eq!(hc["NanoCpus"], 500_000_000);
+    assert_eq!(hc["PidsLimit"], 50);
+    assert_eq!(
+        hc["RestartPolicy"],
+        serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 2})
+    );
+    assert_eq!(hc["LogConfig"]["Type"], "json-file");
+    assert_eq!(hc["ReadonlyRootfs"], true);
+    assert_eq!(hc["Privileged"], false);
+    assert_eq!(hc["AutoRemove"], false);
+    assert_eq!(hc["Binds"], serde_json::json!([bind]));
+    assert_eq!(hc["PortBindings"]["80/tcp"][0]["HostPort"], "18080");
+    assert_eq!(
+        v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostIp"],
+        "127.0.0.1"
+    );
+    assert!(
+        v["NetworkSettings"]["Networks"].get("bridge").is_some(),
+        "{}",
+        v["NetworkSettings"]
+    );
+    assert_eq!(v["Config"]["Labels"]["tier"], "db");
+    assert!(v["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "A=1"));
+    assert_eq!(v["Mounts"][0]["Type"], "bind");
+    assert_eq!(v["Mounts"][0]["Destination"], "/data");
+    assert_eq!(v["Mounts"][0]["RW"], false);
+    // Running, it has its pid and start time; the cgroup holds its limits.
+    ok(&root, &["start", "shaped"]);
+    let v = inspect(&root, "shaped");
+    assert_eq!(v["State"]["Status"], "running");
+    assert!(v["State"]["Pid"].as_i64().unwrap() > 1);
+    assert_ne!(v["State"]["StartedAt"], "0001-01-01T00:00:00Z");
+    let stats = ok(
+        &root,
+        &[
+            "stats",
+            "--no-stream",
+            "--format",
+            "{{.MemUsage}}",
+            "shaped",
+        ],
+    );
+    assert!(stats.ends_with("/ 64MiB"), "{stats}");
+    // docker's words for what cannot be.
+    assert!(fails(&root, &["create", "--name", "shaped", "busybox"])
+        .contains("is already in use by container"));
+    assert!(fails(&root, &["start", "nosuch"]).contains("No such container: nosuch"));
+    assert!(fails(&root, &["rm", "shaped"])
+        .contains("cannot remove container \"/shaped\": container is running"));
+    assert!(fails(&root, &["create", "-m", "1m", "busybox"])
+        .contains("Minimum memory limit allowed is 6MB"));
+    ok(&root, &["rm", "-f", "shaped"]);
+}
