@@ -227,7 +227,7 @@ impl Cgroup {
                     Ok(()) | Err(nix::Error::ENOENT) => break,
                     // EBUSY while the last processes die.
                     Err(_) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10))
+                        std::thread::sleep(Duration::from_micros(250))
                     }
                     Err(_) => break,
                 }
