@@ -190,7 +190,7 @@ fn create_start_and_a_restart_policy_with_docker_backoff() {
 
 #[test]
 fn a_healthcheck_turns_healthy_then_unhealthy() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((tmp, root)) = root_store() else {
         return;
     };
     ok(
@@ -250,6 +250,36 @@ fn a_healthcheck_turns_healthy_then_unhealthy() {
             "health_status: unhealthy"
         ]
     );
+    // The image's HEALTHCHECK runs too; a flag changes one of its fields.
+    let ctx = tmp.path().join("hc");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nHEALTHCHECK --interval=10m --retries=1 CMD test -e /etc/passwd\n",
+    )
+    .unwrap();
+    ok(
+        &root,
+        &["build", "-q", "-t", "checked", ctx.to_str().unwrap()],
+    );
+    ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "imaged",
+            "--health-interval",
+            "200ms",
+            "checked",
+            "sleep",
+            "300",
+        ],
+    );
+    wait_until("the image's check to pass", 20, || {
+        inspect(&root, "imaged")["State"]["Health"]["Status"] == "healthy"
+    });
+    ok(&root, &["rm", "-f", "imaged"]);
     // --no-healthcheck turns the image's (and any) check off.
     ok(
         &root,
@@ -259,7 +289,7 @@ fn a_healthcheck_turns_healthy_then_unhealthy() {
             "--name",
             "quiet",
             "--no-healthcheck",
-            "busybox",
+            "checked",
             "sleep",
             "300",
         ],
