@@ -13,16 +13,45 @@ pub fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
 
+/// A test's temp folder with its store. When the test ends, however it
+/// ends, the containers it left are removed (a failing test would leave
+/// them running under their supervisors, in a folder that is gone).
+pub struct TestStore {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl TestStore {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let left = berth(&self.root, &["ps", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&left.stdout).lines() {
+            let _ = berth(&self.root, &["rm", "-f", "-v", id]);
+        }
+    }
+}
+
 /// A temp folder with a busybox store in it; none (and a notice) without
 /// root, which real containers need.
-pub fn root_store() -> Option<(tempfile::TempDir, PathBuf)> {
+pub fn root_store() -> Option<(TestStore, PathBuf)> {
     if !is_root() {
         eprintln!("skipped: containers need root here (CI runs as root)");
         return None;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let root = busybox_store(tmp.path());
-    Some((tmp, root))
+    let dir = tempfile::tempdir().unwrap();
+    let root = busybox_store(dir.path());
+    Some((
+        TestStore {
+            dir,
+            root: root.clone(),
+        },
+        root,
+    ))
 }
 
 pub fn out(o: &Output) -> String {
