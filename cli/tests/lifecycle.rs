@@ -403,6 +403,28 @@ fn events_reach_a_follower_started_before_the_action() {
         );
         assert!(v["timeNano"].as_i64().unwrap() > 0);
     }
+    // Volumes: made by a mount on first use, removed by hand.
+    ok(&root, &["run", "--rm", "-v", "named:/x", "busybox", "true"]);
+    ok(&root, &["volume", "rm", "named"]);
+    let vols = ok(
+        &root,
+        &[
+            "events",
+            "--since",
+            "1h",
+            "--until",
+            "0s",
+            "--filter",
+            "type=volume",
+            "--format",
+            "{{.Action}} {{.Actor.ID}}",
+        ],
+    );
+    assert_eq!(
+        vols.lines().collect::<Vec<_>>(),
+        ["create named", "destroy named"],
+        "{vols}"
+    );
     ok(&root, &["tag", "busybox", "extra:1"]);
     let images = ok(
         &root,

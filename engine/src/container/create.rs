@@ -241,6 +241,9 @@ impl Engine {
             fail!(Invalid, "no command specified");
         }
 
+        // Named volumes the mounts make on first use are said as made.
+        let volumes_before: std::collections::BTreeSet<String> =
+            store.volumes()?.into_iter().map(|v| v.name).collect();
         store.hold(&id, &image.manifest_digest)?;
         let mut anonymous = Vec::new();
         let created = (|| -> Result<()> {
@@ -387,8 +390,10 @@ impl Engine {
             }
             return Err(e);
         }
-        for (name, _) in &anonymous {
-            self.emit_volume("create", name);
+        for v in store.volumes()? {
+            if !volumes_before.contains(&v.name) {
+                self.emit_volume("create", &v.name);
+            }
         }
         if let Ok(rec) = containers.load(&id) {
             self.emit_container(&rec, "create", &[]);
@@ -397,5 +402,40 @@ impl Engine {
             warnings.push("slirp4netns is not installed (or cannot open /dev/net/tun): the container has a loopback network only".into());
         }
         Ok(ContainerCreateResponse { id, warnings })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unhandled;
+    use crate::model::ContainerCreate;
+
+    #[test]
+    fn fields_berth_lacks_are_reported_when_set() {
+        // docker's CLI sends every field, most of them empty: no warnings.
+        let quiet: ContainerCreate = serde_json::from_str(
+            r#"{"Image":"busybox","MacAddress":"","HostConfig":{"CapAdd":null,"CpuShares":0,"Dns":[],"Sysctls":{}}}"#,
+        )
+        .unwrap();
+        assert_eq!(unhandled(&quiet), Vec::<String>::new());
+        let set: ContainerCreate = serde_json::from_str(
+            r#"{"Image":"busybox","Domainname":"x","MacAddress":"02:42:ac:11:00:02","HostConfig":{"CapAdd":["NET_ADMIN"],"Dns":["1.1.1.1"]},
+                "NetworkingConfig":{"EndpointsConfig":{"web":{}}}}"#,
+        )
+        .unwrap();
+        let w = unhandled(&set);
+        assert!(
+            w.contains(&"MacAddress is not supported by berth and was ignored".to_string()),
+            "{w:?}"
+        );
+        assert!(
+            w.contains(&"HostConfig.CapAdd is not supported by berth and was ignored".to_string()),
+            "{w:?}"
+        );
+        assert!(
+            w.contains(&"HostConfig.Dns is not supported by berth and was ignored".to_string()),
+            "{w:?}"
+        );
+        assert!(w.iter().any(|x| x.starts_with("NetworkingConfig")), "{w:?}");
     }
 }
