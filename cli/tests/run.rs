@@ -302,9 +302,22 @@ fn memory_pids_and_cpu_limits_hold() {
     let (q, p) = quota.expect("the container's cpu cgroup");
     assert_eq!((q.trim(), p.trim()), ("50000", "100000"));
     // The killed supervisor's runtime died with it, leaving its group; the
-    // next limited container reaps it.
+    // next limited container reaps it. The next `ps` settles the container
+    // itself (it was --rm: it goes, its root filesystem unmounted).
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(sh(&root, &["--memory", "16m"], "echo again"), "again");
+    let ps = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["ps", "-aq"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ps.stdout), "");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&root.display().to_string()),
+        "the killed container's root filesystem stays mounted"
+    );
     // Every container has its groups now: only this test's count (other
     // tests run containers meanwhile). The event log names them all.
     let ours = Command::new(env!("CARGO_BIN_EXE_berth"))
