@@ -159,7 +159,11 @@ impl Engine {
                 }
             }
         }
-        let mut offset = 0u64;
+        // From now on only: what the log holds already is skipped unread.
+        let mut offset = match opts.since {
+            None => std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0),
+            Some(_) => 0,
+        };
         let mut partial = String::new();
         loop {
             if let Ok(mut f) = std::fs::File::open(&p) {
