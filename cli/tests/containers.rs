@@ -10,7 +10,7 @@ mod busybox;
 mod containers;
 
 use busybox::{berth, busybox_store};
-use containers::{err, inspect, is_root, ok, out, root_store, sigkill, supervisor_of};
+use containers::{err, inspect, is_root, ok, out, root_store, run_script, sigkill, supervisor_of};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -236,18 +236,11 @@ fn logs_follow_until_the_container_stops() {
     let Some((_tmp, root)) = root_store() else {
         return;
     };
-    ok(
+    run_script(
         &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "ticker",
-            "busybox",
-            "sh",
-            "-c",
-            "for i in 1 2 3; do echo tick $i; sleep 0.3; done",
-        ],
+        "ticker",
+        &[],
+        "for i in 1 2 3; do echo tick $i; sleep 0.3; done",
     );
     let followed = ok(&root, &["logs", "-f", "ticker"]);
     assert_eq!(followed, "tick 1\ntick 2\ntick 3");

@@ -11,7 +11,10 @@ mod busybox;
 mod containers;
 
 use busybox::berth;
-use containers::{err, inspect, ok, out, root_store, sigkill, supervisor_of};
+use containers::{
+    build_image, err, inspect, ok, out, past_events, root_store, run_detached, run_script, sigkill,
+    supervisor_of,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -63,20 +66,11 @@ fn create_start_and_a_restart_policy_with_docker_backoff() {
 
     // on-failure:3 runs it four times, each restart after twice the
     // wait before (100 ms, 200 ms, 400 ms).
-    ok(
+    run_script(
         &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "flaky",
-            "--restart",
-            "on-failure:3",
-            "busybox",
-            "sh",
-            "-c",
-            "echo run; exit 3",
-        ],
+        "flaky",
+        &["--restart", "on-failure:3"],
+        "echo run; exit 3",
     );
     wait_until("three restarts", 20, || {
         let v = inspect(&root, "flaky");
@@ -101,21 +95,7 @@ fn create_start_and_a_restart_policy_with_docker_backoff() {
     }
 
     // `always` restarts a container that exits 0 too; stop wins over it.
-    ok(
-        &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "forever",
-            "--restart",
-            "always",
-            "busybox",
-            "sh",
-            "-c",
-            "sleep 0.3",
-        ],
-    );
+    run_script(&root, "forever", &["--restart", "always"], "sleep 0.3");
     wait_until("a restart", 20, || {
         inspect(&root, "forever")["RestartCount"].as_i64() >= Some(1)
     });
@@ -139,19 +119,12 @@ fn create_start_and_a_restart_policy_with_docker_backoff() {
     // A supervisor killed with SIGKILL (a reboot, as the container sees it):
     // the next command finds the container exited, and starts it again as
     // its policy says.
-    let id = ok(
+    let id = run_detached(
         &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "survivor",
-            "--restart",
-            "always",
-            "busybox",
-            "sleep",
-            "300",
-        ],
+        "survivor",
+        &["--restart", "always"],
+        "busybox",
+        &["sleep", "300"],
     );
     let old = inspect(&root, "survivor")["State"]["Pid"].as_i64().unwrap();
     sigkill(supervisor_of(&id));
@@ -193,23 +166,19 @@ fn a_healthcheck_turns_healthy_then_unhealthy() {
     let Some((tmp, root)) = root_store() else {
         return;
     };
-    ok(
+    run_detached(
         &root,
+        "probe",
         &[
-            "run",
-            "-d",
-            "--name",
-            "probe",
             "--health-cmd",
             "test -e /tmp/ok && echo fine",
             "--health-interval",
             "200ms",
             "--health-retries",
             "2",
-            "busybox",
-            "sleep",
-            "300",
         ],
+        "busybox",
+        &["sleep", "300"],
     );
     let status = |root: &Path| inspect(root, "probe")["State"]["Health"]["Status"].clone();
     wait_until("unhealthy", 20, || status(&root) == "unhealthy");
@@ -228,20 +197,7 @@ fn a_healthcheck_turns_healthy_then_unhealthy() {
     assert!(ok(&root, &["ps", "--filter", "health=healthy", "-q"]).len() == 12);
     ok(&root, &["exec", "probe", "rm", "/tmp/ok"]);
     wait_until("unhealthy again", 20, || status(&root) == "unhealthy");
-    let events = ok(
-        &root,
-        &[
-            "events",
-            "--since",
-            "5m",
-            "--until",
-            "0s",
-            "--filter",
-            "event=health_status",
-            "--format",
-            "{{.Action}}",
-        ],
-    );
+    let events = past_events(&root, "event=health_status", Some("{{.Action}}"));
     assert_eq!(
         events.lines().collect::<Vec<_>>(),
         [
@@ -251,48 +207,30 @@ fn a_healthcheck_turns_healthy_then_unhealthy() {
         ]
     );
     // The image's HEALTHCHECK runs too; a flag changes one of its fields.
-    let ctx = tmp.path().join("hc");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
+    build_image(
+        &root,
+        &tmp.path().join("hc"),
+        "checked",
         "FROM busybox\nHEALTHCHECK --interval=10m --retries=1 CMD test -e /etc/passwd\n",
-    )
-    .unwrap();
-    ok(
-        &root,
-        &["build", "-q", "-t", "checked", ctx.to_str().unwrap()],
     );
-    ok(
+    run_detached(
         &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "imaged",
-            "--health-interval",
-            "200ms",
-            "checked",
-            "sleep",
-            "300",
-        ],
+        "imaged",
+        &["--health-interval", "200ms"],
+        "checked",
+        &["sleep", "300"],
     );
     wait_until("the image's check to pass", 20, || {
         inspect(&root, "imaged")["State"]["Health"]["Status"] == "healthy"
     });
     ok(&root, &["rm", "-f", "imaged"]);
     // --no-healthcheck turns the image's (and any) check off.
-    ok(
+    run_detached(
         &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "quiet",
-            "--no-healthcheck",
-            "checked",
-            "sleep",
-            "300",
-        ],
+        "quiet",
+        &["--no-healthcheck"],
+        "checked",
+        &["sleep", "300"],
     );
     assert!(inspect(&root, "quiet")["State"].get("Health").is_none());
     ok(&root, &["rm", "-f", "probe", "quiet"]);
@@ -329,10 +267,7 @@ fn events_reach_a_follower_started_before_the_action() {
     );
     std::thread::sleep(Duration::from_millis(300));
     ok(&root, &["run", "--rm", "--name", "seen", "busybox", "true"]);
-    ok(
-        &root,
-        &["run", "-d", "--name", "other", "busybox", "sleep", "30"],
-    );
+    run_detached(&root, "other", &[], "busybox", &["sleep", "30"]);
     ok(&root, &["rename", "other", "renamed"]);
     ok(&root, &["kill", "renamed"]);
     ok(&root, &["rm", "renamed"]);
@@ -359,38 +294,14 @@ fn events_reach_a_follower_started_before_the_action() {
     );
     // The log keeps them: --since reads them back, --until ends the stream,
     // filters pick.
-    let since = ok(
-        &root,
-        &[
-            "events",
-            "--since",
-            "1h",
-            "--until",
-            "0s",
-            "--filter",
-            "container=seen",
-        ],
-    );
+    let since = past_events(&root, "container=seen", None);
     assert_eq!(since.lines().count(), 4, "{since}");
     assert!(
         since.lines().next().unwrap().contains(" container create "),
         "{since}"
     );
     assert!(since.contains("(image=busybox, name=seen)"), "{since}");
-    let json = ok(
-        &root,
-        &[
-            "events",
-            "--since",
-            "1h",
-            "--until",
-            "0s",
-            "--filter",
-            "event=die",
-            "--format",
-            "json",
-        ],
-    );
+    let json = past_events(&root, "event=die", Some("json"));
     for l in json.lines() {
         let v: Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["Type"], "container");
@@ -406,39 +317,17 @@ fn events_reach_a_follower_started_before_the_action() {
     // Volumes: made by a mount on first use, removed by hand.
     ok(&root, &["run", "--rm", "-v", "named:/x", "busybox", "true"]);
     ok(&root, &["volume", "rm", "named"]);
-    let vols = ok(
-        &root,
-        &[
-            "events",
-            "--since",
-            "1h",
-            "--until",
-            "0s",
-            "--filter",
-            "type=volume",
-            "--format",
-            "{{.Action}} {{.Actor.ID}}",
-        ],
-    );
+    let vols = past_events(&root, "type=volume", Some("{{.Action}} {{.Actor.ID}}"));
     assert_eq!(
         vols.lines().collect::<Vec<_>>(),
         ["create named", "destroy named"],
         "{vols}"
     );
     ok(&root, &["tag", "busybox", "extra:1"]);
-    let images = ok(
+    let images = past_events(
         &root,
-        &[
-            "events",
-            "--since",
-            "1h",
-            "--until",
-            "0s",
-            "--filter",
-            "type=image",
-            "--format",
-            "{{.Action}} {{.Actor.Attributes.name}}",
-        ],
+        "type=image",
+        Some("{{.Action}} {{.Actor.Attributes.name}}"),
     );
     assert!(images.lines().any(|l| l == "tag extra:1"), "{images}");
     assert!(fails(&root, &["events", "--filter", "colour=red"]).contains("invalid filter 'colour'"));
@@ -450,13 +339,7 @@ fn pause_stops_progress_and_stats_read_the_cgroup() {
     let Some((_tmp, root)) = root_store() else {
         return;
     };
-    ok(
-        &root,
-        &[
-            "run", "-d", "--name", "counter", "--memory", "64m", "busybox", "sh", "-c",
-            "head -c 20000000 /dev/zero > /dev/shm/fill; i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done",
-        ],
-    );
+    run_script(&root, "counter", &["--memory", "64m"], "head -c 20000000 /dev/zero > /dev/shm/fill; i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done");
     let count = |root: &Path| -> u64 {
         let o = berth(root, &["exec", "counter", "cat", "/tmp/n"]);
         out(&o).parse().unwrap_or(0)
@@ -515,10 +398,7 @@ fn cp_both_ways_and_diff_stay_inside_the_container() {
     let Some((tmp, root)) = root_store() else {
         return;
     };
-    ok(
-        &root,
-        &["run", "-d", "--name", "box", "busybox", "sleep", "300"],
-    );
+    run_detached(&root, "box", &[], "busybox", &["sleep", "300"]);
     // In: a file into a folder, a file under a new name, a folder.
     let host = tmp.path().join("host");
     std::fs::create_dir_all(host.join("dir/sub")).unwrap();
@@ -669,16 +549,11 @@ fn anonymous_volumes_rename_top_prune_and_ps_formats() {
         return;
     };
     // An image with a VOLUME: each container gets its own, seeded from it.
-    let ctx = tmp.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
-    std::fs::write(
-        ctx.join("Dockerfile"),
-        "FROM busybox\nRUN mkdir /data && echo seeded > /data/seed\nVOLUME /data\n",
-    )
-    .unwrap();
-    ok(
+    build_image(
         &root,
-        &["build", "-q", "-t", "withvol", ctx.to_str().unwrap()],
+        &tmp.path().join("ctx"),
+        "withvol",
+        "FROM busybox\nRUN mkdir /data && echo seeded > /data/seed\nVOLUME /data\n",
     );
     let before = ok(&root, &["volume", "ls", "-q"]);
     assert_eq!(before, "");
@@ -742,11 +617,12 @@ fn anonymous_volumes_rename_top_prune_and_ps_formats() {
     assert_eq!(left, [name.as_str(), "keep"].into_iter().collect());
 
     // rename: docker's rules.
-    ok(
+    run_detached(
         &root,
-        &[
-            "run", "-d", "--name", "aa", "--label", "team=web", "busybox", "sleep", "300",
-        ],
+        "aa",
+        &["--label", "team=web"],
+        "busybox",
+        &["sleep", "300"],
     );
     ok(&root, &["create", "--name", "bb", "busybox", "true"]);
     assert!(fails(&root, &["rename", "aa", "bb"]).contains("is already in use"));
@@ -881,18 +757,11 @@ fn two_clients_attach_and_detach_keys_leave_it_running() {
         return;
     };
     // Two clients see the same output, and both get its exit code.
-    ok(
+    run_script(
         &root,
-        &[
-            "run",
-            "-d",
-            "--name",
-            "ticker",
-            "busybox",
-            "sh",
-            "-c",
-            "sleep 1; for i in 1 2 3 4 5; do echo tick $i; sleep 0.1; done; exit 3",
-        ],
+        "ticker",
+        &[],
+        "sleep 1; for i in 1 2 3 4 5; do echo tick $i; sleep 0.1; done; exit 3",
     );
     let attach = || {
         Reaped(

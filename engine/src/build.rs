@@ -2,7 +2,7 @@
 //! options (as `POST /build` has them) turned into the builder's request,
 //! then the pushes it asks for; and `builder prune`.
 
-use crate::error::{fail, IoContext, Result};
+use crate::error::{fail, Error, Result};
 use crate::progress::ProgressSink;
 use crate::registry::{client, push_image, BuildPuller, PushedImage};
 use crate::Engine;
@@ -125,7 +125,7 @@ fn output(
 /// Unpacks a context tarball into a temporary folder.
 fn unpack_context(input: &mut dyn Read, dir: &std::path::Path) -> Result<()> {
     let mut plain = berth_store::layer::decompressed(input)
-        .ctx(|| "cannot read the build context from STDIN".into())?;
+        .map_err(Error::io("cannot read the build context from STDIN"))?;
     let opts = berth_store::layer::ExtractOptions {
         chown: false,
         ..Default::default()
@@ -150,7 +150,8 @@ impl Engine {
                         "the context and the Dockerfile cannot both come from STDIN"
                     );
                 }
-                tmp_ctx = tempfile::tempdir().ctx(|| "cannot create a temporary folder".into())?;
+                tmp_ctx =
+                    tempfile::tempdir().map_err(Error::io("cannot create a temporary folder"))?;
                 unpack_context(&mut input, tmp_ctx.path())?;
                 (tmp_ctx.path().to_path_buf(), true)
             }
@@ -292,7 +293,7 @@ impl Engine {
             let path = store.root().join(dir);
             if path.exists() {
                 std::fs::remove_dir_all(&path)
-                    .ctx(|| format!("cannot remove {}", path.display()))?;
+                    .map_err(Error::io(format!("cannot remove {}", path.display())))?;
             }
         }
         let report = store.gc()?;

@@ -54,19 +54,11 @@ impl Error {
             _ => 500,
         }
     }
-}
 
-/// Adds what was being done to an I/O error.
-pub(crate) trait IoContext<T> {
-    fn ctx(self, what: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Io {
-            context: what(),
-            source,
-        })
+    /// An I/O error with what was being done: `.map_err(Error::io("..."))`.
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
     }
 }
 

@@ -102,3 +102,36 @@ pub fn sigkill(pid: i32) {
     )
     .unwrap();
 }
+
+/// The events the store's log holds from the last hour, through `filter`
+/// (`key=value`), printed with `format` (none: docker's default lines).
+pub fn past_events(root: &Path, filter: &str, format: Option<&str>) -> String {
+    let mut args = vec![
+        "events", "--since", "1h", "--until", "0s", "--filter", filter,
+    ];
+    if let Some(f) = format {
+        args.extend(["--format", f]);
+    }
+    ok(root, &args)
+}
+
+/// Builds `dockerfile` (in a context folder `dir`) as image `tag`.
+pub fn build_image(root: &Path, dir: &Path, tag: &str, dockerfile: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("Dockerfile"), dockerfile).unwrap();
+    ok(root, &["build", "-q", "-t", tag, dir.to_str().unwrap()]);
+}
+
+/// `berth run -d --name NAME [FLAGS] IMAGE CMD...`: the container's ID.
+pub fn run_detached(root: &Path, name: &str, flags: &[&str], image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend(flags);
+    args.push(image);
+    args.extend(cmd);
+    ok(root, &args)
+}
+
+/// `berth run -d --name NAME [FLAGS] busybox sh -c SCRIPT`: the container's ID.
+pub fn run_script(root: &Path, name: &str, flags: &[&str], script: &str) -> String {
+    run_detached(root, name, flags, "busybox", &["sh", "-c", script])
+}

@@ -5,7 +5,7 @@
 //! container is frozen while its files are read or written, so it cannot
 //! swap a folder for a symlink under the copy.
 
-use crate::error::{fail, Error, IoContext, Result};
+use crate::error::{fail, Error, Result};
 use crate::Engine;
 use berth_runner::container::Record;
 use serde::{Deserialize, Serialize};
@@ -59,7 +59,8 @@ pub(crate) fn resolve_in(root: &Path, path: &str) -> Result<PathBuf> {
                 if links > 255 {
                     fail!(Invalid, "too many levels of symbolic links in {path}");
                 }
-                let target = std::fs::read_link(&host).ctx(|| format!("cannot read {path}"))?;
+                let target =
+                    std::fs::read_link(&host).map_err(Error::io(format!("cannot read {path}")))?;
                 let t = target.to_string_lossy().to_string();
                 if t.starts_with('/') {
                     cur.clear();
@@ -223,7 +224,8 @@ impl Engine {
                 .symlink_metadata()
                 .is_ok_and(|m| m.file_type().is_symlink())
             {
-                let target = std::fs::read_link(&p).ctx(|| format!("cannot read {path}"))?;
+                let target =
+                    std::fs::read_link(&p).map_err(Error::io(format!("cannot read {path}")))?;
                 let t = target.to_string_lossy();
                 let parent = Path::new(path)
                     .parent()
@@ -274,7 +276,9 @@ impl Engine {
             };
             written
                 .and_then(|()| tar.finish())
-                .ctx(|| format!("cannot copy {path} out of container {key}"))
+                .map_err(Error::io(format!(
+                    "cannot copy {path} out of container {key}"
+                )))
         })
     }
 
