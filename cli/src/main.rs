@@ -70,6 +70,9 @@ enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(commands::volume::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::network::NetworkCommand),
     /// Get real time events from the server
     Events(commands::events::EventsArgs),
     /// Create and run a new container from an image
@@ -306,6 +309,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run(a) => commands::run::run(engine, a),
         Command::Volume(c) => commands::volume::volume(engine, c),
+        Command::Network(c) => commands::network::network(engine, c),
         Command::Events(a) => commands::events::events(engine, a),
         Command::Build(a) => commands::build::build(engine, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(engine, a),

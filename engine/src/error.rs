@@ -36,6 +36,22 @@ pub enum Error {
     Parse(#[from] berth_grammar::ParseError),
 }
 
+impl From<berth_network::Error> for Error {
+    fn from(e: berth_network::Error) -> Error {
+        use berth_network::Error as N;
+        match e {
+            N::Invalid(m) => Error::Invalid(m),
+            N::NotFound(m) => Error::NotFound(m),
+            N::Conflict(m) => Error::Conflict(m),
+            N::Missing(m) | N::Backend(m) => Error::Failed(m),
+            N::Io { what, source } => Error::Io {
+                context: what,
+                source,
+            },
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

@@ -16,6 +16,7 @@ pub mod events;
 pub mod helper;
 pub mod image;
 pub mod model;
+pub mod network;
 pub mod progress;
 pub mod registry;
 pub mod units;

@@ -20,6 +20,9 @@ pub struct Lease {
     pub mac: String,
     /// The interface inside the container (`eth0`, `eth1`, ...).
     pub interface: String,
+    /// The process that holds it for the container (its supervisor): pid
+    /// and start time, so a killed holder's lease can be taken back.
+    pub holder: Option<(i32, u64)>,
 }
 
 /// The leases of one network, loaded under the store's lock.
@@ -79,8 +82,8 @@ impl Leases {
     }
 
     /// Drops the leases of containers that are not alive.
-    pub fn forget_dead(&mut self, alive: &dyn Fn(&str) -> bool) {
-        self.by_ip.retain(|_, l| alive(&l.container));
+    pub fn forget_dead(&mut self, alive: &dyn Fn(&Lease) -> bool) {
+        self.by_ip.retain(|_, l| alive(l));
     }
 
     /// An address on `net` for `lease.container`: `wanted`, or the lowest
@@ -90,7 +93,7 @@ impl Leases {
         net: &NetworkRecord,
         wanted: Option<Ipv4Addr>,
         lease: Lease,
-        alive: &dyn Fn(&str) -> bool,
+        alive: &dyn Fn(&Lease) -> bool,
     ) -> Result<Ipv4Addr> {
         let Some((subnet, range, gateway)) = ranges(net)? else {
             return Err(Error::Invalid(format!(
@@ -115,7 +118,7 @@ impl Leases {
                     )));
                 }
                 if let Some(other) = self.by_ip.get(&ip) {
-                    if alive(&other.container) {
+                    if alive(other) {
                         return Err(Error::Conflict(format!(
                             "Address already in use: {ip} is taken on network {} by container {}",
                             net.name, other.name
@@ -125,9 +128,8 @@ impl Leases {
                 ip
             }
             None => {
-                let free = |ip: &Ipv4Addr| {
-                    usable(ip) && self.by_ip.get(ip).is_none_or(|l| !alive(&l.container))
-                };
+                let free =
+                    |ip: &Ipv4Addr| usable(ip) && self.by_ip.get(ip).is_none_or(|l| !alive(l));
                 range.hosts().find(|ip| free(ip)).ok_or_else(|| {
                     Error::Conflict(format!(
                         "no available IPv4 addresses on network {} ({subnet})",
@@ -181,7 +183,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Leases::load(&dir.path().join("l.json")).unwrap();
         let n = network("10.5.0.0/24", "10.5.0.1", "");
-        let live = |_: &str| true;
+        let live = |_: &Lease| true;
         let a = l.allocate(&n, None, lease("a"), &live).unwrap();
         let b = l.allocate(&n, None, lease("b"), &live).unwrap();
         assert_eq!(
@@ -204,7 +206,7 @@ mod tests {
         assert!(l.release("a"));
         assert_eq!(l.allocate(&n, None, lease("c"), &live).unwrap(), a);
         // A dead holder's address is free again.
-        let only_c = |c: &str| c == "c";
+        let only_c = |l: &Lease| l.container == "c";
         assert_eq!(l.allocate(&n, Some(b), lease("d"), &only_c).unwrap(), b);
     }
 
@@ -213,7 +215,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut l = Leases::load(&dir.path().join("l.json")).unwrap();
         let n = network("10.5.0.0/16", "10.5.0.1", "10.5.7.0/30");
-        let live = |_: &str| true;
+        let live = |_: &Lease| true;
         assert_eq!(
             l.allocate(&n, None, lease("a"), &live).unwrap().to_string(),
             "10.5.7.1"

@@ -211,6 +211,12 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
     }
     let mut flags = CloneFlags::empty();
     for ns in &namespaces {
+        // A namespace with a path is joined (a network namespace file the
+        // engine made and its network backend set up).
+        if let Some(path) = ns.path() {
+            join_namespace(path, ns.typ())?;
+            continue;
+        }
         flags |= match ns.typ() {
             LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
             LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
@@ -873,6 +879,24 @@ fn make_devices(root: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Enters the namespace bound at `path`.
+fn join_namespace(path: &Path, kind: LinuxNamespaceType) -> Result<()> {
+    let flag = match kind {
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        other => {
+            return Err(Error::Setup(format!(
+                "joining a {other:?} namespace by path is not supported"
+            )))
+        }
+    };
+    let f = fs::File::open(path)
+        .map_err(|e| Error::Setup(format!("cannot open namespace {}: {e}", path.display())))?;
+    nix::sched::setns(&f, flag)
+        .map_err(|e| Error::Setup(format!("cannot join namespace {}: {e}", path.display())))
 }
 
 /// A new network namespace starts with `lo` down.

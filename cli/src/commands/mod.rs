@@ -4,6 +4,7 @@ pub mod container;
 pub mod events;
 pub mod images;
 pub mod lifecycle;
+pub mod network;
 pub mod parse;
 pub mod registry;
 pub mod run;

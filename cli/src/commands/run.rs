@@ -5,8 +5,8 @@
 use anyhow::{bail, Context};
 use berth_engine::container::{parse_publish, AttachOptions};
 use berth_engine::model::{
-    ContainerConfig, ContainerCreate, HealthConfig, HostConfig, MountSpec, RestartPolicy,
-    TmpfsOptions,
+    ContainerConfig, ContainerCreate, EndpointIpamConfig, EndpointSettings, HealthConfig,
+    HostConfig, MountSpec, NetworkingConfig, RestartPolicy, TmpfsOptions,
 };
 use berth_engine::units::{duration, ram_in_bytes};
 use berth_engine::Engine;
@@ -64,9 +64,31 @@ pub struct CreateArgs {
     /// Container host name
     #[arg(short = 'h', long)]
     hostname: Option<String>,
-    /// Connect a container to a network: default (berth's private network), none or host
-    #[arg(long, default_value = "default")]
-    network: String,
+    /// Connect a container to a network (repeatable): default (the bridge
+    /// network as root with netavark, else slirp4netns), a network's name, none or host
+    #[arg(long = "network", alias = "net")]
+    network: Vec<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long)]
+    ip: Option<String>,
+    /// Container MAC address (e.g., 92:d0:c6:0a:29:33)
+    #[arg(long = "mac-address")]
+    mac_address: Option<String>,
+    /// Set custom DNS servers
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip)
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long)]
     entrypoint: Option<String>,
@@ -303,9 +325,53 @@ impl CreateArgs {
         if self.rm && !matches!(self.restart.as_str(), "" | "no") {
             bail!("Conflicting options: --restart and --rm");
         }
+        let mode = self
+            .network
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default".into());
+        let mut endpoints = std::collections::BTreeMap::new();
+        // docker's CLI: aliases and --ip go with the first network.
+        if !self.network_alias.is_empty() || self.ip.is_some() || self.network.len() > 1 {
+            for (i, n) in self.network.iter().enumerate() {
+                let mut e = EndpointSettings::default();
+                if i == 0 {
+                    e.aliases = Some(self.network_alias.clone()).filter(|a| !a.is_empty());
+                    e.ipam_config = self.ip.clone().map(|ip| EndpointIpamConfig {
+                        ipv4_address: ip,
+                        ..Default::default()
+                    });
+                }
+                endpoints.insert(n.clone(), e);
+            }
+            if self.network.is_empty() {
+                let e = EndpointSettings {
+                    aliases: Some(self.network_alias.clone()).filter(|a| !a.is_empty()),
+                    ipam_config: self.ip.clone().map(|ip| EndpointIpamConfig {
+                        ipv4_address: ip,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                };
+                endpoints.insert("bridge".to_string(), e);
+            }
+        }
+        for h in &self.add_host {
+            if !h.contains(':') && !h.contains('=') {
+                bail!("invalid argument \"{h}\" for \"--add-host\" flag: bad format for add-host: \"{h}\"");
+            }
+        }
+        let config = ContainerConfig {
+            mac_address: self.mac_address.clone().unwrap_or_default(),
+            ..config
+        };
         let host_config = HostConfig {
             binds: Some(self.volume.clone()),
-            network_mode: self.network.clone(),
+            network_mode: mode,
+            dns: Some(self.dns.clone()).filter(|v| !v.is_empty()),
+            dns_search: Some(self.dns_search.clone()).filter(|v| !v.is_empty()),
+            dns_options: Some(self.dns_option.clone()).filter(|v| !v.is_empty()),
+            extra_hosts: Some(self.add_host.clone()).filter(|v| !v.is_empty()),
             port_bindings: parse_publish(&self.publish)?,
             auto_remove: self.rm,
             mounts: self
@@ -330,7 +396,9 @@ impl CreateArgs {
         Ok(ContainerCreate {
             config,
             host_config,
-            ..ContainerCreate::default()
+            networking_config: NetworkingConfig {
+                endpoints_config: endpoints,
+            },
         })
     }
 }

@@ -4,6 +4,7 @@
 //! berth does not handle, which are reported as warnings.
 
 use super::mounts;
+use super::network::NetMode;
 use super::publish::mappings;
 use crate::error::{fail, Error, Result};
 use crate::model::{ContainerCreate, ContainerCreateResponse};
@@ -21,17 +22,17 @@ fn clean(p: &std::path::Path) -> std::path::PathBuf {
         .collect()
 }
 
-/// The network a container's `NetworkMode` names.
-pub(crate) fn network_of(mode: &str) -> Result<Network> {
-    Ok(match mode {
-        "" | "private" | "default" | "bridge" => Network::Private,
-        "none" => Network::None,
-        "host" => Network::Host,
-        other => fail!(
-            NotFound,
-            "network {other} not found: use private, none or host"
-        ),
-    })
+/// Makes `spec` join the network namespace bound at `path`.
+fn join_network_file(spec: &mut oci_spec::runtime::Spec, path: &std::path::Path) {
+    if let Some(linux) = spec.linux_mut() {
+        if let Some(nss) = linux.namespaces_mut() {
+            for ns in nss.iter_mut() {
+                if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                    ns.set_path(Some(path.to_path_buf()));
+                }
+            }
+        }
+    }
 }
 
 /// Whether a JSON value says anything (docker's clients send every field,
@@ -66,9 +67,6 @@ fn unhandled(req: &ContainerCreate) -> Vec<String> {
     }
     for m in &req.host_config.mounts {
         report("Mounts.", &m.extra);
-    }
-    if !req.networking_config.endpoints_config.is_empty() {
-        warnings.push("NetworkingConfig is not supported by berth and was ignored".into());
     }
     warnings
 }
@@ -156,12 +154,17 @@ impl Engine {
     pub fn container_create(
         &self,
         name: Option<&str>,
-        req: ContainerCreate,
+        mut req: ContainerCreate,
     ) -> Result<ContainerCreateResponse> {
         let store = self.store();
         let image = store.resolve(&req.config.image)?;
+        let mode = self.plan_networks(&mut req)?;
+        let network = match mode {
+            NetMode::Backend | NetMode::Slirp => Network::Private,
+            NetMode::None => Network::None,
+            NetMode::Host => Network::Host,
+        };
         let hc = &req.host_config;
-        let network = network_of(&hc.network_mode)?;
         check_restart_policy(hc)?;
         let mut warnings = unhandled(&req);
         let mut ports = mappings(&hc.port_bindings)?;
@@ -296,6 +299,10 @@ impl Engine {
                 cgroup: Some(id.clone()),
             };
             let mut spec = docker_spec(&cfg)?;
+            if mode == NetMode::Backend {
+                join_network_file(&mut spec, &Engine::netns_path(&id));
+                self.mark_backend(&id)?;
+            }
             if let Some(p) = spec.process_mut() {
                 p.set_terminal(Some(req.config.tty));
                 if req.config.tty {
@@ -398,7 +405,7 @@ impl Engine {
         if let Ok(rec) = containers.load(&id) {
             self.emit_container(&rec, "create", &[]);
         }
-        if network == Network::Private && !berth_runner::supervisor::slirp_available() {
+        if mode == NetMode::Slirp && !berth_runner::supervisor::slirp_available() {
             warnings.push("slirp4netns is not installed (or cannot open /dev/net/tun): the container has a loopback network only".into());
         }
         Ok(ContainerCreateResponse { id, warnings })
@@ -419,13 +426,12 @@ mod tests {
         .unwrap();
         assert_eq!(unhandled(&quiet), Vec::<String>::new());
         let set: ContainerCreate = serde_json::from_str(
-            r#"{"Image":"busybox","Domainname":"x","MacAddress":"02:42:ac:11:00:02","HostConfig":{"CapAdd":["NET_ADMIN"],"Dns":["1.1.1.1"]},
-                "NetworkingConfig":{"EndpointsConfig":{"web":{}}}}"#,
+            r#"{"Image":"busybox","NetworkDisabled":true,"MacAddress":"02:42:ac:11:00:02","HostConfig":{"CapAdd":["NET_ADMIN"],"Sysctls":{"net.ipv4.ip_forward":"1"}}}"#,
         )
         .unwrap();
         let w = unhandled(&set);
         assert!(
-            w.contains(&"MacAddress is not supported by berth and was ignored".to_string()),
+            w.contains(&"NetworkDisabled is not supported by berth and was ignored".to_string()),
             "{w:?}"
         );
         assert!(
@@ -433,9 +439,8 @@ mod tests {
             "{w:?}"
         );
         assert!(
-            w.contains(&"HostConfig.Dns is not supported by berth and was ignored".to_string()),
+            w.contains(&"HostConfig.Sysctls is not supported by berth and was ignored".to_string()),
             "{w:?}"
         );
-        assert!(w.iter().any(|x| x.starts_with("NetworkingConfig")), "{w:?}");
     }
 }

@@ -5,8 +5,7 @@ use super::create::REQUEST;
 use crate::error::Result;
 use crate::model::{
     ContainerConfig, ContainerCreate, ContainerInspect, ContainerState, ContainerSummary,
-    EndpointSettings, GraphDriver, MountPoint, PortBinding, PortMap, SummaryHostConfig,
-    SummaryNetworkSettings,
+    GraphDriver, MountPoint, PortBinding, PortMap, SummaryHostConfig, SummaryNetworkSettings,
 };
 use crate::units::{parse_time, since};
 use crate::Engine;
@@ -67,16 +66,6 @@ fn port_map(rec: &Record) -> PortMap {
             });
     }
     map
-}
-
-/// The network a container is on, by docker's name for it.
-fn networks(rec: &Record) -> BTreeMap<String, EndpointSettings> {
-    let name = match rec.network.as_str() {
-        "none" => "none",
-        "host" => "host",
-        _ => "bridge",
-    };
-    BTreeMap::from([(name.to_string(), EndpointSettings::default())])
 }
 
 /// The mounts a container's host config asked for, and its anonymous
@@ -253,7 +242,7 @@ impl Engine {
             config,
             network_settings: crate::model::NetworkSettings {
                 ports,
-                networks: networks(&rec),
+                networks: self.endpoint_settings(&rec),
             },
         })
     }
@@ -372,7 +361,7 @@ impl Engine {
                         network_mode: r.network.clone(),
                     },
                     network_settings: SummaryNetworkSettings {
-                        networks: networks(&r),
+                        networks: self.endpoint_settings(&r),
                     },
                     mounts: mount_points(&r, &req, &volumes),
                 }

@@ -93,14 +93,20 @@ impl Engine {
         let checker = std::sync::Arc::new(std::sync::Mutex::new(None));
         let health = self.health_config(&rec);
         let bundle = Bundle::create(&containers.dir(id))?.keep();
-        let private = !matches!(rec.network.as_str(), "none" | "host");
+        let backend = self.uses_backend(id);
+        let private = !backend && !matches!(rec.network.as_str(), "none" | "host");
+        if backend {
+            self.join_networks(&rec)?;
+        }
         let supervision = Supervision {
             command: runtime_command(&rec, &bundle)?,
             pid_file: bundle.pid_file(),
             console_socket: rec.tty.then(|| bundle.console_socket()),
+            // netavark forwards a bridged container's ports.
             ports: rec
                 .ports
                 .iter()
+                .filter(|_| !backend)
                 .map(|p| berth_runner::ports::PortMapping {
                     host: std::net::SocketAddr::new(
                         p.host_ip.parse().unwrap_or([0, 0, 0, 0].into()),
@@ -131,6 +137,9 @@ impl Engine {
             }),
         };
         let code = supervise(&containers, id, supervision);
+        if backend {
+            self.leave_networks(id);
+        }
         // The checks end with the run.
         if let Ok(mut c) = checker.lock() {
             c.take();

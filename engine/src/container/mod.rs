@@ -13,6 +13,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod mounts;
+mod network;
 mod ops;
 mod publish;
 
@@ -57,6 +58,9 @@ impl Engine {
                 "die",
                 &[("exitCode", rec.state.exit_code.to_string())],
             );
+            if self.uses_backend(&rec.id) {
+                self.leave_networks(&rec.id);
+            }
             if rec.auto_remove {
                 self.destroy(&rec)?;
                 continue;
@@ -108,6 +112,9 @@ impl Engine {
     /// Removes everything of container `id`: root filesystem, the hold on
     /// its image, its folder.
     pub(crate) fn remove_container_files(&self, id: &str) -> Result<()> {
+        if self.uses_backend(id) {
+            self.leave_networks(id);
+        }
         self.store().remove_rootfs(id)?;
         self.store().release(id)?;
         self.containers().remove(id)?;

@@ -5,9 +5,11 @@
 pub mod container;
 pub mod event;
 pub mod image;
+pub mod network;
 pub mod volume;
 
 pub use container::*;
 pub use event::*;
 pub use image::*;
+pub use network::*;
 pub use volume::*;

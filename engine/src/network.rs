@@ -1,0 +1,237 @@
+//! docker's networks: create, list, inspect, remove, prune, connect and
+//! disconnect. Records, subnets and addresses are the network crate's;
+//! interfaces are netavark's. Which containers a network has is read from
+//! its leases: a lease is live while the supervisor that took it is.
+
+use crate::error::{fail, Result};
+use crate::model::{
+    EndpointSettings, Network, NetworkContainer, NetworkCreate, NetworkCreateResponse,
+};
+use crate::Engine;
+use berth_network::lease::Lease;
+use berth_network::{Netavark, NetworkStore};
+use std::collections::BTreeMap;
+
+/// Whether the holder of `lease` is still alive.
+pub(crate) fn lease_alive(lease: &Lease) -> bool {
+    lease
+        .holder
+        .is_some_and(|(pid, t)| berth_runner::container::process_start(pid) == Some(t))
+}
+
+/// The notice for what needs netavark where it cannot run.
+pub(crate) const NEEDS_NETAVARK: &str =
+    "user-defined networks need root and netavark (Debian's netavark and aardvark-dns packages); without them containers get slirp4netns";
+
+impl Engine {
+    pub(crate) fn network_store(&self) -> NetworkStore {
+        NetworkStore::new(self.store().root())
+    }
+
+    /// netavark for this root, or why there is none.
+    pub(crate) fn network_backend(&self) -> Result<Netavark> {
+        if !nix::unistd::geteuid().is_root() {
+            fail!(Invalid, "{NEEDS_NETAVARK}");
+        }
+        Ok(Netavark::find(&self.network_store().backend_dir())?)
+    }
+
+    fn emit_network(&self, action: &str, net: &Network, extra: &[(&str, &str)]) {
+        let mut attrs = BTreeMap::from([
+            ("name".to_string(), net.name.clone()),
+            ("type".to_string(), net.driver.clone()),
+        ]);
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.to_string());
+        }
+        self.emit("network", action, &net.id, attrs);
+    }
+
+    /// `docker network create`.
+    pub fn network_create(&self, req: NetworkCreate) -> Result<NetworkCreateResponse> {
+        self.network_backend()?;
+        let rec = self.network_store().create(&req)?;
+        self.emit_network("create", &rec, &[]);
+        Ok(NetworkCreateResponse {
+            id: rec.id,
+            warning: String::new(),
+        })
+    }
+
+    /// A network with the containers running on it.
+    fn with_containers(&self, mut net: Network) -> Result<Network> {
+        net.containers.clear();
+        if !net.bridged() {
+            return Ok(net);
+        }
+        let leases = self.network_store().leases(&net.id)?;
+        let prefix = berth_network::lease::ranges(&net)?
+            .map(|(s, _, _)| s.prefix_len())
+            .unwrap_or(32);
+        for (ip, l) in &leases.by_ip {
+            if lease_alive(l) {
+                net.containers.insert(
+                    l.container.clone(),
+                    NetworkContainer {
+                        name: l.name.clone(),
+                        endpoint_id: l.endpoint_id.clone(),
+                        mac_address: l.mac.clone(),
+                        ipv4_address: format!("{ip}/{prefix}"),
+                        ipv6_address: String::new(),
+                    },
+                );
+            }
+        }
+        Ok(net)
+    }
+
+    /// `docker network inspect`: by full ID, then name, then ID prefix.
+    pub fn network_inspect(&self, key: &str) -> Result<Network> {
+        let net = self.network_store().find(key)?;
+        self.with_containers(net)
+    }
+
+    /// `docker network ls` with docker's filters (`name=` and `id=` match
+    /// a part and a prefix, `label=KEY[=VALUE]`, `driver=`, `type=custom|builtin`).
+    pub fn network_list(&self, filters: &[(String, String)]) -> Result<Vec<Network>> {
+        let mut out = Vec::new();
+        for net in self.network_store().list()? {
+            let mut keep = true;
+            let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for (k, v) in filters {
+                by_key.entry(k.as_str()).or_default().push(v.as_str());
+            }
+            for (k, values) in &by_key {
+                // Several values of one key: any may match.
+                let any = |f: &dyn Fn(&str) -> bool| values.iter().any(|v| f(v));
+                keep &= match *k {
+                    "name" => any(&|v| net.name.contains(v)),
+                    "id" => any(&|v| net.id.starts_with(v)),
+                    "driver" => any(&|v| net.driver == v),
+                    "label" => values.iter().all(|v| match v.split_once('=') {
+                        Some((lk, lv)) => net.labels.get(lk).is_some_and(|x| x == lv),
+                        None => net.labels.contains_key(*v),
+                    }),
+                    "type" => any(&|v| match v {
+                        "builtin" => net.predefined(),
+                        "custom" => !net.predefined(),
+                        _ => false,
+                    }),
+                    "scope" => any(&|v| v == "local"),
+                    other => fail!(Invalid, "invalid filter '{other}'"),
+                };
+            }
+            if keep {
+                out.push(self.with_containers(net)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The live endpoints of network `net`, after the dead ones were
+    /// taken down.
+    fn live_endpoints(&self, net: &Network) -> Result<Vec<String>> {
+        let store = self.network_store();
+        let dead: Vec<String> = {
+            let leases = store.leases(&net.id)?;
+            leases
+                .by_ip
+                .values()
+                .filter(|l| !lease_alive(l))
+                .map(|l| l.container.clone())
+                .collect()
+        };
+        for c in dead {
+            self.leave_networks(&c);
+        }
+        let _lock = store.lock()?;
+        let mut leases = store.leases(&net.id)?;
+        leases.forget_dead(&lease_alive);
+        store.save_leases(&leases)?;
+        Ok(leases.by_ip.values().map(|l| l.name.clone()).collect())
+    }
+
+    /// `docker network rm NAME`.
+    pub fn network_remove(&self, key: &str) -> Result<()> {
+        let net = self.network_store().find(key)?;
+        if net.predefined() {
+            fail!(
+                Invalid,
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            );
+        }
+        if !self.live_endpoints(&net)?.is_empty() {
+            fail!(
+                Conflict,
+                "error while removing network: network {} id {} has active endpoints",
+                net.name,
+                net.id
+            );
+        }
+        self.network_store().remove(&net)?;
+        self.emit_network("destroy", &net, &[]);
+        Ok(())
+    }
+
+    /// `docker network prune`: every user-defined network without a
+    /// running container; their names.
+    pub fn network_prune(&self) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for net in self.network_store().list()? {
+            if net.predefined() || !self.live_endpoints(&net)?.is_empty() {
+                continue;
+            }
+            self.network_store().remove(&net)?;
+            self.emit_network("destroy", &net, &[]);
+            gone.push(net.name);
+        }
+        Ok(gone)
+    }
+
+    /// `docker network connect [--alias] [--ip] NETWORK CONTAINER`: a
+    /// running container gets its interface at once.
+    pub fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        settings: EndpointSettings,
+    ) -> Result<()> {
+        let net = self.network_store().find(network)?;
+        let rec = self.container(container)?;
+        self.connect_container(&rec, &net, settings)?;
+        self.emit_network("connect", &net, &[("container", &rec.id)]);
+        Ok(())
+    }
+
+    /// `docker network disconnect [-f] NETWORK CONTAINER`.
+    pub fn network_disconnect(&self, network: &str, container: &str, force: bool) -> Result<()> {
+        let net = self.network_store().find(network)?;
+        let rec = match self.container(container) {
+            Ok(r) => r,
+            Err(e) if force => {
+                // A container that is gone: its lease goes with -f.
+                let store = self.network_store();
+                let _lock = store.lock()?;
+                let mut leases = store.leases(&net.id)?;
+                let id = leases
+                    .by_ip
+                    .values()
+                    .find(|l| l.name == container || l.container.starts_with(container))
+                    .map(|l| l.container.clone());
+                match id {
+                    Some(id) => {
+                        leases.release(&id);
+                        store.save_leases(&leases)?;
+                        return Ok(());
+                    }
+                    None => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        self.disconnect_container(&rec, &net)?;
+        self.emit_network("disconnect", &net, &[("container", &rec.id)]);
+        Ok(())
+    }
+}
