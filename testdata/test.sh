@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # System packages the test suite uses. Kept in one place so CI and a fresh
 # machine install the same set.
-APT_PACKAGES=(ca-certificates busybox-static skopeo umoci tar gzip bzip2 xz-utils zstd docker-registry apache2-utils openssl runc slirp4netns curl bsdutils iproute2 uidmap docker.io)
+APT_PACKAGES=(ca-certificates busybox-static skopeo umoci tar gzip bzip2 xz-utils zstd docker-registry apache2-utils openssl runc slirp4netns curl bsdutils iproute2 uidmap docker.io netavark aardvark-dns iptables)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do

@@ -772,7 +772,20 @@ fn a_killed_supervisor_leaves_nothing_running_and_berth_reaps_it() {
             })
         })
     };
-    let id = ok(&root, &["run", "-d", "busybox", "sleep", "4242"]);
+    // slirp4netns is what a private network without netavark (or without
+    // root) gets; asked for by name here, as podman's mode is.
+    let id = ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "slirp4netns",
+            "busybox",
+            "sleep",
+            "4242",
+        ],
+    );
     let pid = inspect(&root, &id)["State"]["Pid"].as_i64().unwrap();
     let slirp = berth_runner_has_slirp();
     if slirp {

@@ -20,14 +20,6 @@ pub const CLAIMS: &str = "/run/berth/subnets.json";
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Claim {
     owner: String,
-    at: u64,
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// `POST /networks/create`'s body, in docker's shape.
@@ -190,6 +182,7 @@ impl NetworkStore {
             return Ok(());
         }
         let _lock = self.lock()?;
+        let _claims = self.claims_lock()?;
         let have = self.records()?;
         for name in missing {
             if have.iter().any(|r| r.name == name) {
@@ -286,6 +279,7 @@ impl NetworkStore {
         }
         self.ensure_predefined()?;
         let _lock = self.lock()?;
+        let _claims = self.claims_lock()?;
         let have = self.records()?;
         if matches!(name, "bridge" | "host" | "none") || have.iter().any(|r| r.name == name) {
             return Err(Error::Conflict(format!(
@@ -349,11 +343,8 @@ impl NetworkStore {
             labels: req.labels.clone(),
             ..Default::default()
         };
-        let saved = self.save(&rec);
-        if saved.is_err() {
-            self.unclaim(&id);
-        }
-        saved?;
+        // An unsaved record's claim is void: claims live with their records.
+        self.save(&rec)?;
         Ok(rec)
     }
 
@@ -408,7 +399,7 @@ impl NetworkStore {
                 }
             }
         }
-        self.claim(id, subnet, false)?;
+        self.claim(id, subnet)?;
         Ok(IpamConfig {
             subnet: subnet.to_string(),
             gateway: gateway.to_string(),
@@ -425,7 +416,6 @@ impl NetworkStore {
             .collect();
         taken.extend(pool::host_routes());
         taken.extend(pool::host_resolvers());
-        let _lock = lock_file(&self.claims.with_extension("lock"))?;
         let claims = self.load_claims()?;
         taken.extend(claims.keys().filter_map(|s| s.parse::<IpNet>().ok()));
         let subnet = pool::choose(&taken).ok_or_else(|| {
@@ -437,13 +427,8 @@ impl NetworkStore {
         Ok(subnet)
     }
 
-    /// Claims `subnet` machine-wide; with `locked` the claims lock is held.
-    fn claim(&self, id: &str, subnet: Ipv4Net, locked: bool) -> Result<()> {
-        let _lock = if locked {
-            None
-        } else {
-            Some(lock_file(&self.claims.with_extension("lock"))?)
-        };
+    /// Claims `subnet` machine-wide (the caller holds the claims lock).
+    fn claim(&self, id: &str, subnet: Ipv4Net) -> Result<()> {
         let claims = self.load_claims()?;
         let net = IpNet::V4(subnet);
         for (s, c) in &claims {
@@ -469,7 +454,6 @@ impl NetworkStore {
             subnet.to_string(),
             Claim {
                 owner: self.record_path(id).display().to_string(),
-                at: unix_now(),
             },
         );
         self.save_claims(&claims)
@@ -482,10 +466,9 @@ impl NetworkStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => return Err(Error::io_at("read", &self.claims)(e)),
         };
-        // A claim lives while its record does, and for a minute before the
-        // record is written.
-        let now = unix_now();
-        claims.retain(|_, c| Path::new(&c.owner).exists() || now.saturating_sub(c.at) < 60);
+        // A claim lives while its record does (claims and records are
+        // written under the claims lock, so none is seen half-made).
+        claims.retain(|_, c| Path::new(&c.owner).exists());
         Ok(claims)
     }
 
@@ -498,8 +481,12 @@ impl NetworkStore {
         write_atomic(&self.claims, &data)
     }
 
+    fn claims_lock(&self) -> Result<Locked> {
+        lock_file(&self.claims.with_extension("lock"))
+    }
+
     fn unclaim(&self, id: &str) {
-        if let Ok(_lock) = lock_file(&self.claims.with_extension("lock")) {
+        if let Ok(_lock) = self.claims_lock() {
             if let Ok(mut claims) = self.load_claims() {
                 let owner = self.record_path(id).display().to_string();
                 claims.retain(|_, c| c.owner != owner);

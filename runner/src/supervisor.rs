@@ -40,6 +40,9 @@ pub struct Supervision {
     pub start_gate: bool,
     /// Called once the container runs (its record says so), with its pid.
     pub on_start: Option<Box<dyn FnOnce(i32) + Send>>,
+    /// Called once the container's process is gone, before the record
+    /// says so: whoever waits for the exit finds what it held released.
+    pub on_exit: Option<Box<dyn FnOnce() + Send>>,
 }
 
 fn wait_for_pid(child: &mut Child, pid_file: &std::path::Path) -> Result<Option<i32>> {
@@ -322,6 +325,9 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
+            if let Some(f) = s.on_exit.take() {
+                f();
+            }
             rec.state.status = Status::Exited;
             rec.state.exit_code = 125;
             rec.state.error = e.to_string();
@@ -361,6 +367,9 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     if let Some(mut sl) = slirp {
         let _ = sl.child.kill();
         let _ = sl.child.wait();
+    }
+    if let Some(f) = s.on_exit.take() {
+        f();
     }
     let code = match status {
         Ok(st) => st.code().unwrap_or(125),

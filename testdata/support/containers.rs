@@ -33,6 +33,10 @@ impl Drop for TestStore {
         for id in String::from_utf8_lossy(&left.stdout).lines() {
             let _ = berth(&self.root, &["rm", "-f", "-v", id]);
         }
+        // Its networks too: their subnets are claimed machine-wide.
+        if self.root.join("networks").exists() {
+            let _ = berth(&self.root, &["network", "prune", "-f"]);
+        }
     }
 }
 

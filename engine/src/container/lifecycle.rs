@@ -135,9 +135,14 @@ impl Engine {
                     }
                 })
             }),
+            on_exit: backend.then(|| {
+                let (engine, id) = (self.clone(), id.to_string());
+                Box::new(move || engine.leave_networks(&id)) as Box<dyn FnOnce() + Send>
+            }),
         };
         let code = supervise(&containers, id, supervision);
-        if backend {
+        if backend && code.is_err() {
+            // Failed before the runtime ran: nothing called on_exit.
             self.leave_networks(id);
         }
         // The checks end with the run.
@@ -180,6 +185,10 @@ impl Engine {
                 Ok(c) => c,
                 Err(e) => {
                     hub.broadcast(STDERR, format!("Error: {e}\n").as_bytes());
+                    // Said to whoever started it (a detached start reads it).
+                    let _ = self
+                        .containers()
+                        .update(id, |r| r.state.error = e.to_string());
                     let finished = self.finish(id);
                     hub.exit(125);
                     finished?;
@@ -286,6 +295,7 @@ impl Engine {
         let containers = self.containers();
         let mut rec = containers.load(id)?;
         rec.state.status = Status::Created;
+        rec.state.error.clear();
         containers.save(&rec)?;
         let mut cmd = Command::new(berth_exe()?);
         cmd.arg("__supervise")
@@ -338,7 +348,11 @@ impl Engine {
                 _ => {}
             }
             if let Ok(Some(st)) = child.try_wait() {
-                if containers.load(id)?.state.status == Status::Created {
+                let rec = containers.load(id)?;
+                if rec.state.status == Status::Created {
+                    if !rec.state.error.is_empty() {
+                        fail!(Failed, "{}", rec.state.error);
+                    }
                     fail!(Failed, "the container's supervisor failed ({st})");
                 }
             }

@@ -102,6 +102,13 @@ fn write_in_place(path: &std::path::Path, text: &str) -> Result<()> {
     std::fs::write(path, text).map_err(Error::io(format!("cannot write {}", path.display())))
 }
 
+/// docker's MAC address for an IPv4 address: 02:42 and the address, so
+/// that a peer's ARP cache stays right when the address comes back.
+fn mac_of(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
 fn random_hex() -> Result<String> {
     crate::volume::random_id()
 }
@@ -267,7 +274,9 @@ impl Engine {
                 ip,
                 interface: interface.clone(),
                 aliases: Self::aliases(rec, net, s),
-                mac: Some(s.mac_address.clone()).filter(|m| !m.is_empty()),
+                mac: Some(s.mac_address.clone())
+                    .filter(|m| !m.is_empty())
+                    .or_else(|| Some(mac_of(ip))),
             });
         }
         Ok(out)
