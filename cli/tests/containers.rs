@@ -503,11 +503,15 @@ fn the_private_network_reaches_out_through_slirp4netns() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let root = busybox_store(tmp.path());
+    // As root with netavark the default is the bridge network: slirp4netns
+    // is asked for by podman's name for it.
     let routes = ok(
         &root,
         &[
             "run",
             "--rm",
+            "--network",
+            "slirp4netns",
             "busybox",
             "sh",
             "-c",
@@ -522,6 +526,8 @@ fn the_private_network_reaches_out_through_slirp4netns() {
             &[
                 "run",
                 "--rm",
+                "--network",
+                "slirp4netns",
                 "busybox",
                 "grep",
                 "-c",
@@ -539,6 +545,8 @@ fn the_private_network_reaches_out_through_slirp4netns() {
         &[
             "run",
             "--rm",
+            "--network",
+            "slirp4netns",
             "busybox",
             "sh",
             "-c",
@@ -561,6 +569,8 @@ fn the_private_network_reaches_out_through_slirp4netns() {
             &[
                 "run",
                 "--rm",
+                "--network",
+                "slirp4netns",
                 "busybox",
                 "wget",
                 "-qO-",

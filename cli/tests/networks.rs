@@ -710,3 +710,36 @@ fn a_missing_netavark_is_named_with_its_package() {
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(!ok(&root, &["network", "ls"]).contains(" x "));
 }
+
+/// `testdata/examples/networks/run.sh`: docker's networking introduction
+/// with MariaDB and nginx from Debian's packages (a debootstrap'd base; the
+/// images' RUN steps reach the package mirror).
+#[test]
+fn the_networks_example_runs_as_docker_documents_it() {
+    let Some((tmp, _root)) = root_store() else {
+        return;
+    };
+    if !netavark_here() {
+        return;
+    }
+    let root = tmp.path().join("debian-root");
+    let o = Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/examples/networks/run.sh"
+        ))
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .env("BERTH_ROOT", &root)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}\n{}", out(&o), err(&o));
+    let said = out(&o);
+    assert!(
+        said.contains("frontend-app reaches database:3306"),
+        "{said}"
+    );
+    assert!(said.contains("database reaches nothing outside"), "{said}");
+    // The script takes its containers and networks away again.
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+    assert!(!ok(&root, &["network", "ls"]).contains("frontend"));
+}
