@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Container start-to-exit latency of `true` in the busybox image, side by side
 # in one run: berth's runtime and `runc run` on one bundle of the image,
-# `berth run --rm` (image to exit: overlay, record, supervisor), and
+# `berth run --rm` (image to exit: overlay, record, supervisor) with
+# `--network none`, on the default bridge, on a user-defined network (both
+# through netavark) and with slirp4netns; `podman run --rm` on its default
+# network (netavark, with the settings ../shared/lab gives this machine), and
 # `unshare -mpfnui chroot ROOTFS true` as the floor. runc's bundle has a
-# network namespace with loopback only: `--network none` is the same spec;
-# berth's default also connects slirp4netns (outbound access) and is shown too. 100 runs each (RUNS=N).
+# network namespace with loopback only: `--network none` is the same spec.
+# 100 runs each (RUNS=N).
 #
 #   testdata/bench/run.sh [WORKDIR]        (as root)
 set -euo pipefail
@@ -13,7 +16,8 @@ W="${1:-${TMPDIR:-/tmp}/berth-bench-run}"
 RUNS="${RUNS:-100}"
 [ "$(id -u)" = 0 ] || { echo "run.sh: containers need root" >&2; exit 1; }
 missing=()
-for t in runc hyperfine umoci jq; do command -v "$t" >/dev/null || missing+=("$t"); done
+for t in runc hyperfine umoci jq podman; do command -v "$t" >/dev/null || missing+=("$t"); done
+for p in netavark aardvark-dns; do [ -x "/usr/lib/podman/$p" ] || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
@@ -31,10 +35,39 @@ jq '.process.args = ["true"] | .process.terminal = false | .mounts |= map(select
   "$W/bundle/config.json" > "$W/config.json"
 mv "$W/config.json" "$W/bundle/config.json"
 
+# podman with netavark, its own storage and network config, runc and
+# ulimits within this sandbox's hard limits (../shared/lab/REPORT.md).
+nofile="$(ulimit -Hn)"; nproc="$(ulimit -Hu)"
+[ "$nofile" = unlimited ] && nofile=1048576
+{ [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; } && nproc=32768
+cat > "$W/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
+[engine]
+runtime = "runc"
+[network]
+network_backend = "netavark"
+network_config_dir = "$W/podman-networks"
+CONF
+cat > "$W/storage.conf" <<CONF
+[storage]
+driver = "overlay"
+graphroot = "$W/podman-storage"
+runroot = "$W/podman-run"
+CONF
+export CONTAINERS_CONF="$W/containers.conf" CONTAINERS_STORAGE_CONF="$W/storage.conf"
+podman import -q "$W/bb.tar" localhost/busybox:latest >/dev/null
+podman run --rm localhost/busybox:latest true
+"$BERTH" network create bench >/dev/null
+trap '"$BERTH" network rm bench >/dev/null 2>&1 || true; podman system reset -f >/dev/null 2>&1 || true' EXIT
+
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$W/run.json" \
   -n "berth runtime" "$BERTH __runtime $W/bundle/config.json" \
   -n "berth run --rm" "$BERTH run --rm --network none busybox true" \
-  -n "berth run --rm (slirp4netns)" "$BERTH run --rm busybox true" \
+  -n "berth run --rm (bridge)" "$BERTH run --rm busybox true" \
+  -n "berth run --rm (user network)" "$BERTH run --rm --network bench busybox true" \
+  -n "berth run --rm (slirp4netns)" "$BERTH run --rm --network slirp4netns busybox true" \
+  -n "podman run --rm" "podman run --rm localhost/busybox:latest true" \
   -n "runc run" "runc run -b $W/bundle bench-$$" \
   -n "unshare+chroot (floor)" "unshare -mpfnui --fork chroot $W/bundle/rootfs /bin/true" 2>&1 | grep -vE '^\s*$'
 jq -r '.results[] | "\(.command)\t\(.median*1000)"' "$W/run.json" | awk -F'\t' '
@@ -42,4 +75,6 @@ jq -r '.results[] | "\(.command)\t\(.median*1000)"' "$W/run.json" | awk -F'\t' '
   END {
     printf "runtime, same bundle: berth/runc %.2fx, berth/floor %.2fx\n", ms["berth runtime"] / ms["runc run"], ms["berth runtime"] / ms["unshare+chroot (floor)"]
     printf "berth run --rm (image to exit): berth/runc %.2fx, berth/floor %.2fx\n", ms["berth run --rm"] / ms["runc run"], ms["berth run --rm"] / ms["unshare+chroot (floor)"]
+    printf "bridge: berth/podman %.2fx, %+.1f ms over --network none\n", ms["berth run --rm (bridge)"] / ms["podman run --rm"], ms["berth run --rm (bridge)"] - ms["berth run --rm"]
+    printf "user network: berth/podman %.2fx, %+.1f ms over --network none\n", ms["berth run --rm (user network)"] / ms["podman run --rm"], ms["berth run --rm (user network)"] - ms["berth run --rm"]
   }'
