@@ -97,6 +97,44 @@ fn check_endpoint(net: &Network, s: &EndpointSettings) -> Result<Option<Ipv4Addr
     Ok(Some(ip))
 }
 
+/// The host ports this supervisor holds for its container's run.
+static RESERVED: std::sync::Mutex<Vec<std::os::fd::OwnedFd>> = std::sync::Mutex::new(Vec::new());
+
+fn reserve_ports(ports: &[berth_runner::container::PublishedPort]) -> Result<()> {
+    let mut held = Vec::new();
+    for p in ports {
+        let ip: IpAddr = p
+            .host_ip
+            .parse()
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let addr = std::net::SocketAddr::new(ip, p.host_port);
+        let bound: std::io::Result<std::os::fd::OwnedFd> = if p.proto == "udp" {
+            std::net::UdpSocket::bind(addr).map(Into::into)
+        } else {
+            std::net::TcpListener::bind(addr).map(Into::into)
+        };
+        match bound {
+            Ok(fd) => held.push(fd),
+            Err(e) => fail!(
+                Conflict,
+                "cannot publish port {}/{}: Bind for {addr} failed: port is already allocated ({e})",
+                p.host_port,
+                p.proto
+            ),
+        }
+    }
+    if let Ok(mut r) = RESERVED.lock() {
+        r.extend(held);
+    }
+    Ok(())
+}
+
+fn release_ports() {
+    if let Ok(mut r) = RESERVED.lock() {
+        r.clear();
+    }
+}
+
 fn write_in_place(path: &std::path::Path, text: &str) -> Result<()> {
     // The same file: a running container's bind mount keeps seeing it.
     std::fs::write(path, text).map_err(Error::io(format!("cannot write {}", path.display())))
@@ -387,13 +425,37 @@ impl Engine {
             .enumerate()
             .map(|(i, (n, s))| (n, s, format!("eth{i}")))
             .collect();
+        // The host ports are held by this process while the container runs
+        // (as podman's conmon holds them): a port in use is an error, and
+        // nothing else takes it meanwhile; netavark's DNAT comes first.
+        reserve_ports(&rec.ports)?;
         let path = netns::path_of(&rec.id);
-        netns::create(&path)?;
+        if let Err(e) = netns::create(&path) {
+            release_ports();
+            return Err(e.into());
+        }
         let me = std::process::id() as i32;
         let holder = berth_runner::container::process_start(me).map(|t| (me, t));
         let joined = self
             .lease_all(rec, &wanted, holder)
             .and_then(|attachments| {
+                // Written before the setup: a run killed during it is taken
+                // down by what this says.
+                let planned: Vec<Joined> = attachments
+                    .iter()
+                    .map(|a| Joined {
+                        network: a.network.clone(),
+                        interface: a.interface.clone(),
+                        ip: a.ip,
+                        prefix: 0,
+                        gateway: None,
+                        mac: String::new(),
+                        endpoint_id: String::new(),
+                        aliases: a.aliases.clone(),
+                        dns_servers: Vec::new(),
+                    })
+                    .collect();
+                self.save_joined(&rec.id, &planned)?;
                 let r = self.attach(rec, &attachments, &Self::ports_of(rec));
                 if r.is_err() {
                     self.release_leases(&rec.id, attachments.iter().map(|a| &a.network));
@@ -404,6 +466,7 @@ impl Engine {
             Ok(j) => j,
             Err(e) => {
                 let _ = netns::remove(&path);
+                release_ports();
                 return Err(e);
             }
         };
@@ -457,6 +520,7 @@ impl Engine {
             tracing::warn!("container {id}: {e}");
         }
         let _ = std::fs::remove_file(self.containers().dir(id).join(JOINED));
+        release_ports();
     }
 
     /// `/etc/hosts` and `/etc/resolv.conf` for the networks `rec` is on.

@@ -383,7 +383,7 @@ mod tests {
             "8080"
         );
         assert!(req.host_config.extra.contains_key("CapAdd"));
-        assert!(req.config.extra.contains_key("MacAddress"));
+        assert_eq!(req.config.mac_address, "02:42:ac:11:00:02");
         let back = serde_json::to_value(&req).unwrap();
         assert_eq!(back["HostConfig"]["CapAdd"][0], "NET_ADMIN");
         assert_eq!(back["Image"], "busybox");
