@@ -743,3 +743,71 @@ fn the_networks_example_runs_as_docker_documents_it() {
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
     assert!(!ok(&root, &["network", "ls"]).contains("frontend"));
 }
+
+#[test]
+fn a_container_joins_another_containers_network() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    if !netavark_here() {
+        return;
+    }
+    ok(&root, &["network", "create", "shared"]);
+    run_detached(
+        &root,
+        "host-of-it",
+        &["--network", "shared"],
+        "busybox",
+        &[
+            "sh",
+            "-c",
+            "mkdir /www && echo mine > /www/index.html && httpd -f -p 8080 -h /www",
+        ],
+    );
+    let ip = ip_of(&root, "host-of-it", "shared");
+    let (_, said) = probe(
+        &root,
+        &["--network", "container:host-of-it"],
+        "ip -4 addr show eth0 | grep -o 'inet [0-9.]*'; sleep 0.3; printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 8080 | tail -1",
+    );
+    assert_eq!(said, format!("inet {ip}\nmine"));
+    assert!(fails(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:host-of-it",
+            "-p",
+            "81:80",
+            "busybox",
+            "true"
+        ]
+    )
+    .contains("conflicting options: port publishing and the container type network mode"));
+    assert!(fails(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:nobody",
+            "busybox",
+            "true"
+        ]
+    )
+    .contains("nobody"));
+    ok(&root, &["stop", "-t", "0", "host-of-it"]);
+    assert!(fails(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "container:host-of-it",
+            "busybox",
+            "true"
+        ]
+    )
+    .contains("cannot join network of a non running container: host-of-it"));
+}

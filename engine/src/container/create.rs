@@ -23,7 +23,7 @@ fn clean(p: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// Makes `spec` join the network namespace bound at `path`.
-fn join_network_file(spec: &mut oci_spec::runtime::Spec, path: &std::path::Path) {
+pub(crate) fn join_network_file(spec: &mut oci_spec::runtime::Spec, path: &std::path::Path) {
     if let Some(linux) = spec.linux_mut() {
         if let Some(nss) = linux.namespaces_mut() {
             for ns in nss.iter_mut() {
@@ -160,7 +160,7 @@ impl Engine {
         let image = store.resolve(&req.config.image)?;
         let mode = self.plan_networks(&mut req)?;
         let network = match mode {
-            NetMode::Backend | NetMode::Slirp => Network::Private,
+            NetMode::Backend | NetMode::Slirp | NetMode::Container => Network::Private,
             NetMode::None => Network::None,
             NetMode::Host => Network::Host,
         };

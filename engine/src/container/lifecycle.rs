@@ -94,9 +94,13 @@ impl Engine {
         let health = self.health_config(&rec);
         let bundle = Bundle::create(&containers.dir(id))?.keep();
         let backend = self.uses_backend(id);
-        let private = !backend && !matches!(rec.network.as_str(), "none" | "host");
+        let shared = rec.network.starts_with("container:");
+        let private = !backend && !shared && !matches!(rec.network.as_str(), "none" | "host");
         if backend {
             self.join_networks(&rec)?;
+        }
+        if shared {
+            self.join_container_network(&rec)?;
         }
         let supervision = Supervision {
             command: runtime_command(&rec, &bundle)?,

@@ -30,6 +30,8 @@ pub(crate) enum NetMode {
     Slirp,
     None,
     Host,
+    /// Another container's (`container:NAME`).
+    Container,
 }
 
 /// One network the current run of a container is on.
@@ -167,10 +169,21 @@ impl Engine {
             "host" => Some(NetMode::Host),
             "slirp4netns" | "private" => Some(NetMode::Slirp),
             m if m.starts_with("container:") => {
-                fail!(
-                    Invalid,
-                    "--network container:NAME is not supported by berth yet"
-                )
+                let target = self.container(&m["container:".len()..])?;
+                if !req.host_config.port_bindings.is_empty() {
+                    fail!(
+                        Invalid,
+                        "conflicting options: port publishing and the container type network mode"
+                    );
+                }
+                if !named.is_empty() {
+                    fail!(
+                        Invalid,
+                        "conflicting options: networks and the container type network mode"
+                    );
+                }
+                req.host_config.network_mode = format!("container:{}", target.id);
+                return Ok(NetMode::Container);
             }
             _ => None,
         };
@@ -598,6 +611,46 @@ impl Engine {
         write_in_place(&dir.join("resolv.conf"), &text)
     }
 
+    /// Before a run of a `container:NAME` container: its spec joins the
+    /// other container's namespace, and its etc files are that one's.
+    pub(crate) fn join_container_network(&self, rec: &Record) -> Result<()> {
+        let Some(tid) = rec.network.strip_prefix("container:") else {
+            return Ok(());
+        };
+        let target = self
+            .containers()
+            .load(tid)
+            .map_err(|_| Error::NotFound(format!("No such container: {tid}")))?;
+        if !target.running() || target.state.pid <= 0 {
+            fail!(
+                Conflict,
+                "cannot join network of a non running container: {}",
+                target.name
+            );
+        }
+        let path = if self.uses_backend(&target.id) {
+            netns::path_of(&target.id)
+        } else {
+            PathBuf::from(format!("/proc/{}/ns/net", target.state.pid))
+        };
+        let config = self.containers().dir(&rec.id).join("config.json");
+        let mut spec = oci_spec::runtime::Spec::load(&config)
+            .map_err(|e| Error::Failed(format!("cannot read {}: {e}", config.display())))?;
+        super::create::join_network_file(&mut spec, &path);
+        spec.save(&config)
+            .map_err(|e| Error::Failed(format!("cannot write {}: {e}", config.display())))?;
+        let (from, to) = (
+            self.containers().dir(&target.id),
+            self.containers().dir(&rec.id),
+        );
+        for f in ["hosts", "resolv.conf"] {
+            if let Ok(text) = std::fs::read_to_string(from.join(f)) {
+                write_in_place(&to.join(f), &text)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Connects `rec` to `net`: recorded in its create request, and at once
     /// for a running container.
     pub(crate) fn connect_container(
@@ -608,6 +661,7 @@ impl Engine {
     ) -> Result<()> {
         if !self.uses_backend(&rec.id) {
             match rec.network.as_str() {
+                m if m.starts_with("container:") => fail!(Invalid, "container sharing network namespace with another container or host cannot be connected to any other network"),
                 "host" => fail!(Invalid, "container cannot be disconnected from host network or connected to host network"),
                 "none" => fail!(Invalid, "container cannot be connected to multiple networks with one of the networks in private (none) mode"),
                 _ => fail!(Invalid, "{NEEDS_NETAVARK}"),
@@ -725,6 +779,9 @@ impl Engine {
         rec: &Record,
     ) -> std::collections::BTreeMap<String, EndpointSettings> {
         let mut out = std::collections::BTreeMap::new();
+        if rec.network.starts_with("container:") {
+            return out;
+        }
         if !self.uses_backend(&rec.id) {
             let name = match rec.network.as_str() {
                 "none" => "none",
