@@ -25,4 +25,6 @@ pub mod vars;
 pub use build::{build, BuildResult};
 pub use error::{Error, Result};
 pub use progress::{BuildEvent, BuildObserver, Progress, Unobserved};
-pub use request::{BuildRequest, ImageSource, Output, SecretSource};
+pub use request::{
+    BuildNetwork, BuildRequest, ImageSource, JoinedStep, Output, SecretSource, StepNetwork,
+};

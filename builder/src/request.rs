@@ -18,6 +18,36 @@ pub trait ImageSource: Send + Sync + std::fmt::Debug {
     fn pull(&self, name: &str) -> Result<StoredImage, String>;
 }
 
+/// The network a RUN step without `--network=` gets: `berth build
+/// --network default|host|none|NAME` (default and host are the host's, as
+/// buildkitd's).
+#[derive(Debug, Clone, Default)]
+pub enum BuildNetwork {
+    #[default]
+    Host,
+    None,
+    /// One of the engine's networks, joined per step.
+    Named(std::sync::Arc<dyn StepNetwork>),
+}
+
+/// Gives RUN steps a place on a network (the engine's networks; the builder
+/// knows none itself).
+pub trait StepNetwork: Send + Sync + std::fmt::Debug {
+    /// The network's name (in the steps' cache keys).
+    fn name(&self) -> &str;
+    /// A network namespace on the network for step `id`.
+    fn join(&self, id: &str) -> Result<JoinedStep, String>;
+    /// Takes step `id`'s place away again.
+    fn leave(&self, id: &str);
+}
+
+/// What a step joined: the namespace file it enters and its resolv.conf.
+#[derive(Debug, Clone)]
+pub struct JoinedStep {
+    pub netns: PathBuf,
+    pub resolv_conf: String,
+}
+
 /// `--output type=...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
@@ -55,4 +85,6 @@ pub struct BuildRequest {
     pub always_pull: bool,
     /// The berth binary, re-executed to run RUN steps (`berth __runtime`).
     pub helper: PathBuf,
+    /// `--network`: what RUN steps get unless they say.
+    pub network: BuildNetwork,
 }

@@ -7,7 +7,7 @@ use crate::error::StepFailure;
 use crate::key::CacheKey;
 use crate::plan::{Source, Stage};
 use crate::progress::Step;
-use crate::request::SecretSource;
+use crate::request::{BuildNetwork, SecretSource, StepNetwork};
 use crate::state::{State, DEFAULT_PATH};
 use berth_grammar::{CommandLine, Instruction, MountType, Run};
 use berth_runner::{bundle, docker_spec, user, Bundle, Network, RunConfig};
@@ -168,9 +168,14 @@ impl Builder {
         let expanded = self.expand_mounts(state, r)?;
         let r = &expanded;
         let args = command_args(state, r);
-        let network = match r.network.as_ref().map(|w| w.value.as_str()) {
-            None | Some("default") | Some("host") => Network::Host,
-            Some("none") => Network::None,
+        let (network, named) = match r.network.as_ref().map(|w| w.value.as_str()) {
+            None | Some("default") => match &self.req.network {
+                BuildNetwork::Host => (Network::Host, None),
+                BuildNetwork::None => (Network::None, None),
+                BuildNetwork::Named(n) => (Network::Private, Some(n.clone())),
+            },
+            Some("host") => (Network::Host, None),
+            Some("none") => (Network::None, None),
             Some(other) => {
                 return Err(StepFailure(format!(
                     "unsupported network mode {other:?}: use default, none or host"
@@ -210,7 +215,10 @@ impl Builder {
         key.field(&serde_json::to_string(&args).unwrap_or_default())
             .field(&arg_pairs.join("\n"))
             .field(&self.step_env(state).join("\n"))
-            .field(&format!("{network:?} {privileged}"));
+            .field(&match &named {
+                Some(n) => format!("network {} {privileged}", n.name()),
+                None => format!("{network:?} {privileged}"),
+            });
         for h in &r.heredocs {
             key.field(&h.content);
         }
@@ -233,7 +241,16 @@ impl Builder {
         }
         let bundle = Bundle::create(&self.store.root().join("build").join(&name))?;
         let outcome = self.run_in(
-            stage, state, r, &args, env, network, privileged, &rootfs, &bundle, step,
+            stage,
+            state,
+            r,
+            &args,
+            env,
+            (network, named.as_deref()),
+            privileged,
+            &rootfs,
+            &bundle,
+            step,
         );
         drop(bundle);
         let layer = match outcome.and_then(|stubs| {
@@ -270,7 +287,7 @@ impl Builder {
         r: &Run,
         args: &[String],
         env: Vec<String>,
-        network: Network,
+        (network, named): (Network, Option<&dyn StepNetwork>),
         privileged: bool,
         rootfs: &berth_store::snapshot::Mount,
         bundle: &Bundle,
@@ -319,6 +336,24 @@ impl Builder {
             bundle.dir().join("hosts"),
             "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n",
         )?;
+        // On one of the engine's networks: its namespace, for this step.
+        let _joined = match named {
+            Some(n) => {
+                let id = bundle
+                    .dir()
+                    .file_name()
+                    .map(|f| f.to_string_lossy().to_string())
+                    .unwrap_or_default();
+                let joined = n
+                    .join(&id)
+                    .map_err(|e| StepFailure(format!("cannot join network {}: {e}", n.name())))?;
+                let guard = JoinedGuard { network: n, id };
+                std::fs::write(bundle.dir().join("resolv.conf"), &joined.resolv_conf)?;
+                join_network_file(&mut spec, &joined.netns);
+                Some(guard)
+            }
+            None => None,
+        };
         let mut keep = Vec::new();
         if let CommandLine::Shell { .. } = &r.command {
             if args.first().map(String::as_str) == Some("/dev/pipes/script") {
@@ -685,5 +720,32 @@ fn remove_if_empty(path: &Path) -> bool {
         Ok(m) if m.is_file() && m.len() == 0 => std::fs::remove_file(path).is_ok(),
         Ok(_) => false,
         Err(_) => true,
+    }
+}
+
+/// A step's place on a network, given back when the step is done.
+struct JoinedGuard<'a> {
+    network: &'a dyn StepNetwork,
+    id: String,
+}
+
+impl Drop for JoinedGuard<'_> {
+    fn drop(&mut self) {
+        self.network.leave(&self.id);
+    }
+}
+
+/// Makes `spec` enter the network namespace bound at `path`.
+fn join_network_file(spec: &mut oci_spec::runtime::Spec, path: &Path) {
+    if let Some(nss) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.namespaces_mut().as_mut())
+    {
+        for ns in nss.iter_mut() {
+            if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                ns.set_path(Some(path.to_path_buf()));
+            }
+        }
     }
 }

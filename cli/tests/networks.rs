@@ -811,3 +811,81 @@ fn a_container_joins_another_containers_network() {
     )
     .contains("cannot join network of a non running container: host-of-it"));
 }
+
+#[test]
+fn build_steps_run_on_the_network_the_build_names() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    if !netavark_here() {
+        return;
+    }
+    ok(&root, &["network", "create", "buildnet"]);
+    run_detached(
+        &root,
+        "artifacts",
+        &["--network", "buildnet"],
+        "busybox",
+        &[
+            "sh",
+            "-c",
+            "mkdir /www && echo fetched > /www/f && httpd -f -p 8080 -h /www",
+        ],
+    );
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN printf 'GET /f HTTP/1.0\\r\\n\\r\\n' | nc -w 5 artifacts 8080 | tail -1 > /got\nCMD [\"cat\", \"/got\"]\n",
+    )
+    .unwrap();
+    ok(
+        &root,
+        &[
+            "build",
+            "-q",
+            "--network",
+            "buildnet",
+            "-t",
+            "fetched",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        ok(&root, &["run", "--rm", "--network", "none", "fetched"]),
+        "fetched"
+    );
+    // The step's place on the network is gone with the step.
+    let net = network(&root, "buildnet");
+    assert_eq!(net["Containers"].as_object().unwrap().len(), 1, "{net}");
+    // --network none: loopback only; a missing network is an error.
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN ls /sys/class/net > /nets\n",
+    )
+    .unwrap();
+    ok(
+        &root,
+        &[
+            "build",
+            "-q",
+            "--network",
+            "none",
+            "-t",
+            "alone",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &["run", "--rm", "--network", "none", "alone", "cat", "/nets"]
+        ),
+        "lo"
+    );
+    let e = fails(
+        &root,
+        &["build", "-q", "--network", "nowhere", ctx.to_str().unwrap()],
+    );
+    assert!(e.contains("network nowhere not found"), "{e}");
+}

@@ -58,6 +58,8 @@ pub struct BuildOptions {
     /// An output path with no `type=` (`-o DIR`) is a local export.
     pub outputs: Vec<ExportEntry>,
     pub secrets: BTreeMap<String, SecretSource>,
+    /// `--network`: default (the host's), host, none, or a network's name.
+    pub network: Option<String>,
 }
 
 /// What a build made.
@@ -260,6 +262,15 @@ impl Engine {
             })),
             always_pull: opts.pull,
             helper: crate::helper::berth_exe()?,
+            network: match opts.network.as_deref() {
+                None | Some("") | Some("default") | Some("host") => {
+                    berth_builder::BuildNetwork::Host
+                }
+                Some("none") => berth_builder::BuildNetwork::None,
+                Some(name) => berth_builder::BuildNetwork::Named(Arc::new(
+                    crate::network::StepNetworkOn::new(self, name)?,
+                )),
+            },
         };
         let observer = Arc::new(crate::progress::BuildProgress(progress.clone()));
         let result = berth_builder::build(store, &req, Progress::new(observer))?;

@@ -9,7 +9,7 @@ use crate::model::{
 };
 use crate::Engine;
 use berth_network::lease::Lease;
-use berth_network::{Netavark, NetworkStore};
+use berth_network::{Netavark, NetworkBackend, NetworkStore};
 use std::collections::BTreeMap;
 
 /// Whether the holder of `lease` is still alive.
@@ -233,5 +233,156 @@ impl Engine {
         self.disconnect_container(&rec, &net)?;
         self.emit_network("disconnect", &net, &[("container", &rec.id)]);
         Ok(())
+    }
+}
+
+/// RUN steps of a build on one of the engine's networks (`berth build
+/// --network NAME`): each step gets a namespace file, an address held by
+/// this process and an interface, taken away when the step is done.
+#[derive(Debug)]
+pub(crate) struct StepNetworkOn {
+    engine: Engine,
+    network: Network,
+    joined: std::sync::Mutex<BTreeMap<String, berth_network::Attachment>>,
+}
+
+impl StepNetworkOn {
+    pub(crate) fn new(engine: &Engine, key: &str) -> Result<StepNetworkOn> {
+        let network = engine.network_store().find(key)?;
+        if !network.bridged() {
+            fail!(
+                Invalid,
+                "network {} has no interfaces to give: use --network {} alone",
+                network.name,
+                network.name
+            );
+        }
+        engine.network_backend()?;
+        Ok(StepNetworkOn {
+            engine: engine.clone(),
+            network,
+            joined: Default::default(),
+        })
+    }
+
+    fn endpoint<'a>(
+        id: &'a str,
+        attachments: &'a [berth_network::Attachment],
+    ) -> berth_network::backend::Endpoint<'a> {
+        berth_network::backend::Endpoint {
+            container_id: id,
+            container_name: id,
+            attachments,
+            ports: &[],
+        }
+    }
+
+    fn try_join(&self, id: &str) -> Result<berth_builder::JoinedStep> {
+        let store = self.engine.network_store();
+        let me = std::process::id() as i32;
+        let holder = berth_runner::container::process_start(me).map(|t| (me, t));
+        let ip = {
+            let _lock = store.lock()?;
+            let mut leases = store.leases(&self.network.id)?;
+            let lease = Lease {
+                container: id.to_string(),
+                name: id.to_string(),
+                holder,
+                interface: "eth0".into(),
+                ..Default::default()
+            };
+            let ip = leases.allocate(&self.network, None, lease, &lease_alive)?;
+            store.save_leases(&leases)?;
+            ip
+        };
+        let attachment = berth_network::Attachment {
+            network: self.network.clone(),
+            ip,
+            interface: "eth0".into(),
+            aliases: Vec::new(),
+            mac: None,
+        };
+        let path = berth_network::netns::path_of(id);
+        let set_up = berth_network::netns::create(&path)
+            .map_err(crate::Error::from)
+            .and_then(|()| {
+                let backend = self.engine.network_backend()?;
+                Ok(backend.setup(
+                    &path,
+                    &Self::endpoint(id, std::slice::from_ref(&attachment)),
+                )?)
+            });
+        if let Ok(mut j) = self.joined.lock() {
+            j.insert(id.to_string(), attachment);
+        }
+        let statuses = match set_up {
+            Ok(s) => s,
+            Err(e) => {
+                use berth_builder::StepNetwork;
+                self.leave(id);
+                return Err(e);
+            }
+        };
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let mut servers: Vec<String> = statuses
+            .iter()
+            .filter(|_| self.network.dns())
+            .flat_map(|s| s.dns_servers.iter().map(|a| a.to_string()))
+            .collect();
+        if servers.is_empty() {
+            servers = berth_network::pool::resolv_servers(&host)
+                .into_iter()
+                .filter(|a| !a.is_loopback())
+                .map(|a| a.to_string())
+                .collect();
+        }
+        let mut text: String = host
+            .lines()
+            .filter(|l| l.starts_with("search") || l.starts_with("options"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        for s in servers {
+            text.push_str(&format!("nameserver {s}\n"));
+        }
+        Ok(berth_builder::JoinedStep {
+            netns: path,
+            resolv_conf: text,
+        })
+    }
+}
+
+impl berth_builder::StepNetwork for StepNetworkOn {
+    fn name(&self) -> &str {
+        &self.network.name
+    }
+
+    fn join(&self, id: &str) -> std::result::Result<berth_builder::JoinedStep, String> {
+        self.try_join(id).map_err(|e| e.to_string())
+    }
+
+    fn leave(&self, id: &str) {
+        let attachment = self.joined.lock().ok().and_then(|mut j| j.remove(id));
+        let path = berth_network::netns::path_of(id);
+        if let Some(a) = attachment {
+            if berth_network::netns::exists(&path) {
+                if let Ok(b) = self.engine.network_backend() {
+                    if let Err(e) = b.teardown(&path, &Self::endpoint(id, std::slice::from_ref(&a)))
+                    {
+                        tracing::warn!("build step {id}: {e}");
+                    }
+                }
+            }
+        }
+        let store = self.engine.network_store();
+        if let Ok(_lock) = store.lock() {
+            if let Ok(mut leases) = store.leases(&self.network.id) {
+                if leases.release(id) {
+                    let _ = store.save_leases(&leases);
+                }
+            }
+        }
+        if let Err(e) = berth_network::netns::remove(&path) {
+            tracing::warn!("build step {id}: {e}");
+        }
     }
 }

@@ -50,6 +50,9 @@ pub struct BuildArgs {
     /// Set metadata for an image
     #[arg(long)]
     label: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build: default, host, none or a network's name
+    #[arg(long)]
+    network: Option<String>,
     /// Set target platform for build
     #[arg(long)]
     platform: Option<String>,
@@ -187,6 +190,7 @@ pub fn build(engine: &Engine, args: BuildArgs) -> anyhow::Result<ExitCode> {
         pull: args.pull,
         push: args.push,
         platform: args.platform.clone(),
+        network: args.network.clone(),
         outputs: args
             .output
             .iter()
