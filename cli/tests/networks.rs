@@ -889,3 +889,221 @@ fn build_steps_run_on_the_network_the_build_names() {
     );
     assert!(e.contains("network nowhere not found"), "{e}");
 }
+
+#[test]
+fn dns_hosts_hostname_and_mac_flags_shape_the_containers_files() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    if !netavark_here() {
+        return;
+    }
+    ok(
+        &root,
+        &["network", "create", "--subnet", "10.233.0.0/24", "flags"],
+    );
+    let (_, said) = probe(
+        &root,
+        &[
+            "--network", "flags", "--dns", "192.0.2.53", "--dns-search", "example.test",
+            "--dns-option", "ndots:2", "--add-host", "db.local:10.1.2.3", "--add-host",
+            "gw:host-gateway", "--hostname", "myhost", "--mac-address", "02:42:0a:0b:0c:0d",
+            "--ip", "10.233.0.77",
+        ],
+        "cat /etc/resolv.conf; echo --; cat /etc/hosts; echo --; hostname; cat /sys/class/net/eth0/address",
+    );
+    let parts: Vec<&str> = said.split("--\n").collect();
+    assert_eq!(
+        parts[0],
+        "search example.test\nnameserver 10.233.0.1\nnameserver 192.0.2.53\noptions ndots:2\n",
+        "{said}"
+    );
+    for line in [
+        "10.1.2.3\tdb.local",
+        "10.233.0.1\tgw",
+        "10.233.0.77\tmyhost",
+        "127.0.0.1\tlocalhost",
+    ] {
+        assert!(parts[1].lines().any(|l| l == line), "{line}: {said}");
+    }
+    assert_eq!(parts[2], "myhost\n02:42:0a:0b:0c:0d", "{said}");
+    // On the default bridge --dns replaces the host's servers.
+    let (_, said) = probe(
+        &root,
+        &["--dns", "192.0.2.54"],
+        "grep nameserver /etc/resolv.conf",
+    );
+    assert_eq!(said, "nameserver 192.0.2.54");
+    assert!(fails(
+        &root,
+        &["run", "--rm", "--add-host", "nocolon", "busybox", "true"]
+    )
+    .contains("bad format for add-host"));
+}
+
+#[test]
+fn inspect_shows_networks_and_endpoints_in_dockers_shape() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    if !netavark_here() {
+        return;
+    }
+    ok(
+        &root,
+        &[
+            "network",
+            "create",
+            "--label",
+            "k=v",
+            "-o",
+            "com.docker.network.bridge.name=brshape0",
+            "shape",
+        ],
+    );
+    let id = run_detached(
+        &root,
+        "shaped",
+        &["--network", "shape", "--network-alias", "al"],
+        "busybox",
+        &["sleep", "300"],
+    );
+    let net = network(&root, "shape");
+    let keys: Vec<&str> = net
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "Name",
+            "Id",
+            "Created",
+            "Scope",
+            "Driver",
+            "EnableIPv6",
+            "IPAM",
+            "Internal",
+            "Attachable",
+            "Ingress",
+            "ConfigFrom",
+            "ConfigOnly",
+            "Containers",
+            "Options",
+            "Labels"
+        ]
+    );
+    assert_eq!(net["Scope"], "local");
+    assert_eq!(net["Driver"], "bridge");
+    assert_eq!(net["IPAM"]["Driver"], "default");
+    assert_eq!(net["Labels"]["k"], "v");
+    assert_eq!(net["Options"]["com.docker.network.bridge.name"], "brshape0");
+    assert!(links().contains("brshape0"));
+    let member = &net["Containers"][&id];
+    for k in [
+        "Name",
+        "EndpointID",
+        "MacAddress",
+        "IPv4Address",
+        "IPv6Address",
+    ] {
+        assert!(member.get(k).is_some(), "{k}: {member}");
+    }
+    let e = endpoint(&root, "shaped", "shape");
+    let keys: Vec<&str> = e.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "IPAMConfig",
+            "Links",
+            "Aliases",
+            "NetworkID",
+            "EndpointID",
+            "Gateway",
+            "IPAddress",
+            "IPPrefixLen",
+            "IPv6Gateway",
+            "GlobalIPv6Address",
+            "GlobalIPv6PrefixLen",
+            "MacAddress",
+            "DriverOpts"
+        ]
+    );
+    assert_eq!(e["NetworkID"], net["Id"]);
+    assert_eq!(e["EndpointID"], member["EndpointID"]);
+    assert_eq!(e["MacAddress"], member["MacAddress"]);
+    assert_eq!(e["Aliases"], serde_json::json!(["al", &id[..12]]));
+    assert_eq!(
+        inspect(&root, "shaped")["HostConfig"]["NetworkMode"],
+        "shape"
+    );
+    assert_eq!(
+        ok(
+            &root,
+            &["ps", "--format", "{{.Networks}}", "--filter", "name=shaped"]
+        ),
+        "shape"
+    );
+}
+
+#[test]
+fn a_supervisor_killed_during_the_network_setup_leaks_nothing() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    if !netavark_here() {
+        return;
+    }
+    // netavark that lingers once its setup is made: the supervisor is
+    // killed after the setup and before it hears of it.
+    let slow = tmp.path().join("slow-netavark");
+    std::fs::write(
+        &slow,
+        "#!/bin/sh\n/usr/lib/podman/netavark \"$@\"; rc=$?\ncase \" $* \" in *\" setup \"*) sleep 30;; esac\nexit $rc\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let net = ok(
+        &root,
+        &["network", "create", "--subnet", "10.234.0.0/24", "halfway"],
+    );
+    let bridge = format!("master br-{}", &net[..12]);
+    let mut run = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "half",
+            "--network",
+            "halfway",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .env("BERTH_NETAVARK", &slow)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the setup to be made", || links().contains(&bridge));
+    let id = ok(&root, &["ps", "-aq", "--no-trunc", "--filter", "name=half"]);
+    let supervisor = supervisor_of(&id);
+    sigkill(supervisor);
+    assert!(!run.wait().unwrap().success());
+    wait_until("the supervisor to go", || {
+        !Path::new(&format!("/proc/{supervisor}")).exists()
+    });
+    ok(&root, &["container", "prune", "-f"]);
+    assert!(!links().contains(&bridge), "a veth stays: {}", links());
+    assert!(
+        !iptables_rules().contains("10.234.0.0/24"),
+        "rules stay: {}",
+        iptables_rules()
+    );
+    assert!(!Path::new(&format!("/run/berth/netns/{id}")).exists());
+    ok(&root, &["network", "rm", "halfway"]);
+}

@@ -118,7 +118,18 @@ impl Netavark {
 
     fn run(&self, verb: &str, netns: &Path, options: &Value) -> Result<Value> {
         std::fs::create_dir_all(&self.config).map_err(Error::io_at("create", &self.config))?;
-        let mut child = Command::new(&self.binary)
+        let mut cmd = Command::new(&self.binary);
+        // netavark goes with whoever runs it: a killed supervisor leaves a
+        // half-made setup, which the teardown of the next command undoes,
+        // never one that goes on being made after that teardown.
+        // SAFETY: prctl is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let mut child = cmd
             .arg("--config")
             .arg(&self.config)
             .arg("--aardvark-binary")
