@@ -144,6 +144,17 @@ impl NetworkStore {
         self.records()
     }
 
+    /// Whether this root has any network state at all.
+    pub fn exists(&self) -> bool {
+        self.dir.exists()
+    }
+
+    /// The networks there are, making none (for cleanups, which must not
+    /// bring a removed root back).
+    pub fn existing(&self) -> Result<Vec<NetworkRecord>> {
+        self.records()
+    }
+
     fn records(&self) -> Result<Vec<NetworkRecord>> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.dir) {

@@ -335,6 +335,9 @@ impl Engine {
 
     fn release_leases<'a>(&self, id: &str, nets: impl Iterator<Item = &'a Network>) {
         let store = self.network_store();
+        if !store.exists() {
+            return;
+        }
         let Ok(_lock) = store.lock() else { return };
         for net in nets {
             if let Ok(mut leases) = store.leases(&net.id) {
@@ -526,7 +529,7 @@ impl Engine {
         }
         self.release_leases(id, joined.iter().map(|j| &j.network));
         // Leases of a run that died before it wrote what it joined.
-        if let Ok(nets) = self.network_store().list() {
+        if let Ok(nets) = self.network_store().existing() {
             self.release_leases(id, nets.iter().filter(|n| n.bridged()));
         }
         if let Err(e) = netns::remove(&path) {
