@@ -10,7 +10,9 @@ mod busybox;
 mod containers;
 
 use busybox::{berth, busybox_store};
-use containers::{err, inspect, is_root, ok, out, root_store, run_script, sigkill, supervisor_of};
+use containers::{
+    err, host_address, inspect, is_root, ok, out, root_store, run_script, sigkill, supervisor_of,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -602,19 +604,6 @@ fn berth_runner_has_slirp() -> bool {
         .args(["-c", "command -v slirp4netns"])
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-/// An IPv4 address of this machine outside loopback, if it has one.
-fn host_address() -> Option<String> {
-    let o = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .ok()?;
-    out(&o)
-        .lines()
-        .find_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
-        .and_then(|cidr| cidr.split('/').next())
-        .map(str::to_string)
 }
 
 #[test]

@@ -12,23 +12,13 @@ mod containers;
 
 use busybox::berth;
 use containers::{
-    build_image, err, inspect, ok, out, past_events, root_store, run_detached, run_script, sigkill,
-    supervisor_of,
+    build_image, err, fails, inspect, ok, out, past_events, root_store, run_detached, run_script,
+    sigkill, supervisor_of,
 };
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn fails(root: &Path, args: &[&str]) -> String {
-    let o = berth(root, args);
-    assert!(
-        !o.status.success(),
-        "berth {args:?} should fail: {}",
-        out(&o)
-    );
-    err(&o)
-}
 
 fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);

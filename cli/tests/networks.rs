@@ -11,7 +11,7 @@ mod busybox;
 mod containers;
 
 use busybox::berth;
-use containers::{err, inspect, ok, out, root_store, run_detached, sigkill, supervisor_of};
+use containers::{err, fails, inspect, ok, out, root_store, run_detached, sigkill, supervisor_of};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -29,14 +29,11 @@ fn netavark_here() -> bool {
     here
 }
 
-fn fails(root: &Path, args: &[&str]) -> String {
-    let o = berth(root, args);
-    assert!(
-        !o.status.success(),
-        "berth {args:?} should fail: {}",
-        out(&o)
-    );
-    err(&o)
+/// A busybox store for a test of networks, when containers and netavark
+/// can run here.
+fn network_store() -> Option<(containers::TestStore, std::path::PathBuf)> {
+    let store = root_store()?;
+    netavark_here().then_some(store)
 }
 
 /// `sh -c SCRIPT` in a new `--rm` container with `flags`; its output and
@@ -72,25 +69,7 @@ fn network(root: &Path, name: &str) -> Value {
 
 /// The machine's own IPv4 address (not one of the bridges tests make).
 fn host_address() -> String {
-    let o = Command::new("ip")
-        .args(["-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .unwrap();
-    out(&o)
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let iface = f.get(1)?;
-            if iface.starts_with("br-") || iface.starts_with("berth") || iface.starts_with("veth") {
-                return None;
-            }
-            f.iter()
-                .skip_while(|w| **w != "inet")
-                .nth(1)
-                .and_then(|c| c.split('/').next())
-                .map(str::to_string)
-        })
-        .expect("this machine has an address outside loopback")
+    containers::host_address().expect("this machine has an address outside loopback")
 }
 
 fn free_port() -> u16 {
@@ -128,12 +107,9 @@ fn links() -> String {
 
 #[test]
 fn containers_on_one_network_find_each_other_and_nothing_crosses_networks() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     ok(&root, &["network", "create", "backend"]);
     ok(&root, &["network", "create", "elsewhere"]);
     let id = run_detached(
@@ -184,12 +160,9 @@ fn containers_on_one_network_find_each_other_and_nothing_crosses_networks() {
 
 #[test]
 fn internal_networks_reach_each_other_and_the_gateway_but_not_the_outside() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     let host = host_address();
     ok(&root, &["network", "create", "--internal", "inner"]);
     ok(&root, &["network", "create", "outer"]);
@@ -225,12 +198,9 @@ fn internal_networks_reach_each_other_and_the_gateway_but_not_the_outside() {
 
 #[test]
 fn the_default_bridge_has_addresses_but_no_names() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     run_detached(&root, "first", &[], "busybox", &["sleep", "300"]);
     let e = endpoint(&root, "first", "bridge");
     let ip = e["IPAddress"].as_str().unwrap().to_string();
@@ -278,12 +248,9 @@ fn the_default_bridge_has_addresses_but_no_names() {
 
 #[test]
 fn a_running_container_is_connected_and_disconnected_at_once() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     ok(&root, &["network", "create", "front"]);
     ok(&root, &["network", "create", "back"]);
     let web = run_detached(
@@ -343,12 +310,9 @@ fn a_running_container_is_connected_and_disconnected_at_once() {
 
 #[test]
 fn static_addresses_are_kept_across_restarts_and_never_given_twice() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     ok(
         &root,
         &[
@@ -467,12 +431,9 @@ fn static_addresses_are_kept_across_restarts_and_never_given_twice() {
 
 #[test]
 fn networks_are_listed_removed_and_pruned_as_docker_does() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     let id = ok(&root, &["network", "create", "--label", "team=a", "used"]);
     assert_eq!(id.len(), 64);
     let dup = fails(&root, &["network", "create", "used"]);
@@ -568,12 +529,9 @@ fn networks_are_listed_removed_and_pruned_as_docker_does() {
 
 #[test]
 fn published_ports_reach_the_container_from_the_host_and_from_another_container() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     let port = free_port();
     let publish = format!("{port}:80");
     run_detached(
@@ -625,12 +583,9 @@ fn published_ports_reach_the_container_from_the_host_and_from_another_container(
 
 #[test]
 fn a_killed_supervisor_leaks_no_address_interface_rule_or_namespace() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     let net = ok(
         &root,
         &["network", "create", "--subnet", "10.231.0.0/24", "doomed"],
@@ -716,12 +671,9 @@ fn a_missing_netavark_is_named_with_its_package() {
 /// images' RUN steps reach the package mirror).
 #[test]
 fn the_networks_example_runs_as_docker_documents_it() {
-    let Some((tmp, _root)) = root_store() else {
+    let Some((tmp, _root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     let root = tmp.path().join("debian-root");
     let o = Command::new("bash")
         .arg(concat!(
@@ -746,12 +698,9 @@ fn the_networks_example_runs_as_docker_documents_it() {
 
 #[test]
 fn a_container_joins_another_containers_network() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     ok(&root, &["network", "create", "shared"]);
     run_detached(
         &root,
@@ -814,12 +763,9 @@ fn a_container_joins_another_containers_network() {
 
 #[test]
 fn build_steps_run_on_the_network_the_build_names() {
-    let Some((tmp, root)) = root_store() else {
+    let Some((tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     ok(&root, &["network", "create", "buildnet"]);
     run_detached(
         &root,
@@ -892,12 +838,9 @@ fn build_steps_run_on_the_network_the_build_names() {
 
 #[test]
 fn dns_hosts_hostname_and_mac_flags_shape_the_containers_files() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     ok(
         &root,
         &["network", "create", "--subnet", "10.233.0.0/24", "flags"],
@@ -943,12 +886,9 @@ fn dns_hosts_hostname_and_mac_flags_shape_the_containers_files() {
 
 #[test]
 fn inspect_shows_networks_and_endpoints_in_dockers_shape() {
-    let Some((_tmp, root)) = root_store() else {
+    let Some((_tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     ok(
         &root,
         &[
@@ -1050,12 +990,9 @@ fn inspect_shows_networks_and_endpoints_in_dockers_shape() {
 
 #[test]
 fn a_supervisor_killed_during_the_network_setup_leaks_nothing() {
-    let Some((tmp, root)) = root_store() else {
+    let Some((tmp, root)) = network_store() else {
         return;
     };
-    if !netavark_here() {
-        return;
-    }
     // netavark that lingers once its setup is made: the supervisor is
     // killed after the setup and before it hears of it.
     let slow = tmp.path().join("slow-netavark");

@@ -78,6 +78,41 @@ pub fn ok(root: &Path, args: &[&str]) -> String {
     out(&o)
 }
 
+/// berth with `args`, which must fail; its stderr.
+pub fn fails(root: &Path, args: &[&str]) -> String {
+    let o = berth(root, args);
+    assert!(
+        !o.status.success(),
+        "berth {args:?} should fail: {}",
+        out(&o)
+    );
+    err(&o)
+}
+
+/// An IPv4 address of this machine outside loopback (not one of the
+/// bridges that container networks make), if it has one.
+pub fn host_address() -> Option<String> {
+    let o = std::process::Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    out(&o).lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let iface = f.get(1)?;
+        if ["br-", "berth", "veth", "docker"]
+            .iter()
+            .any(|p| iface.starts_with(p))
+        {
+            return None;
+        }
+        f.iter()
+            .skip_while(|w| **w != "inet")
+            .nth(1)
+            .and_then(|c| c.split('/').next())
+            .map(str::to_string)
+    })
+}
+
 /// `berth inspect NAME`'s one object.
 pub fn inspect(root: &Path, name: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&ok(root, &["inspect", name])).unwrap();

@@ -231,21 +231,7 @@ pub fn network(engine: &Engine, cmd: NetworkCommand) -> anyhow::Result<ExitCode>
             }
         }
         NetworkCommand::Inspect(a) => {
-            let mut out = Vec::new();
-            let mut missing = false;
-            for n in &a.names {
-                match engine.network_inspect(n) {
-                    Ok(v) => out.push(v),
-                    Err(e) => {
-                        eprintln!("Error: {e}");
-                        missing = true;
-                    }
-                }
-            }
-            println!("{}", serde_json::to_string_pretty(&out)?);
-            if missing {
-                return Ok(ExitCode::FAILURE);
-            }
+            return super::print_inspected(&a.names, |n| engine.network_inspect(n));
         }
         NetworkCommand::Rm(a) => {
             // Every name is tried; the failures are said after.

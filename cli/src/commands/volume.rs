@@ -66,21 +66,7 @@ pub fn volume(engine: &Engine, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
             }
         }
         VolumeCommand::Inspect(a) => {
-            let mut out = Vec::new();
-            let mut missing = false;
-            for n in &a.names {
-                match engine.volume_inspect(n) {
-                    Ok(v) => out.push(v),
-                    Err(e) => {
-                        eprintln!("Error: {e}");
-                        missing = true;
-                    }
-                }
-            }
-            println!("{}", serde_json::to_string_pretty(&out)?);
-            if missing {
-                return Ok(ExitCode::FAILURE);
-            }
+            return super::print_inspected(&a.names, |n| engine.volume_inspect(n));
         }
         VolumeCommand::Rm(a) => {
             let mut failed = false;
