@@ -123,17 +123,7 @@ impl Netavark {
         std::fs::create_dir_all(&self.config).map_err(Error::io_at("create", &self.config))?;
         // One netavark at a time on the machine (as podman runs it): two at
         // once race on the firewall's chains ("Chain already exists").
-        let lock_path = Path::new(MACHINE_LOCK);
-        if let Some(parent) = lock_path.parent() {
-            std::fs::create_dir_all(parent).map_err(Error::io_at("create", parent))?;
-        }
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(lock_path)
-            .map_err(Error::io_at("open", lock_path))?;
-        lock.lock().map_err(Error::io_at("lock", lock_path))?;
+        let _lock = crate::store::lock_file(Path::new(MACHINE_LOCK))?;
         let mut cmd = Command::new(&self.binary);
         // netavark goes with whoever runs it: a killed supervisor leaves a
         // half-made setup, which the teardown of the next command undoes,

@@ -70,7 +70,7 @@ fn valid_name(n: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-fn lock_file(path: &Path) -> Result<Locked> {
+pub(crate) fn lock_file(path: &Path) -> Result<Locked> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(Error::io_at("create", parent))?;
     }

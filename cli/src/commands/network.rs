@@ -193,30 +193,16 @@ pub fn network(engine: &Engine, cmd: NetworkCommand) -> anyhow::Result<ExitCode>
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let rows: Vec<[String; 4]> = nets
-                .iter()
-                .map(|n| [id(&n.id), n.name.clone(), n.driver.clone(), n.scope.clone()])
+            let head = ["NETWORK ID", "NAME", "DRIVER", "SCOPE"].map(String::from);
+            let rows: Vec<[String; 4]> = std::iter::once(head)
+                .chain(
+                    nets.iter()
+                        .map(|n| [id(&n.id), n.name.clone(), n.driver.clone(), n.scope.clone()]),
+                )
                 .collect();
-            let head = ["NETWORK ID", "NAME", "DRIVER", "SCOPE"];
-            let width = |c: usize| {
-                rows.iter()
-                    .map(|r| r[c].len())
-                    .chain([head[c].len()])
-                    .max()
-                    .unwrap_or(0)
-                    + 3
-            };
+            // docker's tabwriter: columns as wide as their widest cell, 3 apart.
+            let width = |c: usize| rows.iter().map(|r| r[c].len()).max().unwrap_or(0) + 3;
             let w = [width(0), width(1), width(2)];
-            println!(
-                "{:<a$}{:<b$}{:<c$}{}",
-                head[0],
-                head[1],
-                head[2],
-                head[3],
-                a = w[0],
-                b = w[1],
-                c = w[2]
-            );
             for r in rows {
                 println!(
                     "{:<a$}{:<b$}{:<c$}{}",
