@@ -209,6 +209,8 @@ enum BuilderCommand {
 enum SystemCommand {
     /// Remove unused data
     Prune(images::PruneArgs),
+    /// Serve the Docker Engine API on a socket (`DOCKER_HOST=unix://...`)
+    Service(commands::service::ServiceArgs),
 }
 
 fn container_op(engine: &Engine, op: ContainerOp) -> anyhow::Result<ExitCode> {
@@ -327,6 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(engine, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(engine, a),
+        Command::System(SystemCommand::Service(a)) => commands::service::service(engine, a),
         Command::Image(ImageCommand::Prune(a)) | Command::System(SystemCommand::Prune(a)) => {
             images::prune(engine, a)
         }

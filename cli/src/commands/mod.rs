@@ -8,6 +8,7 @@ pub mod network;
 pub mod parse;
 pub mod registry;
 pub mod run;
+pub mod service;
 mod template;
 mod transfer;
 pub mod volume;

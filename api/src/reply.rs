@@ -1,0 +1,66 @@
+//! Answers: JSON bodies, docker's `{"message"}` errors and the headers
+//! every response carries.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+
+pub type Body = Full<Bytes>;
+
+fn with_headers(status: StatusCode, kind: &str, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    for (k, v) in [
+        ("Content-Type", kind),
+        ("Api-Version", crate::API_VERSION),
+        ("Builder-Version", "1"),
+        ("Docker-Experimental", "false"),
+        ("Ostype", "linux"),
+        (
+            "Server",
+            concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)"),
+        ),
+    ] {
+        if let Ok(v) = hyper::header::HeaderValue::from_str(v) {
+            h.insert(k, v);
+        }
+    }
+    r
+}
+
+pub fn json<T: serde::Serialize>(status: StatusCode, v: &T) -> Response<Body> {
+    match serde_json::to_vec(v) {
+        Ok(mut b) => {
+            b.push(b'\n');
+            with_headers(status, "application/json", Bytes::from(b))
+        }
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot encode the answer: {e}"),
+        ),
+    }
+}
+
+pub fn text(status: StatusCode, t: &'static str) -> Response<Body> {
+    with_headers(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(t.as_bytes()),
+    )
+}
+
+pub fn empty(status: StatusCode) -> Response<Body> {
+    with_headers(status, "text/plain; charset=utf-8", Bytes::new())
+}
+
+/// docker's error body.
+pub fn error(status: StatusCode, message: &str) -> Response<Body> {
+    json(status, &serde_json::json!({ "message": message }))
+}
+
+/// An engine error with the status docker gives its kind.
+pub fn engine_error(e: &berth_engine::Error) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error(status, &e.to_string())
+}

@@ -1,0 +1,114 @@
+//! Which handler a request goes to: paths with or without a `/v1.NN`
+//! prefix (1.24 to 1.44), names with `/` and `:` in them (`/images/{name}/json`).
+
+use crate::handlers::{containers, images, networks, system, volumes, Request};
+use crate::reply::{self, Body};
+use hyper::{Method, Response, StatusCode};
+
+/// The path without its version prefix, or why the version is refused.
+fn unversioned(path: &str) -> Result<&str, String> {
+    let Some(rest) = path.strip_prefix("/v") else {
+        return Ok(path);
+    };
+    let (version, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let minor = version
+        .strip_prefix("1.")
+        .and_then(|m| m.parse::<u32>().ok());
+    match minor {
+        Some(m) if (24..=44).contains(&m) => Ok(tail),
+        Some(_) => Err(format!(
+            "client version {version} is not supported by berth (API {} to 1.44)",
+            crate::MIN_API_VERSION
+        )),
+        None => Ok(path),
+    }
+}
+
+pub async fn route(req: Request) -> Response<Body> {
+    let path = req.uri.path().to_string();
+    let path = match unversioned(&path) {
+        Ok(p) => p.to_string(),
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, &e),
+    };
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let m = req.method.clone();
+    match (&m, segs.as_slice()) {
+        (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&req),
+        (&Method::GET, ["version"]) => system::version(req).await,
+        (&Method::GET, ["info"]) => system::info(req).await,
+
+        (&Method::GET, ["containers", "json"]) => containers::list(req).await,
+        (&Method::GET, ["containers", id, "json"]) => {
+            let id = id.to_string();
+            containers::inspect(req, id).await
+        }
+
+        (&Method::GET, ["images", "json"]) => images::list(req).await,
+        // An image name may hold slashes: everything between.
+        (&Method::GET, ["images", .., "json"]) if segs.len() > 2 => {
+            let name = segs[1..segs.len() - 1].join("/");
+            images::inspect(req, name).await
+        }
+
+        (&Method::GET, ["networks"]) => networks::list(req).await,
+        (&Method::POST, ["networks", "create"]) => networks::create(req).await,
+        (&Method::POST, ["networks", "prune"]) => networks::prune(req).await,
+        (&Method::GET, ["networks", id]) => {
+            let id = id.to_string();
+            networks::inspect(req, id).await
+        }
+        (&Method::DELETE, ["networks", id]) => {
+            let id = id.to_string();
+            networks::remove(req, id).await
+        }
+        (&Method::POST, ["networks", id, "connect"]) => {
+            let id = id.to_string();
+            networks::connect(req, id).await
+        }
+        (&Method::POST, ["networks", id, "disconnect"]) => {
+            let id = id.to_string();
+            networks::disconnect(req, id).await
+        }
+
+        (&Method::GET, ["volumes"]) => volumes::list(req).await,
+        (&Method::POST, ["volumes", "create"]) => volumes::create(req).await,
+        (&Method::GET, ["volumes", name]) => {
+            let name = name.to_string();
+            volumes::inspect(req, name).await
+        }
+        (&Method::DELETE, ["volumes", name]) => {
+            let name = name.to_string();
+            volumes::remove(req, name).await
+        }
+
+        _ => reply::error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "page not found: berth does not serve {} {path} yet",
+                req.method
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unversioned;
+
+    #[test]
+    fn version_prefixes_from_1_24_to_1_44() {
+        assert_eq!(
+            unversioned("/v1.41/containers/json").unwrap(),
+            "/containers/json"
+        );
+        assert_eq!(unversioned("/v1.24/_ping").unwrap(), "/_ping");
+        assert_eq!(unversioned("/_ping").unwrap(), "/_ping");
+        assert!(unversioned("/v1.12/info").is_err());
+        assert!(unversioned("/v1.45/info").is_err());
+        // A name that starts with v is no version.
+        assert_eq!(unversioned("/volumes").unwrap(), "/volumes");
+    }
+}

@@ -1,0 +1,249 @@
+//! The listeners: UNIX sockets (mode 0660, group `berth` when there is
+//! one) and loopback TCP; one tokio runtime serving every connection, and
+//! the idle timer of `--time`.
+
+use crate::handlers::Request;
+use berth_engine::Engine;
+use http_body_util::BodyExt;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Where the service listens: `unix:///run/berth/berth.sock` or
+/// `tcp://127.0.0.1:PORT`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl std::str::FromStr for Host {
+    type Err = ServeError;
+    fn from_str(s: &str) -> Result<Host, ServeError> {
+        if let Some(p) = s.strip_prefix("unix://") {
+            if p.is_empty() {
+                return Err(ServeError::Host(format!("{s}: no socket path")));
+            }
+            return Ok(Host::Unix(PathBuf::from(p)));
+        }
+        if let Some(a) = s.strip_prefix("tcp://") {
+            let addr: SocketAddr = a
+                .parse()
+                .map_err(|_| ServeError::Host(format!("{s}: expected tcp://IP:PORT")))?;
+            if !addr.ip().is_loopback() {
+                return Err(ServeError::Host(format!(
+                    "{s}: TCP outside loopback needs --tls-verify, which berth does not have yet"
+                )));
+            }
+            return Ok(Host::Tcp(addr));
+        }
+        Err(ServeError::Host(format!(
+            "{s}: expected unix:///PATH or tcp://127.0.0.1:PORT"
+        )))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    pub hosts: Vec<Host>,
+    /// Exit after this long without a request or a connection; none runs
+    /// until SIGINT or SIGTERM.
+    pub idle: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Host(String),
+    #[error("cannot listen on {what}: {source}")]
+    Listen {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+enum Listener {
+    Unix(tokio::net::UnixListener, PathBuf),
+    Tcp(tokio::net::TcpListener),
+}
+
+fn unix_listener(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServeError> {
+    let err = |source| ServeError::Listen {
+        what: path.display().to_string(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(err)?;
+    }
+    if path.exists() {
+        // A socket someone answers on is in use; a dead one is stale.
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "another service answers there",
+            )));
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    let l = tokio::net::UnixListener::bind(path).map_err(err)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
+    if let Ok(Some(g)) = nix::unistd::Group::from_name("berth") {
+        let _ = nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(g.gid));
+    }
+    Ok(l)
+}
+
+/// Serves the API on `opts.hosts` until stopped (or idle for `opts.idle`).
+pub fn serve(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| ServeError::Listen {
+            what: "the runtime".into(),
+            source,
+        })?;
+    rt.block_on(run(engine, opts))
+}
+
+async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
+    let mut listeners = Vec::new();
+    for h in &opts.hosts {
+        listeners.push(match h {
+            Host::Unix(p) => Listener::Unix(unix_listener(p)?, p.clone()),
+            Host::Tcp(a) => {
+                Listener::Tcp(tokio::net::TcpListener::bind(a).await.map_err(|source| {
+                    ServeError::Listen {
+                        what: a.to_string(),
+                        source,
+                    }
+                })?)
+            }
+        });
+    }
+    let started = Instant::now();
+    let last = Arc::new(AtomicU64::new(0));
+    let open = Arc::new(AtomicUsize::new(0));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut sockets = Vec::new();
+    for l in listeners {
+        let (engine, last, open, mut stop) =
+            (engine.clone(), last.clone(), open.clone(), stop_rx.clone());
+        if let Listener::Unix(_, p) = &l {
+            sockets.push(p.clone());
+        }
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    _ = stop.changed() => break,
+                    a = accept(&l) => a,
+                };
+                let Some(io) = accepted else { continue };
+                let (engine, last, open) = (engine.clone(), last.clone(), open.clone());
+                open.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (engine, last) = (engine.clone(), last.clone());
+                        async move {
+                            last.store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+                            let (parts, body) = req.into_parts();
+                            let body = match body.collect().await {
+                                Ok(b) => b.to_bytes(),
+                                Err(e) => {
+                                    return Ok::<_, std::convert::Infallible>(crate::reply::error(
+                                        hyper::StatusCode::BAD_REQUEST,
+                                        &format!("cannot read the request body: {e}"),
+                                    ))
+                                }
+                            };
+                            let r = crate::route::route(Request {
+                                method: parts.method,
+                                uri: parts.uri,
+                                body,
+                                engine,
+                            })
+                            .await;
+                            Ok(r)
+                        }
+                    });
+                    if let Err(e) = io.serve(svc).await {
+                        tracing::debug!("connection: {e}");
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+    }
+    let idle = opts.idle;
+    let quiet = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if let Some(idle) = idle {
+                let since = started.elapsed().as_millis() as u64 - last.load(Ordering::SeqCst);
+                if open.load(Ordering::SeqCst) == 0 && since >= idle.as_millis() as u64 {
+                    break;
+                }
+            }
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|source| ServeError::Listen {
+            what: "SIGTERM".into(),
+            source,
+        })?;
+    tokio::select! {
+        _ = quiet => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    let _ = stop_tx.send(true);
+    for p in sockets {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+enum Conn {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream),
+}
+
+impl Conn {
+    async fn serve<S>(self, svc: S) -> hyper::Result<()>
+    where
+        S: hyper::service::Service<
+                hyper::Request<hyper::body::Incoming>,
+                Response = hyper::Response<crate::reply::Body>,
+                Error = std::convert::Infallible,
+            > + Send
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let b = http1::Builder::new();
+        match self {
+            Conn::Unix(s) => {
+                b.serve_connection(TokioIo::new(s), svc)
+                    .with_upgrades()
+                    .await
+            }
+            Conn::Tcp(s) => {
+                b.serve_connection(TokioIo::new(s), svc)
+                    .with_upgrades()
+                    .await
+            }
+        }
+    }
+}
+
+async fn accept(l: &Listener) -> Option<Conn> {
+    match l {
+        Listener::Unix(u, _) => u.accept().await.ok().map(|(s, _)| Conn::Unix(s)),
+        Listener::Tcp(t) => t.accept().await.ok().map(|(s, _)| Conn::Tcp(s)),
+    }
+}
