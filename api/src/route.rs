@@ -41,16 +41,54 @@ pub async fn route(req: Request) -> Response<Body> {
         (&Method::GET, ["info"]) => system::info(req).await,
 
         (&Method::GET, ["containers", "json"]) => containers::list(req).await,
-        (&Method::GET, ["containers", id, "json"]) => {
+        (&Method::POST, ["containers", "create"]) => containers::create(req).await,
+        (&Method::POST, ["containers", "prune"]) => containers::prune(req).await,
+        (&Method::GET, ["containers", id, what]) => {
             let id = id.to_string();
-            containers::inspect(req, id).await
+            match *what {
+                "json" => containers::inspect(req, id).await,
+                "top" => containers::top(req, id).await,
+                "changes" => containers::changes(req, id).await,
+                _ => not_served(&req, &path),
+            }
+        }
+        (&Method::POST, ["containers", id, what]) => {
+            let id = id.to_string();
+            match *what {
+                "start" => containers::start(req, id).await,
+                "stop" => containers::stop(req, id).await,
+                "restart" => containers::restart(req, id).await,
+                "kill" => containers::kill(req, id).await,
+                "pause" => containers::pause(req, id).await,
+                "unpause" => containers::unpause(req, id).await,
+                "rename" => containers::rename(req, id).await,
+                "wait" => containers::wait(req, id).await,
+                _ => not_served(&req, &path),
+            }
+        }
+        (&Method::DELETE, ["containers", id]) => {
+            let id = id.to_string();
+            containers::remove(req, id).await
         }
 
         (&Method::GET, ["images", "json"]) => images::list(req).await,
+        (&Method::POST, ["images", "prune"]) => images::prune(req).await,
         // An image name may hold slashes: everything between.
         (&Method::GET, ["images", .., "json"]) if segs.len() > 2 => {
             let name = segs[1..segs.len() - 1].join("/");
             images::inspect(req, name).await
+        }
+        (&Method::GET, ["images", .., "history"]) if segs.len() > 2 => {
+            let name = segs[1..segs.len() - 1].join("/");
+            images::history(req, name).await
+        }
+        (&Method::POST, ["images", .., "tag"]) if segs.len() > 2 => {
+            let name = segs[1..segs.len() - 1].join("/");
+            images::tag(req, name).await
+        }
+        (&Method::DELETE, ["images", ..]) if segs.len() > 1 => {
+            let name = segs[1..].join("/");
+            images::remove(req, name).await
         }
 
         (&Method::GET, ["networks"]) => networks::list(req).await,
@@ -84,14 +122,18 @@ pub async fn route(req: Request) -> Response<Body> {
             volumes::remove(req, name).await
         }
 
-        _ => reply::error(
-            StatusCode::NOT_FOUND,
-            &format!(
-                "page not found: berth does not serve {} {path} yet",
-                req.method
-            ),
-        ),
+        _ => not_served(&req, &path),
     }
+}
+
+fn not_served(req: &Request, path: &str) -> Response<Body> {
+    reply::error(
+        StatusCode::NOT_FOUND,
+        &format!(
+            "page not found: berth does not serve {} {path} yet",
+            req.method
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -267,3 +267,64 @@ fn an_idle_service_exits_by_itself_and_takes_its_socket_away() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("needs --tls-verify"));
 }
+
+#[test]
+fn the_docker_cli_creates_starts_stops_and_removes_containers() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let svc = Service::start(&root, &tmp.path().join("life.sock"), "0");
+    let id = svc.docker_ok(&[
+        "run", "-d", "--name", "viaapi", "--label", "k=v", "busybox", "sleep", "300",
+    ]);
+    assert_eq!(id.len(), 64);
+    // No warnings for what docker's CLI sends empty.
+    let o = svc.docker(&[
+        "create",
+        "--name",
+        "made",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /x",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "");
+    assert_eq!(
+        ok(&root, &["ps", "-aq", "--filter", "status=created"]).len(),
+        12
+    );
+    svc.docker_ok(&["start", "made"]);
+    assert_eq!(svc.docker_ok(&["wait", "made"]), "0");
+    assert_eq!(svc.docker_ok(&["diff", "made"]), "A /x");
+    assert_eq!(
+        svc.docker_ok(&["ps", "-q", "--filter", "label=k=v", "--no-trunc"]),
+        id
+    );
+    assert!(svc.docker_ok(&["top", "viaapi"]).contains("sleep 300"));
+    svc.docker_ok(&["pause", "viaapi"]);
+    assert_eq!(
+        containers::inspect(&root, "viaapi")["State"]["Status"],
+        "paused"
+    );
+    svc.docker_ok(&["unpause", "viaapi"]);
+    svc.docker_ok(&["stop", "-t", "0", "viaapi"]);
+    assert_eq!(
+        svc.docker_ok(&["inspect", "-f", "{{.State.Status}}", "viaapi"]),
+        "exited"
+    );
+    svc.docker_ok(&["start", "viaapi"]);
+    svc.docker_ok(&["restart", "-t", "0", "viaapi"]);
+    svc.docker_ok(&["rename", "viaapi", "renamed"]);
+    svc.docker_ok(&["kill", "renamed"]);
+    assert_eq!(svc.docker_ok(&["wait", "renamed"]), "137");
+    svc.docker_ok(&["rm", "renamed", "made"]);
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+    let o = svc.docker(&["rm", "renamed"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such container: renamed"));
+
+    svc.docker_ok(&["tag", "busybox", "mine/bb:1"]);
+    assert!(ok(&root, &["images", "mine/bb"]).contains("mine/bb"));
+    assert!(svc.docker_ok(&["history", "mine/bb:1"]).lines().count() >= 2);
+    assert_eq!(svc.docker_ok(&["rmi", "mine/bb:1"]), "Untagged: mine/bb:1");
+}

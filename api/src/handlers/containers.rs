@@ -31,3 +31,113 @@ pub async fn inspect(req: Request, id: String) -> Response<Body> {
     })
     .await
 }
+
+fn grace(req: &Request) -> Option<std::time::Duration> {
+    req.query()
+        .get("t")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
+}
+
+/// docker's default stop timeout.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub async fn create(req: Request) -> Response<Body> {
+    let body: berth_engine::model::ContainerCreate = match req.json() {
+        Ok(b) => b,
+        Err(e) => return super::bad_request(&e),
+    };
+    let name = req
+        .query()
+        .get("name")
+        .map(String::from)
+        .filter(|n| !n.is_empty());
+    super::blocking(req.engine, StatusCode::CREATED, move |engine| {
+        engine.container_create(name.as_deref(), body)
+    })
+    .await
+}
+
+pub async fn start(req: Request, id: String) -> Response<Body> {
+    super::blocking_empty(req.engine, move |engine| engine.container_start(&id)).await
+}
+
+pub async fn stop(req: Request, id: String) -> Response<Body> {
+    let t = grace(&req).unwrap_or(STOP_GRACE);
+    super::blocking_empty(req.engine, move |engine| engine.container_stop(&id, t)).await
+}
+
+pub async fn restart(req: Request, id: String) -> Response<Body> {
+    let t = grace(&req).unwrap_or(STOP_GRACE);
+    super::blocking_empty(req.engine, move |engine| engine.container_restart(&id, t)).await
+}
+
+pub async fn kill(req: Request, id: String) -> Response<Body> {
+    let signal = req.query().get("signal").unwrap_or("KILL").to_string();
+    super::blocking_empty(req.engine, move |engine| {
+        engine.container_kill(&id, &signal)
+    })
+    .await
+}
+
+pub async fn pause(req: Request, id: String) -> Response<Body> {
+    super::blocking_empty(req.engine, move |engine| engine.container_pause(&id)).await
+}
+
+pub async fn unpause(req: Request, id: String) -> Response<Body> {
+    super::blocking_empty(req.engine, move |engine| engine.container_unpause(&id)).await
+}
+
+pub async fn rename(req: Request, id: String) -> Response<Body> {
+    let Some(name) = req.query().get("name").map(String::from) else {
+        return super::bad_request("rename needs ?name=");
+    };
+    super::blocking_empty(req.engine, move |engine| {
+        engine.container_rename(&id, &name)
+    })
+    .await
+}
+
+/// `POST /containers/{id}/wait`: answers once the container is down.
+pub async fn wait(req: Request, id: String) -> Response<Body> {
+    super::blocking(req.engine, StatusCode::OK, move |engine| {
+        let code = engine.container_wait(&id)?;
+        Ok(serde_json::json!({ "StatusCode": code, "Error": null }))
+    })
+    .await
+}
+
+pub async fn remove(req: Request, id: String) -> Response<Body> {
+    let q = req.query();
+    let (force, volumes) = (q.bool("force"), q.bool("v"));
+    super::blocking_empty(req.engine, move |engine| {
+        engine.container_remove(&id, force, volumes)
+    })
+    .await
+}
+
+pub async fn prune(req: Request) -> Response<Body> {
+    super::blocking(req.engine, StatusCode::OK, |engine| {
+        Ok(serde_json::json!({ "ContainersDeleted": engine.container_prune()?, "SpaceReclaimed": 0 }))
+    })
+    .await
+}
+
+pub async fn top(req: Request, id: String) -> Response<Body> {
+    let args: Vec<String> = req
+        .query()
+        .get("ps_args")
+        .map(|a| a.split_whitespace().map(String::from).collect())
+        .unwrap_or_default();
+    super::blocking(req.engine, StatusCode::OK, move |engine| {
+        engine.container_top(&id, &args)
+    })
+    .await
+}
+
+pub async fn changes(req: Request, id: String) -> Response<Body> {
+    super::blocking(req.engine, StatusCode::OK, move |engine| {
+        engine.container_changes(&id)
+    })
+    .await
+}

@@ -43,7 +43,8 @@ fn is_set(v: &Value) -> bool {
         Value::Bool(b) => *b,
         Value::Number(n) => n.as_f64() != Some(0.0),
         Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
+        // docker's CLI sends `ConsoleSize: [0, 0]`.
+        Value::Array(a) => a.iter().any(is_set),
         Value::Object(o) => o.values().any(is_set),
     }
 }
@@ -53,7 +54,9 @@ fn unhandled(req: &ContainerCreate) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut report = |section: &str, extra: &std::collections::BTreeMap<String, Value>| {
         for (k, v) in extra {
-            if is_set(v) {
+            // -1 is docker's "not set" for the swappiness.
+            let unset = k == "MemorySwappiness" && v.as_i64() == Some(-1);
+            if is_set(v) && !unset {
                 warnings.push(format!(
                     "{section}{k} is not supported by berth and was ignored"
                 ));

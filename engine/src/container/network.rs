@@ -157,6 +157,13 @@ impl Engine {
     /// Checks the networks `req` names and writes them back by name with
     /// their IDs; how the container will reach the network.
     pub(crate) fn plan_networks(&self, req: &mut ContainerCreate) -> Result<NetMode> {
+        // docker's CLI names the default network "default" there too.
+        if let Some(e) = req.networking_config.endpoints_config.remove("default") {
+            req.networking_config
+                .endpoints_config
+                .entry("bridge".into())
+                .or_insert(e);
+        }
         let mode = req.host_config.network_mode.clone();
         let named: Vec<String> = req
             .networking_config
