@@ -7,6 +7,7 @@
 //! supervisors, so they outlive the service.
 
 mod handlers;
+mod hijack;
 mod query;
 mod reply;
 mod route;

@@ -2,13 +2,52 @@
 //! every response carries.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
 use hyper::{Response, StatusCode};
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-pub type Body = Full<Bytes>;
+pub type Body = BoxBody<Bytes, Infallible>;
+
+/// A body whose one chunk comes later: the headers go at once (docker's
+/// `wait` answers so, the waiter being registered).
+struct Later(Option<tokio::sync::oneshot::Receiver<Bytes>>);
+
+impl hyper::body::Body for Later {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let Some(rx) = self.0.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(rx).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(got) => {
+                self.0 = None;
+                Poll::Ready(got.ok().map(|b| Ok(Frame::data(b))))
+            }
+        }
+    }
+}
+
+/// JSON that `rx` gives later, after headers sent now.
+pub fn json_later(status: StatusCode, rx: tokio::sync::oneshot::Receiver<Bytes>) -> Response<Body> {
+    with_body(status, "application/json", Later(Some(rx)).boxed())
+}
 
 fn with_headers(status: StatusCode, kind: &str, body: Bytes) -> Response<Body> {
-    let mut r = Response::new(Full::new(body));
+    with_body(status, kind, Full::new(body).boxed())
+}
+
+fn with_body(status: StatusCode, kind: &str, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
     *r.status_mut() = status;
     let h = r.headers_mut();
     for (k, v) in [

@@ -63,6 +63,8 @@ pub async fn route(req: Request) -> Response<Body> {
                 "unpause" => containers::unpause(req, id).await,
                 "rename" => containers::rename(req, id).await,
                 "wait" => containers::wait(req, id).await,
+                "attach" => containers::attach(req, id).await,
+                "resize" => containers::resize(req, id).await,
                 _ => not_served(&req, &path),
             }
         }

@@ -152,6 +152,8 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                         let (engine, last) = (engine.clone(), last.clone());
                         async move {
                             last.store(started.elapsed().as_millis() as u64, Ordering::SeqCst);
+                            let mut req = req;
+                            let upgrade = Some(hyper::upgrade::on(&mut req));
                             let (parts, body) = req.into_parts();
                             let body = match body.collect().await {
                                 Ok(b) => b.to_bytes(),
@@ -167,6 +169,7 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                                 uri: parts.uri,
                                 body,
                                 engine,
+                                upgrade,
                             })
                             .await;
                             Ok(r)

@@ -328,3 +328,81 @@ fn the_docker_cli_creates_starts_stops_and_removes_containers() {
     assert!(svc.docker_ok(&["history", "mine/bb:1"]).lines().count() >= 2);
     assert_eq!(svc.docker_ok(&["rmi", "mine/bb:1"]), "Untagged: mine/bb:1");
 }
+
+#[test]
+fn a_foreground_docker_run_streams_output_stdin_and_the_exit_code() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let svc = Service::start(&root, &tmp.path().join("run.sock"), "0");
+    // Without a terminal: stdout and stderr apart, the exit code, --rm.
+    let o = svc.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+    // -i: the client's stdin is the container's, and its end is an EOF.
+    let mut child = Command::new(docker_cli())
+        .args([
+            "run",
+            "-i",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "cat; echo done",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", svc.socket.display()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "hello\ndone\n");
+    // -t: one raw stream, the terminal's line ends.
+    let o = svc.docker(&[
+        "run",
+        "-t",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "echo",
+        "tty",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "tty\r\n");
+    // A detached container joined later: `docker attach` sees what comes.
+    let id = svc.docker_ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; echo late; exit 4",
+    ]);
+    let o = svc.docker(&["attach", &id]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "late\n");
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(svc.docker_ok(&["wait", &id]), "4");
+}

@@ -12,6 +12,28 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const LOG: &str = "events.jsonl";
+
+impl Engine {
+    /// The exit code of container `id`'s last `die` event (a container
+    /// removed since: `--rm`), from the log's last megabyte.
+    pub(crate) fn last_exit_code(&self, id: &str) -> Option<i32> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(self.store().root().join(LOG)).ok()?;
+        let len = f.metadata().ok()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(1 << 20))).ok()?;
+        let mut text = String::new();
+        f.read_to_string(&mut text).ok()?;
+        text.lines().rev().find_map(|l| {
+            if !l.contains(id) || !l.contains("\"die\"") {
+                return None;
+            }
+            let e: EventMessage = serde_json::from_str(l).ok()?;
+            (e.actor.id == id && e.action == "die")
+                .then(|| e.actor.attributes.get("exitCode")?.parse().ok())
+                .flatten()
+        })
+    }
+}
 /// The log starts anew past this size; the one before is kept beside it.
 const ROTATE_AT: u64 = 8 << 20;
 

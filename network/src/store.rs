@@ -590,13 +590,13 @@ mod tests {
         let s = store(dir.path());
         let a = create(&s, "a", "10.77.0.0/16", "").unwrap();
         assert_eq!(a.ipam.config[0].gateway, "10.77.0.1");
-        let e = create(&s, "b", "10.77.3.0/24", "").unwrap_err();
+        let e = create(&s, "second", "10.77.3.0/24", "").unwrap_err();
         assert!(e.to_string().contains("network a"), "{e}");
-        let e = create(&s, "b", "10.78.0.0/33", "").unwrap_err();
+        let e = create(&s, "second", "10.78.0.0/33", "").unwrap_err();
         assert_eq!(e.to_string(), "invalid CIDR address: 10.78.0.0/33");
-        let e = create(&s, "b", "10.78.0.0/24", "10.79.0.1").unwrap_err();
+        let e = create(&s, "second", "10.78.0.0/24", "10.79.0.1").unwrap_err();
         assert!(e.to_string().contains("not in subnet"), "{e}");
-        assert!(matches!(s.find("b"), Err(Error::NotFound(_))));
+        assert!(matches!(s.find("second"), Err(Error::NotFound(_))));
         // Automatic subnets skip the taken ones, in this root and others.
         let other =
             NetworkStore::with_claims(&dir.path().join("other"), &dir.path().join("claims.json"));

@@ -25,6 +25,8 @@ pub const STDERR: u8 = 2;
 pub const EXIT: u8 = 3;
 pub const RESIZE: u8 = 4;
 pub const STDIN_CLOSED: u8 = 5;
+/// From a client: start the container (a supervisor made to wait for it).
+pub const START: u8 = 6;
 
 /// Writes one frame.
 pub fn write_frame(w: &mut impl Write, kind: u8, payload: &[u8]) -> std::io::Result<()> {
@@ -69,6 +71,8 @@ struct State {
     clients: Vec<UnixStream>,
     /// Clients that connected so far (the first lets a waiting run start).
     connected: usize,
+    /// A client said START.
+    start: bool,
     terminal: Option<OwnedFd>,
 }
 
@@ -166,6 +170,7 @@ impl AttachHub {
                 (STDIN, data) if wants_stdin => h.write_stdin(&data),
                 (STDIN_CLOSED, _) if wants_stdin => h.client_stdin_ended(),
                 (RESIZE, data) => h.resize(&data),
+                (START, _) => h.start_requested(),
                 _ => {}
             }
         });
@@ -217,6 +222,31 @@ impl AttachHub {
                 crate::console::set_size(t.as_raw_fd(), rows, cols);
             }
         }
+    }
+
+    fn start_requested(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            st.start = true;
+        }
+        self.arrived.notify_all();
+    }
+
+    /// Waits until a client says START, checking `still_wanted` now and
+    /// then (false ends the wait); whether the start came.
+    pub fn wait_for_start(&self, still_wanted: impl Fn() -> bool) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return false;
+        };
+        while !st.start {
+            if !still_wanted() {
+                return false;
+            }
+            st = match self.arrived.wait_timeout(st, Duration::from_millis(500)) {
+                Ok((s, _)) => s,
+                Err(_) => return false,
+            };
+        }
+        true
     }
 
     /// Waits until a client has connected, at most `timeout`.

@@ -2,6 +2,7 @@
 
 use super::Request;
 use crate::reply::{self, Body};
+use berth_engine::container::WaitCondition;
 use hyper::{Response, StatusCode};
 
 pub async fn list(req: Request) -> Response<Body> {
@@ -98,13 +99,90 @@ pub async fn rename(req: Request, id: String) -> Response<Body> {
     .await
 }
 
-/// `POST /containers/{id}/wait`: answers once the container is down.
+/// `POST /containers/{id}/wait?condition=`: the headers once the waiter
+/// is registered, the exit code when the condition holds.
 pub async fn wait(req: Request, id: String) -> Response<Body> {
-    super::blocking(req.engine, StatusCode::OK, move |engine| {
-        let code = engine.container_wait(&id)?;
-        Ok(serde_json::json!({ "StatusCode": code, "Error": null }))
+    let condition: WaitCondition = match req.query().get("condition").unwrap_or("").parse() {
+        Ok(c) => c,
+        Err(e) => return reply::engine_error(&e),
+    };
+    let engine = req.engine.clone();
+    let waiter =
+        match tokio::task::spawn_blocking(move || engine.container_waiter(&id, condition)).await {
+            Ok(Ok(w)) => w,
+            Ok(Err(e)) => return reply::engine_error(&e),
+            Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::task::spawn_blocking(move || {
+        let body = match waiter.wait() {
+            Ok(code) => serde_json::json!({ "StatusCode": code, "Error": null }),
+            Err(e) => {
+                serde_json::json!({ "StatusCode": -1, "Error": { "Message": e.to_string() } })
+            }
+        };
+        let mut text = body.to_string().into_bytes();
+        text.push(b'\n');
+        let _ = tx.send(bytes::Bytes::from(text));
+    });
+    reply::json_later(StatusCode::OK, rx)
+}
+
+/// `POST /containers/{id}/resize?h=&w=`.
+pub async fn resize(req: Request, id: String) -> Response<Body> {
+    let q = req.query();
+    let (Some(h), Some(w)) = (
+        q.get("h").and_then(|v| v.parse::<u16>().ok()),
+        q.get("w").and_then(|v| v.parse::<u16>().ok()),
+    ) else {
+        return super::bad_request("resize needs ?h=ROWS&w=COLS");
+    };
+    super::blocking_empty(req.engine, move |engine| engine.container_resize(&id, h, w)).await
+}
+
+/// `POST /containers/{id}/attach`: the connection hijacked after `101
+/// UPGRADED`, then the container's output in docker's 8-byte frames (raw
+/// with a terminal) and the client's bytes as its stdin.
+pub async fn attach(mut req: Request, id: String) -> Response<Body> {
+    let q = req.query();
+    let stdin = q.bool("stdin");
+    let Some(upgrade) = req.upgrade.take() else {
+        return super::bad_request("attach needs an upgraded connection (Upgrade: tcp)");
+    };
+    let engine = req.engine.clone();
+    let conn = match tokio::task::spawn_blocking(move || {
+        engine.container_attach_connect(&id, stdin)
     })
     .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return reply::engine_error(&e),
+        Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let tty = conn.tty;
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => {
+                crate::hijack::relay(hyper_util::rt::TokioIo::new(upgraded), conn, stdin).await
+            }
+            Err(e) => tracing::debug!("attach: the upgrade failed: {e}"),
+        }
+    });
+    let mut r = reply::empty(StatusCode::SWITCHING_PROTOCOLS);
+    let kind = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    for (k, v) in [
+        ("Connection", "Upgrade"),
+        ("Upgrade", "tcp"),
+        ("Content-Type", kind),
+    ] {
+        r.headers_mut()
+            .insert(k, hyper::header::HeaderValue::from_static(v));
+    }
+    r
 }
 
 pub async fn remove(req: Request, id: String) -> Response<Body> {

@@ -19,6 +19,8 @@ pub struct Request {
     pub uri: Uri,
     pub body: Bytes,
     pub engine: Engine,
+    /// The connection, once the answer said `101 UPGRADED` (attach).
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl Request {

@@ -112,7 +112,56 @@ fn pump_stdin(mut conn: UnixStream, keys: Vec<u8>, detached: Arc<AtomicBool>) {
     }
 }
 
+/// A connection to a running container's attach socket, for a front end
+/// that relays it (the API's hijacked `attach`). Frames are docker's: an
+/// 8-byte header (stream, 0, 0, 0, big-endian length) and the payload;
+/// stream 1 is stdout, 2 stderr, 3 the exit code; the client sends 0 for
+/// stdin, 4 for a resize ("ROWS COLS") and 5 when stdin is closed.
+#[derive(Debug)]
+pub struct AttachConnection {
+    pub stream: UnixStream,
+    /// The container has a terminal: its output is one raw stream.
+    pub tty: bool,
+}
+
+/// The frame kinds of an `AttachConnection`.
+pub mod frames {
+    pub use berth_runner::attach::{EXIT, RESIZE, STDERR, STDIN, STDIN_CLOSED, STDOUT};
+}
+
 impl Engine {
+    /// Joins container `key`'s attach socket, with its stdin when asked.
+    pub fn container_attach_connect(&self, key: &str, stdin: bool) -> Result<AttachConnection> {
+        let rec = self.container(key)?;
+        if rec.state.status == berth_runner::container::Status::Created && !rec.state.supervised() {
+            // Attached before its start (docker's run): a supervisor that
+            // waits for the start request (its root filesystem is mounted
+            // since the create).
+            self.spawn_waiting_supervisor(&rec.id)?;
+        } else if !rec.running() && !rec.state.supervised() {
+            fail!(
+                Conflict,
+                "You cannot attach to a stopped container, start it first"
+            );
+        }
+        let mut conn = UnixStream::connect(socket_path(&rec.id))
+            .map_err(|e| Error::Failed(format!("cannot attach to container {}: {e}", rec.name)))?;
+        let header = serde_json::json!({ "stdin": stdin }).to_string() + "\n";
+        conn.write_all(header.as_bytes())
+            .map_err(|e| Error::Failed(format!("cannot attach to container {}: {e}", rec.name)))?;
+        Ok(AttachConnection {
+            stream: conn,
+            tty: rec.tty,
+        })
+    }
+
+    /// `POST /containers/{id}/resize`: the container's terminal size.
+    pub fn container_resize(&self, key: &str, rows: u16, cols: u16) -> Result<()> {
+        let mut c = self.container_attach_connect(key, false)?;
+        write_frame(&mut c.stream, RESIZE, format!("{rows} {cols}").as_bytes())
+            .map_err(|e| Error::Failed(format!("cannot resize the terminal: {e}")))
+    }
+
     /// `docker attach` on this process's stdio.
     pub fn container_attach(&self, key: &str, opts: &AttachOptions) -> Result<AttachEnd> {
         let rec = self.container(key)?;

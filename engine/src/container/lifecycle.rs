@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 /// Set for a supervisor whose container starts once a client attached:
 /// its first client, on descriptor `ATTACH_FD`.
 const ATTACH_WAIT: &str = "BERTH_ATTACH_WAIT";
+/// Set for a supervisor made for a client that attached to a created
+/// container: it serves the socket and runs the container at a START frame
+/// (the start request that follows).
+const START_WAIT: &str = "BERTH_START_WAIT";
 const ATTACH_FD: i32 = 3;
 
 /// The marker file of a container stopped by the user.
@@ -182,6 +186,19 @@ impl Engine {
             hub.adopt(first);
             hub.wait_for_client(Duration::from_secs(30));
         }
+        if std::env::var_os(START_WAIT).is_some() {
+            let containers = self.containers();
+            let started = hub.wait_for_start(|| {
+                containers
+                    .load(id)
+                    .is_ok_and(|r| r.state.status == Status::Created)
+            });
+            if !started {
+                // Removed (or started another way) meanwhile.
+                let _ = self.containers().update(id, |r| r.state.supervisor = None);
+                return Ok(0);
+            }
+        }
         let mut delay = Duration::from_millis(100);
         loop {
             let began = Instant::now();
@@ -289,10 +306,40 @@ impl Engine {
         Ok((child, mine))
     }
 
+    /// Starts a supervisor that serves the attach socket of created
+    /// container `id` and runs it at the first START frame; returns once
+    /// the socket is there.
+    pub(crate) fn spawn_waiting_supervisor(&self, id: &str) -> Result<()> {
+        let child = self.spawn_supervisor_opts(id, None, true)?;
+        let me = child.id() as i32;
+        self.containers().update(id, |r| {
+            r.state.supervisor = berth_runner::container::process_start(me).map(|t| (me, t));
+        })?;
+        reap_later(child);
+        let socket = super::attach::socket_path(id);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            if Instant::now() > deadline {
+                fail!(Failed, "the container's supervisor did not start");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    }
+
     fn spawn_supervisor_with(
         &self,
         id: &str,
         client: Option<std::os::unix::net::UnixStream>,
+    ) -> Result<std::process::Child> {
+        self.spawn_supervisor_opts(id, client, false)
+    }
+
+    fn spawn_supervisor_opts(
+        &self,
+        id: &str,
+        client: Option<std::os::unix::net::UnixStream>,
+        start_wait: bool,
     ) -> Result<std::process::Child> {
         let wait_attach = client.is_some();
         // The last run's "exited" must not be taken for this one's.
@@ -312,6 +359,11 @@ impl Engine {
             cmd.env(ATTACH_WAIT, "1");
         } else {
             cmd.env_remove(ATTACH_WAIT);
+        }
+        if start_wait {
+            cmd.env(START_WAIT, "1");
+        } else {
+            cmd.env_remove(START_WAIT);
         }
         let fd = client.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
         // SAFETY: setsid and dup2 are async-signal-safe.
@@ -393,12 +445,55 @@ impl Engine {
     pub fn container_start(&self, key: &str) -> Result<()> {
         self.reap()?;
         let rec = self.container(key)?;
+        if rec.state.status == Status::Created && rec.state.supervised() && !rec.running() {
+            // A supervisor made for an attached client waits for this.
+            return self.start_waiting(&rec.id);
+        }
         // Running, or its supervisor about to run it again.
         if rec.running() || rec.state.supervised() {
             return Ok(());
         }
         self.mount_again(&rec)?;
         self.start_detached(&self.containers(), &rec.id)
+    }
+
+    /// Tells the waiting supervisor of created container `id` to run it,
+    /// and waits until it runs.
+    fn start_waiting(&self, id: &str) -> Result<()> {
+        let mut conn = std::os::unix::net::UnixStream::connect(super::attach::socket_path(id))
+            .map_err(|e| Error::Failed(format!("cannot reach the container's supervisor: {e}")))?;
+        let said = std::io::Write::write_all(&mut conn, b"{\"stdin\":false}\n").and_then(|()| {
+            berth_runner::attach::write_frame(&mut conn, berth_runner::attach::START, &[])
+        });
+        said.map_err(|e| Error::Failed(format!("cannot start the container: {e}")))?;
+        let containers = self.containers();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let rec = containers.load(id)?;
+            match rec.state.status {
+                Status::Running if rec.state.pid > 0 => return Ok(()),
+                Status::Exited => {
+                    if !rec.state.error.is_empty() {
+                        fail!(Failed, "{}", rec.state.error);
+                    }
+                    return Ok(());
+                }
+                _ => {}
+            }
+            if !rec.state.supervised() {
+                if !rec.state.error.is_empty() {
+                    fail!(Failed, "{}", rec.state.error);
+                }
+                fail!(
+                    Failed,
+                    "the container's supervisor went away before the start"
+                );
+            }
+            if Instant::now() > deadline {
+                fail!(Failed, "the container did not start within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(3));
+        }
     }
 
     /// Runs a just-created container detached.
@@ -490,12 +585,21 @@ impl Engine {
 
     /// docker wait: blocks until the container stops; its exit code.
     pub fn container_wait(&self, key: &str) -> Result<i32> {
-        let containers = self.containers();
-        let rec = containers.find(key)?;
-        while containers.load(&rec.id)?.running() {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(containers.load(&rec.id)?.state.exit_code)
+        self.container_waiter(key, WaitCondition::NotRunning)?
+            .wait()
+    }
+
+    /// A waiter for `condition`, registered now: what it waits for is
+    /// measured from this moment (docker registers the waiter before it
+    /// answers, so a client may start the container after).
+    pub fn container_waiter(&self, key: &str, condition: WaitCondition) -> Result<Waiter> {
+        let rec = self.containers().find(key)?;
+        Ok(Waiter {
+            engine: self.clone(),
+            id: rec.id,
+            condition,
+            finished_before: rec.state.finished_at,
+        })
     }
 
     /// docker rm: a running container only with `force` (SIGKILL first);
@@ -523,5 +627,64 @@ impl Engine {
             wait_stopped(&containers, &rec.id, Duration::from_secs(10))?;
         }
         self.destroy_with_volumes(&rec, volumes)
+    }
+}
+
+/// `POST /containers/{id}/wait?condition=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// Not running now, or once it stops (docker's default).
+    NotRunning,
+    /// The next exit after the waiter was made.
+    NextExit,
+    /// Until it is removed.
+    Removed,
+}
+
+impl std::str::FromStr for WaitCondition {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<WaitCondition> {
+        Ok(match s {
+            "" | "not-running" => WaitCondition::NotRunning,
+            "next-exit" => WaitCondition::NextExit,
+            "removed" => WaitCondition::Removed,
+            other => fail!(Invalid, "invalid condition: \"{other}\""),
+        })
+    }
+}
+
+/// A registered wait (`Engine::container_waiter`).
+#[derive(Debug)]
+pub struct Waiter {
+    engine: Engine,
+    id: String,
+    condition: WaitCondition,
+    finished_before: String,
+}
+
+impl Waiter {
+    /// Blocks until the condition holds; the container's exit code.
+    pub fn wait(self) -> Result<i32> {
+        let containers = self.engine.containers();
+        let mut last = 0;
+        loop {
+            let rec = match containers.load(&self.id) {
+                Ok(r) => r,
+                // Gone: removed (`--rm`), with the code its last run ended with.
+                Err(_) => return Ok(self.engine.last_exit_code(&self.id).unwrap_or(last)),
+            };
+            last = rec.state.exit_code;
+            let done = match self.condition {
+                WaitCondition::NotRunning => !rec.running() && !rec.state.restarting,
+                WaitCondition::NextExit => {
+                    !rec.running() && rec.state.finished_at != self.finished_before
+                }
+                WaitCondition::Removed => false,
+            };
+            if done {
+                return Ok(last);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
     }
 }

@@ -17,10 +17,11 @@ mod network;
 mod ops;
 mod publish;
 
-pub use attach::{parse_detach_keys, AttachEnd, AttachOptions};
+pub use attach::{frames, parse_detach_keys, AttachConnection, AttachEnd, AttachOptions};
 pub use commit::CommitOptions;
 pub use exec::ExecOptions;
 pub use fs::ContainerChange;
+pub use lifecycle::{WaitCondition, Waiter};
 pub use logs::LogsOptions;
 pub use ops::{ContainerStats, ContainerTop};
 pub use publish::parse_publish;
