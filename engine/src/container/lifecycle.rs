@@ -390,6 +390,23 @@ impl Engine {
     /// waits until it runs.
     fn start_detached(&self, containers: &Containers, id: &str) -> Result<()> {
         let mut child = self.spawn_supervisor(id)?;
+        self.wait_running(containers, id, |_| {
+            child
+                .try_wait()
+                .ok()
+                .flatten()
+                .map(|st| format!("the container's supervisor failed ({st})"))
+        })
+    }
+
+    /// Waits until container `id` runs (or ran and exited); `gone` says
+    /// why not when its supervisor ended before (the record's error wins).
+    fn wait_running(
+        &self,
+        containers: &Containers,
+        id: &str,
+        mut gone: impl FnMut(&Record) -> Option<String>,
+    ) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let rec = containers.load(id)?;
@@ -403,13 +420,13 @@ impl Engine {
                 }
                 _ => {}
             }
-            if let Ok(Some(st)) = child.try_wait() {
+            if let Some(why) = gone(&rec) {
                 let rec = containers.load(id)?;
                 if rec.state.status == Status::Created {
                     if !rec.state.error.is_empty() {
                         fail!(Failed, "{}", rec.state.error);
                     }
-                    fail!(Failed, "the container's supervisor failed ({st})");
+                    fail!(Failed, "{why}");
                 }
             }
             if Instant::now() > deadline {
@@ -466,34 +483,10 @@ impl Engine {
             berth_runner::attach::write_frame(&mut conn, berth_runner::attach::START, &[])
         });
         said.map_err(|e| Error::Failed(format!("cannot start the container: {e}")))?;
-        let containers = self.containers();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let rec = containers.load(id)?;
-            match rec.state.status {
-                Status::Running if rec.state.pid > 0 => return Ok(()),
-                Status::Exited => {
-                    if !rec.state.error.is_empty() {
-                        fail!(Failed, "{}", rec.state.error);
-                    }
-                    return Ok(());
-                }
-                _ => {}
-            }
-            if !rec.state.supervised() {
-                if !rec.state.error.is_empty() {
-                    fail!(Failed, "{}", rec.state.error);
-                }
-                fail!(
-                    Failed,
-                    "the container's supervisor went away before the start"
-                );
-            }
-            if Instant::now() > deadline {
-                fail!(Failed, "the container did not start within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(3));
-        }
+        self.wait_running(&self.containers(), id, |rec| {
+            (!rec.state.supervised())
+                .then(|| "the container's supervisor went away before the start".to_string())
+        })
     }
 
     /// Runs a just-created container detached.
