@@ -3,7 +3,6 @@
 //! results; docker's semantics live in the engine crate.
 
 mod commands;
-mod helpers;
 
 use berth_engine::{Engine, EngineConfig};
 use clap::{Parser, Subcommand};
@@ -282,6 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
+    let config_registries = cli.insecure_registry.clone();
     let root = cli.root.unwrap_or_else(Engine::default_root);
     let engine = Engine::open(&root, config)?;
     let engine = &engine;
@@ -329,7 +329,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => images::save(engine, a),
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => images::load(engine, a),
-        Command::System(SystemCommand::Service(a)) => commands::service::service(engine, a),
+        Command::System(SystemCommand::Service(a)) => {
+            commands::service::service(engine, a, &config_registries)
+        }
         Command::Image(ImageCommand::Prune(a)) | Command::System(SystemCommand::Prune(a)) => {
             images::prune(engine, a)
         }
@@ -354,8 +356,10 @@ fn fixed_mmap_threshold() {
 fn main() -> ExitCode {
     fixed_mmap_threshold();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let outcome = match helpers::run(&args) {
-        Some(r) => r,
+    let outcome = match berth_engine::helper::dispatch(&args) {
+        Some(r) => r
+            .map(|code| ExitCode::from(code.clamp(0, 255) as u8))
+            .map_err(Into::into),
         None => run(Cli::parse()),
     };
     match outcome {

@@ -224,51 +224,6 @@ fn the_docker_cli_lists_inspects_and_manages_networks_and_volumes() {
 }
 
 #[test]
-fn an_idle_service_exits_by_itself_and_takes_its_socket_away() {
-    let Some((tmp, root)) = root_store() else {
-        return;
-    };
-    let socket = tmp.path().join("idle.sock");
-    let mut svc = Service::start(&root, &socket, "1");
-    assert_eq!(
-        svc.docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]),
-        "1.41"
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(st) = svc.child.try_wait().unwrap() {
-            assert!(st.success(), "{st}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the idle service did not exit");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!socket.exists());
-    // A socket left by a killed service is taken over; a live one is not.
-    let first = Service::start(&root, &socket, "0");
-    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&root)
-        .args(["system", "service", "--time", "0"])
-        .arg(format!("unix://{}", socket.display()))
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("another service answers there"));
-    drop(first);
-    let _again = Service::start(&root, &socket, "0");
-    // Only loopback TCP without TLS.
-    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&root)
-        .args(["system", "service", "--host", "tcp://0.0.0.0:2375"])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("needs --tls-verify"));
-}
-
-#[test]
 fn the_docker_cli_creates_starts_stops_and_removes_containers() {
     let Some((tmp, root)) = root_store() else {
         return;
@@ -405,4 +360,21 @@ fn a_foreground_docker_run_streams_output_stdin_and_the_exit_code() {
     assert_eq!(String::from_utf8_lossy(&o.stdout), "late\n");
     assert_eq!(o.status.code(), Some(4));
     assert_eq!(svc.docker_ok(&["wait", &id]), "4");
+}
+
+#[test]
+fn without_berth_api_the_service_says_what_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lone = tmp.path().join("berth");
+    std::fs::copy(env!("CARGO_BIN_EXE_berth"), &lone).unwrap();
+    let o = Command::new(&lone)
+        .arg("--root")
+        .arg(tmp.path().join("root"))
+        .args(["system", "service", "--time", "0"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("needs the berth-api program"), "{e}");
 }

@@ -5,9 +5,12 @@
 //! the binary's hidden commands call these entry points.
 
 use crate::error::{Error, Result};
+use crate::{Engine, EngineConfig};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// The `berth` binary, for re-executing it as a helper.
+/// The binary the engine runs in, for re-executing it as a helper (it
+/// calls `dispatch` first).
 pub(crate) fn berth_exe() -> Result<PathBuf> {
     std::env::current_exe().map_err(|e| Error::Failed(format!("cannot find the berth binary: {e}")))
 }
@@ -63,4 +66,97 @@ pub fn exec(
         seccomp.as_ref(),
         console_socket,
     )?)
+}
+
+// The hidden commands are read without clap: every container start runs
+// two of them, and building a whole command tree first costs more than a
+// millisecond each time.
+
+/// `--name value` options and `--flag`s (no value), by name.
+type Options = Vec<(String, Option<OsString>)>;
+
+/// Positional arguments and `--name value` options (and the flags named in
+/// `flags`), or none when an argument is not one of those.
+fn split(args: &[OsString], options: &[&str], flags: &[&str]) -> Option<(Vec<OsString>, Options)> {
+    let mut pos = Vec::new();
+    let mut opts = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let s = a.to_str().unwrap_or("");
+        if let Some(name) = s.strip_prefix("--") {
+            if flags.contains(&name) {
+                opts.push((name.to_string(), None));
+            } else if options.contains(&name) {
+                opts.push((name.to_string(), Some(it.next()?.clone())));
+            } else {
+                return None;
+            }
+        } else {
+            pos.push(a.clone());
+        }
+    }
+    Some((pos, opts))
+}
+
+fn option(opts: &Options, name: &str) -> Option<PathBuf> {
+    opts.iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.clone())
+        .map(PathBuf::from)
+}
+
+/// Runs a hidden command if `args` (without the program name) is one;
+/// none to let the binary read them its own way. Every binary that an
+/// engine runs in (the `berth` command, the API service) calls this first,
+/// so that the engine may re-execute whichever binary it is in.
+pub fn dispatch(args: &[OsString]) -> Option<Result<i32>> {
+    let (command, rest) = args.split_first()?;
+    match command.to_str()? {
+        "__runtime" => {
+            let (pos, opts) = split(rest, &["console-socket", "start-fd"], &[])?;
+            let spec = pos.first()?.to_str()?.to_string();
+            let pid_file = pos.get(1).map(PathBuf::from);
+            if pos.len() > 2 {
+                return None;
+            }
+            let start_fd = match option(&opts, "start-fd") {
+                Some(v) => Some(v.to_str()?.parse::<i32>().ok()?),
+                None => None,
+            };
+            let console = option(&opts, "console-socket");
+            Some(runtime(
+                &spec,
+                pid_file.as_deref(),
+                console.as_deref(),
+                start_fd,
+            ))
+        }
+        "__exec" => {
+            let (pos, opts) = split(rest, &["console-socket"], &["privileged"])?;
+            let [pid, process, spec] = pos.as_slice() else {
+                return None;
+            };
+            let pid = pid.to_str()?.parse::<i32>().ok()?;
+            let privileged = opts.iter().any(|(n, _)| n == "privileged");
+            let console = option(&opts, "console-socket");
+            Some(exec(
+                pid,
+                &PathBuf::from(process),
+                &PathBuf::from(spec),
+                privileged,
+                console.as_deref(),
+            ))
+        }
+        "__supervise" => {
+            let [id] = rest else {
+                return None;
+            };
+            let id = id.to_str()?.to_string();
+            let root = std::env::var_os("BERTH_ROOT")
+                .map(PathBuf::from)
+                .unwrap_or_else(Engine::default_root);
+            Some(Engine::open(&root, EngineConfig::default()).and_then(|e| e.supervise(&id)))
+        }
+        _ => None,
+    }
 }

@@ -1,52 +1,48 @@
-//! `berth system service [--host URL]... [--time SECONDS]`: the Docker
-//! Engine API over this store, until stopped or idle.
+//! `berth system service ...`: handed over to `berth-api`, the Engine API
+//! service (api/), with this store; the `berth` command links the engine
+//! alone. `berth-api` is looked for beside this binary, then on PATH.
 
-use berth_api::{Host, ServiceOptions};
+use anyhow::bail;
 use berth_engine::Engine;
 use clap::Args;
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+
+const SERVICE: &str = "berth-api";
 
 #[derive(Args)]
 pub struct ServiceArgs {
-    /// Where to listen: unix:///PATH or tcp://127.0.0.1:PORT (repeatable;
-    /// default unix:///run/berth/berth.sock, or $XDG_RUNTIME_DIR/berth/berth.sock without root)
-    #[arg(short = 'H', long = "host")]
-    host: Vec<String>,
-    /// Exit after this many seconds without a request (0: run until stopped)
-    #[arg(short, long, default_value_t = 5)]
-    time: u64,
-    /// Where to listen (podman's positional form)
-    uri: Option<String>,
+    /// berth-api's flags: [-H unix:///PATH | tcp://127.0.0.1:PORT]... [--time SECONDS] [URI]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
 }
 
-fn default_host() -> String {
-    if nix_is_root() {
-        return "unix:///run/berth/berth.sock".into();
-    }
-    let dir = std::env::var("XDG_RUNTIME_DIR").unwrap_or_else(|_| "/tmp".into());
-    format!("unix://{dir}/berth/berth.sock")
+fn service_binary() -> Option<PathBuf> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(SERVICE)))
+        .filter(|p| p.is_file());
+    beside.or_else(|| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(SERVICE))
+                .find(|p| p.is_file())
+        })
+    })
 }
 
-fn nix_is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-pub fn service(engine: &Engine, a: ServiceArgs) -> anyhow::Result<ExitCode> {
-    let mut hosts: Vec<String> = a.host.clone();
-    hosts.extend(a.uri.clone());
-    if hosts.is_empty() {
-        hosts.push(default_host());
-    }
-    let hosts = hosts
-        .iter()
-        .map(|h| h.parse::<Host>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let opts = ServiceOptions {
-        hosts,
-        idle: (a.time > 0).then(|| Duration::from_secs(a.time)),
+pub fn service(engine: &Engine, a: ServiceArgs, insecure: &[String]) -> anyhow::Result<ExitCode> {
+    let Some(bin) = service_binary() else {
+        bail!("berth system service needs the {SERVICE} program (the api crate's binary: cargo build -p berth-api) beside berth or on PATH");
     };
-    berth_api::serve(engine.clone(), opts)?;
-    Ok(ExitCode::SUCCESS)
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.arg("--root").arg(engine.root());
+    for r in insecure {
+        cmd.arg("--insecure-registry").arg(r);
+    }
+    cmd.args(&a.args);
+    let e = cmd.exec();
+    bail!("cannot run {}: {e}", bin.display())
 }
