@@ -77,16 +77,13 @@ pub async fn route(req: Request) -> Response<Body> {
         (&Method::POST, ["images", "prune"]) => images::prune(req).await,
         // An image name may hold slashes: everything between.
         (&Method::GET, ["images", .., "json"]) if segs.len() > 2 => {
-            let name = segs[1..segs.len() - 1].join("/");
-            images::inspect(req, name).await
+            images::inspect(req, image_name(&segs)).await
         }
         (&Method::GET, ["images", .., "history"]) if segs.len() > 2 => {
-            let name = segs[1..segs.len() - 1].join("/");
-            images::history(req, name).await
+            images::history(req, image_name(&segs)).await
         }
         (&Method::POST, ["images", .., "tag"]) if segs.len() > 2 => {
-            let name = segs[1..segs.len() - 1].join("/");
-            images::tag(req, name).await
+            images::tag(req, image_name(&segs)).await
         }
         (&Method::DELETE, ["images", ..]) if segs.len() > 1 => {
             let name = segs[1..].join("/");
@@ -104,13 +101,13 @@ pub async fn route(req: Request) -> Response<Body> {
             let id = id.to_string();
             networks::remove(req, id).await
         }
-        (&Method::POST, ["networks", id, "connect"]) => {
+        (&Method::POST, ["networks", id, what]) => {
             let id = id.to_string();
-            networks::connect(req, id).await
-        }
-        (&Method::POST, ["networks", id, "disconnect"]) => {
-            let id = id.to_string();
-            networks::disconnect(req, id).await
+            match *what {
+                "connect" => networks::connect(req, id).await,
+                "disconnect" => networks::disconnect(req, id).await,
+                _ => not_served(&req, &path),
+            }
         }
 
         (&Method::GET, ["volumes"]) => volumes::list(req).await,
@@ -126,6 +123,11 @@ pub async fn route(req: Request) -> Response<Body> {
 
         _ => not_served(&req, &path),
     }
+}
+
+/// The image name of `/images/{name}/{what}`: every segment between.
+fn image_name(segs: &[&str]) -> String {
+    segs[1..segs.len() - 1].join("/")
 }
 
 fn not_served(req: &Request, path: &str) -> Response<Body> {
