@@ -11,20 +11,13 @@ mod containers;
 
 use busybox::{berth, busybox_store};
 use containers::{
-    err, host_address, inspect, is_root, ok, out, root_store, run_script, sigkill, supervisor_of,
+    err, free_port, host_address, inspect, is_root, ok, out, root_store, run_script, sigkill,
+    supervisor_of, wait_until,
 };
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// `curl -s URL`: the body, or None when nothing answers.
 fn curl(url: &str) -> Option<String> {
@@ -33,14 +26,6 @@ fn curl(url: &str) -> Option<String> {
         .output()
         .expect("curl runs");
     o.status.success().then(|| out(&o))
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Nothing of the store's is mounted, and no container folder is left.

@@ -11,7 +11,10 @@ mod busybox;
 mod containers;
 
 use busybox::berth;
-use containers::{err, fails, inspect, ok, out, root_store, run_detached, sigkill, supervisor_of};
+use containers::{
+    err, fails, free_port, inspect, ok, out, root_store, run_detached, sigkill, supervisor_of,
+    wait_until,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -70,22 +73,6 @@ fn network(root: &Path, name: &str) -> Value {
 /// The machine's own IPv4 address (not one of the bridges tests make).
 fn host_address() -> String {
     containers::host_address().expect("this machine has an address outside loopback")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn iptables_rules() -> String {

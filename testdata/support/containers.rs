@@ -113,6 +113,27 @@ pub fn host_address() -> Option<String> {
     })
 }
 
+/// A TCP port on loopback that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits (20 s at the most) until `f` says yes.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// `berth inspect NAME`'s one object.
 pub fn inspect(root: &Path, name: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(&ok(root, &["inspect", name])).unwrap();
