@@ -37,6 +37,32 @@ impl hyper::body::Body for Later {
     }
 }
 
+/// A body of the chunks `rx` gives, until its senders are gone (logs,
+/// events, progress streams).
+struct Chunks(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|got| got.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// A streamed answer of type `kind`: the headers now, then what `rx` gives.
+pub fn stream(
+    status: StatusCode,
+    kind: &str,
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> Response<Body> {
+    with_body(status, kind, Chunks(rx).boxed())
+}
+
 /// JSON that `rx` gives later, after headers sent now.
 pub fn json_later(status: StatusCode, rx: tokio::sync::oneshot::Receiver<Bytes>) -> Response<Body> {
     with_body(status, "application/json", Later(Some(rx)).boxed())

@@ -1,7 +1,7 @@
 //! Which handler a request goes to: paths with or without a `/v1.NN`
 //! prefix (1.24 to 1.44), names with `/` and `:` in them (`/images/{name}/json`).
 
-use crate::handlers::{containers, images, networks, system, volumes, Request};
+use crate::handlers::{containers, exec, images, networks, streams, system, volumes, Request};
 use crate::reply::{self, Body};
 use hyper::{Method, Response, StatusCode};
 
@@ -39,6 +39,7 @@ pub async fn route(req: Request) -> Response<Body> {
         (&Method::GET | &Method::HEAD, ["_ping"]) => system::ping(&req),
         (&Method::GET, ["version"]) => system::version(req).await,
         (&Method::GET, ["info"]) => system::info(req).await,
+        (&Method::GET, ["events"]) => streams::events(req).await,
 
         (&Method::GET, ["containers", "json"]) => containers::list(req).await,
         (&Method::POST, ["containers", "create"]) => containers::create(req).await,
@@ -49,6 +50,7 @@ pub async fn route(req: Request) -> Response<Body> {
                 "json" => containers::inspect(req, id).await,
                 "top" => containers::top(req, id).await,
                 "changes" => containers::changes(req, id).await,
+                "logs" => streams::logs(req, id).await,
                 _ => not_served(&req, &path),
             }
         }
@@ -65,8 +67,21 @@ pub async fn route(req: Request) -> Response<Body> {
                 "wait" => containers::wait(req, id).await,
                 "attach" => containers::attach(req, id).await,
                 "resize" => containers::resize(req, id).await,
+                "exec" => exec::create(req, id).await,
                 _ => not_served(&req, &path),
             }
+        }
+        (&Method::POST, ["exec", id, what]) => {
+            let id = id.to_string();
+            match *what {
+                "start" => exec::start(req, id).await,
+                "resize" => exec::resize(req, id).await,
+                _ => not_served(&req, &path),
+            }
+        }
+        (&Method::GET, ["exec", id, "json"]) => {
+            let id = id.to_string();
+            exec::inspect(req, id).await
         }
         (&Method::DELETE, ["containers", id]) => {
             let id = id.to_string();

@@ -167,6 +167,7 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                             let r = crate::route::route(Request {
                                 method: parts.method,
                                 uri: parts.uri,
+                                headers: parts.headers,
                                 body,
                                 engine,
                                 upgrade,

@@ -168,6 +168,17 @@ impl Engine {
         opts: &EventsOptions,
         out: &mut dyn FnMut(&EventMessage) -> bool,
     ) -> Result<()> {
+        self.events_while(opts, out, &|| true)
+    }
+
+    /// `events`, which also stops once `alive` says false (checked while
+    /// no event comes: a client gone between events).
+    pub fn events_while(
+        &self,
+        opts: &EventsOptions,
+        out: &mut dyn FnMut(&EventMessage) -> bool,
+        alive: &dyn Fn() -> bool,
+    ) -> Result<()> {
         let p = path(self.root());
         let since = opts.since.unwrap_or_else(now_nanos);
         let io = |e: std::io::Error| Error::Failed(format!("cannot read the event log: {e}"));
@@ -215,7 +226,7 @@ impl Engine {
                     }
                 }
             }
-            if opts.until.is_some_and(|u| now_nanos() >= u) {
+            if opts.until.is_some_and(|u| now_nanos() >= u) || !alive() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -40,6 +40,7 @@ pub struct EngineConfig {
 pub struct Engine {
     store: Store,
     config: EngineConfig,
+    execs: container::ExecTable,
 }
 
 impl Engine {
@@ -54,7 +55,11 @@ impl Engine {
         let store = Store::open(root).map_err(|e| {
             Error::Failed(format!("cannot open the store at {}: {e}", root.display()))
         })?;
-        Ok(Engine { store, config })
+        Ok(Engine {
+            store,
+            config,
+            execs: Default::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {

@@ -168,21 +168,7 @@ pub async fn attach(mut req: Request, id: String) -> Response<Body> {
             Err(e) => tracing::debug!("attach: the upgrade failed: {e}"),
         }
     });
-    let mut r = reply::empty(StatusCode::SWITCHING_PROTOCOLS);
-    let kind = if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    };
-    for (k, v) in [
-        ("Connection", "Upgrade"),
-        ("Upgrade", "tcp"),
-        ("Content-Type", kind),
-    ] {
-        r.headers_mut()
-            .insert(k, hyper::header::HeaderValue::from_static(v));
-    }
-    r
+    crate::hijack::switching(tty)
 }
 
 pub async fn remove(req: Request, id: String) -> Response<Body> {

@@ -2,8 +2,10 @@
 //! request onto the engine's typed operations.
 
 pub mod containers;
+pub mod exec;
 pub mod images;
 pub mod networks;
+pub mod streams;
 pub mod system;
 pub mod volumes;
 
@@ -17,6 +19,7 @@ use hyper::{Method, Response, StatusCode, Uri};
 pub struct Request {
     pub method: Method,
     pub uri: Uri,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
     pub engine: Engine,
     /// The connection, once the answer said `101 UPGRADED` (attach).
@@ -24,6 +27,11 @@ pub struct Request {
 }
 
 impl Request {
+    /// The client asked for the connection to be hijacked (`Upgrade: tcp`).
+    pub fn wants_upgrade(&self) -> bool {
+        self.headers.contains_key(hyper::header::UPGRADE)
+    }
+
     pub fn query(&self) -> Query {
         Query::parse(self.uri.query())
     }

@@ -510,6 +510,7 @@ pub fn exec(engine: &Engine, args: ExecArgs) -> anyhow::Result<ExitCode> {
         workdir: args.workdir.clone(),
         user: args.user.clone(),
         privileged: args.privileged,
+        console_size: None,
     };
     match engine.container_exec(&args.container, &opts) {
         Ok(code) => Ok(exit(code)),

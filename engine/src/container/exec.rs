@@ -1,6 +1,7 @@
 //! `docker exec`: a process in a running container, through a helper
-//! (`berth __exec`) that joins its namespaces. For now the process uses the
-//! caller's own stdio.
+//! (`berth __exec`) that joins its namespaces, on the caller's own stdio
+//! (`container_exec`) or on pipes and terminals handed back
+//! (`exec_instance`, the Engine API's).
 
 use crate::error::{fail, Error, Result};
 use crate::helper::berth_exe;
@@ -27,6 +28,8 @@ pub struct ExecOptions {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub privileged: bool,
+    /// The terminal's rows and columns; none takes this process's own.
+    pub console_size: Option<(u16, u16)>,
 }
 
 impl Engine {
@@ -65,16 +68,13 @@ impl Engine {
         };
         let (process_path, _) = self.exec_process(rec, &opts)?;
         let result = (|| {
-            let mut child = Command::new(berth_exe()?)
-                .arg("__exec")
-                .arg(rec.state.pid.to_string())
-                .arg(&process_path)
-                .arg(process_path.with_file_name("config.json"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| Error::Failed(format!("cannot start the exec helper: {e}")))?;
+            let mut child = spawn_helper(
+                rec,
+                &process_path,
+                None,
+                false,
+                [Stdio::null(), Stdio::piped(), Stdio::piped()],
+            )?;
             let mut readers = Vec::new();
             for r in [
                 child
@@ -128,7 +128,7 @@ impl Engine {
 
     /// The exec process's spec file (in the container's folder) and the
     /// console socket path it would use.
-    fn exec_process(
+    pub(super) fn exec_process(
         &self,
         rec: &Record,
         opts: &ExecOptions,
@@ -163,7 +163,7 @@ impl Engine {
         }
         process.set_terminal(Some(opts.tty));
         if opts.tty {
-            if let Some((rows, cols)) = console::size_of(1) {
+            if let Some((rows, cols)) = opts.console_size.or_else(|| console::size_of(1)) {
                 let size = oci_spec::runtime::BoxBuilder::default()
                     .height(rows as u64)
                     .width(cols as u64)
@@ -191,30 +191,51 @@ impl Engine {
     }
 }
 
+/// Starts the exec helper for `process_path` in `rec` with these stdio
+/// (stdin, stdout, stderr) and, for a terminal, the console socket.
+pub(super) fn spawn_helper(
+    rec: &Record,
+    process_path: &Path,
+    console_socket: Option<&Path>,
+    privileged: bool,
+    stdio: [Stdio; 3],
+) -> Result<std::process::Child> {
+    let mut cmd = Command::new(berth_exe()?);
+    cmd.arg("__exec")
+        .arg(rec.state.pid.to_string())
+        .arg(process_path)
+        .arg(process_path.with_file_name("config.json"));
+    if privileged {
+        cmd.arg("--privileged");
+    }
+    if let Some(s) = console_socket {
+        cmd.arg("--console-socket").arg(s);
+    }
+    let [i, o, e] = stdio;
+    cmd.stdin(i).stdout(o).stderr(e);
+    cmd.spawn()
+        .map_err(|e| Error::Failed(format!("cannot start the exec helper: {e}")))
+}
+
 fn exec_helper(
     rec: &Record,
     process_path: &Path,
     socket: &Path,
     opts: &ExecOptions,
 ) -> Result<i32> {
-    let mut cmd = Command::new(berth_exe()?);
-    cmd.arg("__exec")
-        .arg(rec.state.pid.to_string())
-        .arg(process_path)
-        .arg(process_path.with_file_name("config.json"));
-    if opts.privileged {
-        cmd.arg("--privileged");
-    }
-    if !opts.interactive || opts.tty {
-        cmd.stdin(Stdio::null());
-    }
-    if opts.detach {
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    }
+    let inherit_or = |null: bool| {
+        if null {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        }
+    };
+    let stdio = [
+        inherit_or(!opts.interactive || opts.tty),
+        inherit_or(opts.detach || opts.tty),
+        inherit_or(opts.detach),
+    ];
     let listener = if opts.tty {
-        cmd.arg("--console-socket")
-            .arg(socket)
-            .stdout(Stdio::null());
         Some(
             std::os::unix::net::UnixListener::bind(socket)
                 .map_err(|e| Error::Failed(format!("cannot make a console socket: {e}")))?,
@@ -222,9 +243,8 @@ fn exec_helper(
     } else {
         None
     };
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::Failed(format!("cannot start the exec helper: {e}")))?;
+    let console = listener.as_ref().map(|_| socket);
+    let mut child = spawn_helper(rec, process_path, console, opts.privileged, stdio)?;
     if opts.detach {
         return Ok(0);
     }

@@ -4,12 +4,14 @@
 
 pub mod container;
 pub mod event;
+pub mod exec;
 pub mod image;
 pub mod network;
 pub mod volume;
 
 pub use container::*;
 pub use event::*;
+pub use exec::*;
 pub use image::*;
 pub use network::*;
 pub use volume::*;

@@ -1,0 +1,141 @@
+//! What is streamed out as it happens: a container's logs, the events.
+
+use super::Request;
+use crate::hijack;
+use crate::reply::{self, Body};
+use berth_engine::container::LogsOptions;
+use berth_engine::events::EventsOptions;
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
+use std::io::Write;
+use tokio::sync::mpsc::Sender;
+
+/// A writer whose bytes go out as docker's frames of one kind (or raw for
+/// a container with a terminal); a gone client is a broken pipe, which
+/// ends a followed log.
+struct FrameWriter {
+    tx: Option<Sender<Bytes>>,
+    kind: u8,
+    raw: bool,
+}
+
+impl Write for FrameWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(tx) = &self.tx else {
+            return Ok(buf.len());
+        };
+        let chunk = if self.raw {
+            Bytes::copy_from_slice(buf)
+        } else {
+            hijack::frame(self.kind, buf)
+        };
+        tx.blocking_send(chunk)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn time_param(q: &crate::query::Query, key: &str) -> Result<Option<i64>, String> {
+    match q.get(key).filter(|v| !v.is_empty() && *v != "0") {
+        None => Ok(None),
+        Some(v) => berth_engine::units::timestamp(v, now_nanos()).map(Some),
+    }
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// `GET /containers/{id}/logs`.
+pub async fn logs(req: Request, id: String) -> Response<Body> {
+    let q = req.query();
+    let (stdout, stderr) = (q.bool("stdout"), q.bool("stderr"));
+    if !stdout && !stderr {
+        return super::bad_request("Bad parameters: you must choose at least one stream");
+    }
+    let tail = match q.get("tail").filter(|t| !t.is_empty() && *t != "all") {
+        None => None,
+        Some(t) => match t.parse::<usize>() {
+            Ok(n) => Some(n),
+            Err(_) => return super::bad_request(&format!("invalid tail {t:?}")),
+        },
+    };
+    let (since, until) = match (time_param(&q, "since"), time_param(&q, "until")) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => return super::bad_request(&e),
+    };
+    let opts = LogsOptions {
+        follow: q.bool("follow"),
+        timestamps: q.bool("timestamps"),
+        tail,
+        since,
+        until,
+    };
+    let engine = req.engine.clone();
+    let key = id.clone();
+    let tty = match tokio::task::spawn_blocking(move || engine.container_inspect(&key)).await {
+        Ok(Ok(c)) => c.config.tty,
+        Ok(Err(e)) => return reply::engine_error(&e),
+        Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let engine = req.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut out = FrameWriter {
+            tx: stdout.then(|| tx.clone()),
+            kind: berth_engine::container::frames::STDOUT,
+            raw: tty,
+        };
+        let mut err = FrameWriter {
+            tx: stderr.then_some(tx),
+            kind: berth_engine::container::frames::STDERR,
+            raw: tty,
+        };
+        if let Err(e) = engine.container_logs(&id, &opts, &mut out, &mut err) {
+            tracing::debug!("logs of {id}: {e}");
+        }
+    });
+    reply::stream(StatusCode::OK, hijack::stream_kind(tty), rx)
+}
+
+/// `GET /events?since=&until=&filters=`: one JSON object a line, until
+/// `until` or the client goes.
+pub async fn events(req: Request) -> Response<Body> {
+    let q = req.query();
+    let filters = match q.filters() {
+        Ok(f) => f,
+        Err(e) => return super::bad_request(&e),
+    };
+    let (since, until) = match (time_param(&q, "since"), time_param(&q, "until")) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => return super::bad_request(&e),
+    };
+    let opts = EventsOptions {
+        since,
+        until,
+        filters,
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let engine = req.engine.clone();
+    tokio::task::spawn_blocking(move || {
+        let watch = tx.clone();
+        let alive = move || !watch.is_closed();
+        let mut send = |e: &berth_engine::model::EventMessage| {
+            let Ok(mut line) = serde_json::to_vec(e) else {
+                return true;
+            };
+            line.push(b'\n');
+            tx.blocking_send(Bytes::from(line)).is_ok()
+        };
+        if let Err(e) = engine.events_while(&opts, &mut send, &alive) {
+            tracing::debug!("events: {e}");
+        }
+    });
+    reply::stream(StatusCode::OK, "application/json", rx)
+}
