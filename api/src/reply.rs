@@ -63,6 +63,32 @@ pub fn stream(
     with_body(status, kind, Chunks(rx).boxed())
 }
 
+/// A writer whose bytes go out as chunks of a streamed answer (as
+/// docker's frames of one kind, with `frame`); none drops them. A gone
+/// client is a broken pipe, which ends a followed log or a tar stream.
+pub struct ChunkWriter {
+    pub tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    pub frame: Option<u8>,
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let Some(tx) = &self.tx else {
+            return Ok(buf.len());
+        };
+        let chunk = match self.frame {
+            Some(kind) => crate::hijack::frame(kind, buf),
+            None => Bytes::copy_from_slice(buf),
+        };
+        tx.blocking_send(chunk)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// JSON that `rx` gives later, after headers sent now.
 pub fn json_later(status: StatusCode, rx: tokio::sync::oneshot::Receiver<Bytes>) -> Response<Body> {
     with_body(status, "application/json", Later(Some(rx)).boxed())

@@ -1,7 +1,9 @@
 //! Which handler a request goes to: paths with or without a `/v1.NN`
 //! prefix (1.24 to 1.44), names with `/` and `:` in them (`/images/{name}/json`).
 
-use crate::handlers::{containers, exec, images, networks, streams, system, volumes, Request};
+use crate::handlers::{
+    archive, containers, exec, images, networks, streams, system, volumes, Request,
+};
 use crate::reply::{self, Body};
 use hyper::{Method, Response, StatusCode};
 
@@ -40,10 +42,19 @@ pub async fn route(req: Request) -> Response<Body> {
         (&Method::GET, ["version"]) => system::version(req).await,
         (&Method::GET, ["info"]) => system::info(req).await,
         (&Method::GET, ["events"]) => streams::events(req).await,
+        (&Method::GET, ["system", "df"]) => system::df(req).await,
 
         (&Method::GET, ["containers", "json"]) => containers::list(req).await,
         (&Method::POST, ["containers", "create"]) => containers::create(req).await,
         (&Method::POST, ["containers", "prune"]) => containers::prune(req).await,
+        (&Method::GET | &Method::HEAD, ["containers", id, "archive"]) => {
+            let id = id.to_string();
+            archive::get(req, id).await
+        }
+        (&Method::PUT, ["containers", id, "archive"]) => {
+            let id = id.to_string();
+            archive::put(req, id).await
+        }
         (&Method::GET, ["containers", id, what]) => {
             let id = id.to_string();
             match *what {

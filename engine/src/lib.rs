@@ -19,6 +19,7 @@ pub mod model;
 pub mod network;
 pub mod progress;
 pub mod registry;
+pub mod system;
 pub mod units;
 pub mod volume;
 

@@ -1,6 +1,7 @@
 //! The handlers, one module per kind of object, each a thin mapping of a
 //! request onto the engine's typed operations.
 
+pub mod archive;
 pub mod containers;
 pub mod exec;
 pub mod images;

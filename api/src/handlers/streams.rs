@@ -2,41 +2,11 @@
 
 use super::Request;
 use crate::hijack;
-use crate::reply::{self, Body};
+use crate::reply::{self, Body, ChunkWriter};
 use berth_engine::container::LogsOptions;
 use berth_engine::events::EventsOptions;
 use bytes::Bytes;
 use hyper::{Response, StatusCode};
-use std::io::Write;
-use tokio::sync::mpsc::Sender;
-
-/// A writer whose bytes go out as docker's frames of one kind (or raw for
-/// a container with a terminal); a gone client is a broken pipe, which
-/// ends a followed log.
-struct FrameWriter {
-    tx: Option<Sender<Bytes>>,
-    kind: u8,
-    raw: bool,
-}
-
-impl Write for FrameWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let Some(tx) = &self.tx else {
-            return Ok(buf.len());
-        };
-        let chunk = if self.raw {
-            Bytes::copy_from_slice(buf)
-        } else {
-            hijack::frame(self.kind, buf)
-        };
-        tx.blocking_send(chunk)
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn time_param(q: &crate::query::Query, key: &str) -> Result<Option<i64>, String> {
     match q.get(key).filter(|v| !v.is_empty() && *v != "0") {
@@ -87,15 +57,13 @@ pub async fn logs(req: Request, id: String) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let engine = req.engine.clone();
     tokio::task::spawn_blocking(move || {
-        let mut out = FrameWriter {
+        let mut out = ChunkWriter {
             tx: stdout.then(|| tx.clone()),
-            kind: berth_engine::container::frames::STDOUT,
-            raw: tty,
+            frame: (!tty).then_some(berth_engine::container::frames::STDOUT),
         };
-        let mut err = FrameWriter {
+        let mut err = ChunkWriter {
             tx: stderr.then_some(tx),
-            kind: berth_engine::container::frames::STDERR,
-            raw: tty,
+            frame: (!tty).then_some(berth_engine::container::frames::STDERR),
         };
         if let Err(e) = engine.container_logs(&id, &opts, &mut out, &mut err) {
             tracing::debug!("logs of {id}: {e}");

@@ -89,3 +89,8 @@ pub async fn info(req: Request) -> Response<Body> {
     })
     .await
 }
+
+/// `GET /system/df`.
+pub async fn df(req: Request) -> Response<Body> {
+    super::blocking(req.engine, StatusCode::OK, |engine| engine.system_df()).await
+}

@@ -84,6 +84,18 @@ impl Drop for Frozen {
     }
 }
 
+/// A path's stat in the archive endpoints' shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode` bits.
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
 impl Engine {
     /// The container's root as this process can reach it: the running
     /// container's own view (its volumes and binds included), else its
@@ -243,6 +255,64 @@ impl Engine {
                 p
             };
             Ok(p.symlink_metadata().ok().map(|m| m.is_dir()))
+        })
+    }
+
+    /// What `path` in the container is, as the archive endpoints' stat
+    /// header has it (docker's `X-Docker-Container-Path-Stat`).
+    pub fn container_path_stat(&self, key: &str, path: &str) -> Result<PathStat> {
+        let rec = self.container(key)?;
+        self.with_root(&rec, |root| {
+            let p = resolve_in(root, path)?;
+            let Ok(meta) = p.symlink_metadata() else {
+                fail!(
+                    NotFound,
+                    "Could not find the file {path} in container {key}"
+                );
+            };
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            let ft = meta.file_type();
+            // Go's os.FileMode: the kind in the high bits, then the
+            // set-id and sticky bits, then the permissions.
+            let mut mode = meta.mode() & 0o777;
+            for (bit, go) in [(0o4000, 1 << 23), (0o2000, 1 << 22), (0o1000, 1 << 20)] {
+                if meta.mode() & bit != 0 {
+                    mode |= go;
+                }
+            }
+            mode |= if ft.is_dir() {
+                1 << 31
+            } else if ft.is_symlink() {
+                1 << 27
+            } else if ft.is_fifo() {
+                1 << 25
+            } else if ft.is_socket() {
+                1 << 24
+            } else if ft.is_char_device() {
+                (1 << 26) | (1 << 21)
+            } else if ft.is_block_device() {
+                1 << 26
+            } else {
+                0
+            };
+            let link_target = if ft.is_symlink() {
+                std::fs::read_link(&p)
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let name = Path::new(path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "/".into());
+            Ok(PathStat {
+                name,
+                size: meta.len() as i64,
+                mode,
+                mtime: crate::units::rfc3339_nano(meta.mtime() * 1_000_000_000 + meta.mtime_nsec()),
+                link_target,
+            })
         })
     }
 

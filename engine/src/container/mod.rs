@@ -23,7 +23,7 @@ pub use commit::CommitOptions;
 pub use exec::ExecOptions;
 pub(crate) use exec_instance::ExecTable;
 pub use exec_instance::{ExecSession, ExecStreams};
-pub use fs::ContainerChange;
+pub use fs::{ContainerChange, PathStat};
 pub use lifecycle::{WaitCondition, Waiter};
 pub use logs::LogsOptions;
 pub use ops::{ContainerStats, ContainerTop};
