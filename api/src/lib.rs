@@ -8,6 +8,7 @@
 
 mod handlers;
 mod hijack;
+mod progress;
 mod query;
 mod reply;
 mod route;

@@ -21,6 +21,15 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeated key (`t=a&t=b`).
+    pub fn all(&self, key: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     /// moby's boolean: absent, "", "0", "no", "false", "none" are false.
     pub fn bool(&self, key: &str) -> bool {
         self.get(key).is_some_and(|v| {

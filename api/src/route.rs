@@ -2,7 +2,7 @@
 //! prefix (1.24 to 1.44), names with `/` and `:` in them (`/images/{name}/json`).
 
 use crate::handlers::{
-    archive, containers, exec, images, networks, streams, system, volumes, Request,
+    archive, containers, exec, images, networks, streams, system, transfer, volumes, Request,
 };
 use crate::reply::{self, Body};
 use hyper::{Method, Response, StatusCode};
@@ -100,6 +100,20 @@ pub async fn route(req: Request) -> Response<Body> {
         }
 
         (&Method::GET, ["images", "json"]) => images::list(req).await,
+        (&Method::POST, ["images", "create"]) => transfer::create(req).await,
+        (&Method::POST, ["images", "load"]) => transfer::load(req).await,
+        (&Method::GET, ["images", "get"]) => {
+            let names = req.query().all("names");
+            transfer::save(req, names).await
+        }
+        (&Method::GET, ["images", .., "get"]) if segs.len() > 2 => {
+            let name = image_name(&segs);
+            transfer::save(req, vec![name]).await
+        }
+        (&Method::POST, ["images", .., "push"]) if segs.len() > 2 => {
+            transfer::push(req, image_name(&segs)).await
+        }
+        (&Method::POST, ["auth"]) => transfer::auth(req).await,
         (&Method::POST, ["images", "prune"]) => images::prune(req).await,
         // An image name may hold slashes: everything between.
         (&Method::GET, ["images", .., "json"]) if segs.len() > 2 => {

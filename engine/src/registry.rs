@@ -4,7 +4,8 @@
 use crate::error::{fail, Error, Result};
 use crate::progress::{ProgressSink, RegistryProgress};
 use crate::Engine;
-use berth_registry::{Client, Credentials, DockerConfig, Platform, RegistryConfig, Silent};
+pub use berth_registry::Credentials;
+use berth_registry::{Client, DockerConfig, Platform, RegistryConfig, Silent};
 use berth_store::{ImageRef, Store, StoredImage};
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,14 @@ impl Registries {
         block_on(async { Ok(host.login(&creds).await?) })?;
         client.credentials().store(server, &creds)?;
         Ok(())
+    }
+
+    /// Checks the credentials with the registry and keeps nothing (the
+    /// Engine API's `/auth`: the client keeps them).
+    pub fn check_login(&self, server: &str, creds: &Credentials) -> Result<()> {
+        let client = self.client()?;
+        let host = client.host(server)?;
+        block_on(async { Ok(host.login(creds).await?) })
     }
 
     /// Forgets the credentials of `server`; says under which key they were
@@ -106,6 +115,18 @@ impl Engine {
         platform_name: Option<&str>,
         progress: Arc<dyn ProgressSink>,
     ) -> Result<Pulled> {
+        self.image_pull_as(name, platform_name, None, progress)
+    }
+
+    /// `image_pull` with the credentials a request brought, over the
+    /// stored ones.
+    pub fn image_pull_as(
+        &self,
+        name: &str,
+        platform_name: Option<&str>,
+        auth: Option<Credentials>,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<Pulled> {
         let r: ImageRef = name.parse()?;
         let platform = platform(platform_name)?;
         let store = self.store();
@@ -114,6 +135,9 @@ impl Engine {
             .ok()
             .map(|i| i.manifest_digest);
         let client = self.registries().client()?;
+        if auth.is_some() {
+            client.repo(&r)?.host.set_credentials(auth);
+        }
         let view = Arc::new(RegistryProgress(progress));
         let img = block_on(async {
             Ok(berth_registry::pull(&client, store, &r, &platform, view).await?)
@@ -128,6 +152,16 @@ impl Engine {
 
     /// `docker push NAME[:TAG]`.
     pub fn image_push(&self, name: &str, progress: Arc<dyn ProgressSink>) -> Result<PushedImage> {
+        self.image_push_as(name, None, progress)
+    }
+
+    /// `image_push` with the credentials a request brought.
+    pub fn image_push_as(
+        &self,
+        name: &str,
+        auth: Option<Credentials>,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<PushedImage> {
         let target: ImageRef = name.parse()?;
         let image = match self.store().resolve(&target.to_string()) {
             Ok(i) => i,
@@ -141,6 +175,9 @@ impl Engine {
             Err(e) => return Err(e.into()),
         };
         let client = self.registries().client()?;
+        if auth.is_some() {
+            client.repo(&target)?.host.set_credentials(auth);
+        }
         let pushed = push_image(self.store(), &client, &image, &target, progress)?;
         self.emit_image("push", &target.familiar(), &target.familiar());
         Ok(pushed)

@@ -8,6 +8,7 @@ pub mod images;
 pub mod networks;
 pub mod streams;
 pub mod system;
+pub mod transfer;
 pub mod volumes;
 
 use crate::query::Query;
