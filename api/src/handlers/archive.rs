@@ -10,18 +10,17 @@ use hyper::{Method, Response, StatusCode};
 
 const STAT_HEADER: &str = "X-Docker-Container-Path-Stat";
 
-fn path_param(req: &Request) -> Result<String, Response<Body>> {
-    match req.query().get("path").filter(|p| !p.is_empty()) {
-        Some(p) => Ok(p.to_string()),
-        None => Err(super::bad_request("archive needs ?path=")),
-    }
+fn path_param(req: &Request) -> Option<String> {
+    req.query()
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .map(String::from)
 }
 
 /// HEAD and GET.
 pub async fn get(req: Request, id: String) -> Response<Body> {
-    let path = match path_param(&req) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(path) = path_param(&req) else {
+        return super::bad_request("archive needs ?path=");
     };
     let engine = req.engine.clone();
     let (key, p) = (id.clone(), path.clone());
@@ -57,9 +56,8 @@ pub async fn get(req: Request, id: String) -> Response<Body> {
 }
 
 pub async fn put(req: Request, id: String) -> Response<Body> {
-    let path = match path_param(&req) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(path) = path_param(&req) else {
+        return super::bad_request("archive needs ?path=");
     };
     let body = req.body.clone();
     let engine = req.engine.clone();

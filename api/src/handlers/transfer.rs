@@ -49,7 +49,7 @@ pub async fn create(req: Request) -> Response<Body> {
                 repo.as_deref(),
                 &changes,
                 message,
-                "auto",
+                "gzip",
             ) {
                 Ok(id) => p.send(json!({ "status": id })),
                 Err(e) => p.error(&e.to_string()),
