@@ -130,11 +130,7 @@ pub async fn wait(req: Request, id: String) -> Response<Body> {
 
 /// `POST /containers/{id}/resize?h=&w=`.
 pub async fn resize(req: Request, id: String) -> Response<Body> {
-    let q = req.query();
-    let (Some(h), Some(w)) = (
-        q.get("h").and_then(|v| v.parse::<u16>().ok()),
-        q.get("w").and_then(|v| v.parse::<u16>().ok()),
-    ) else {
+    let Some((h, w)) = super::terminal_size(&req) else {
         return super::bad_request("resize needs ?h=ROWS&w=COLS");
     };
     super::blocking_empty(req.engine, move |engine| engine.container_resize(&id, h, w)).await

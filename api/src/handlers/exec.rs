@@ -26,11 +26,7 @@ pub async fn inspect(req: Request, id: String) -> Response<Body> {
 }
 
 pub async fn resize(req: Request, id: String) -> Response<Body> {
-    let q = req.query();
-    let (Some(h), Some(w)) = (
-        q.get("h").and_then(|v| v.parse::<u16>().ok()),
-        q.get("w").and_then(|v| v.parse::<u16>().ok()),
-    ) else {
+    let Some((h, w)) = super::terminal_size(&req) else {
         return super::bad_request("resize needs ?h=ROWS&w=COLS");
     };
     let engine = req.engine.clone();

@@ -92,3 +92,11 @@ pub fn filter_pairs(req: &Request) -> Result<Vec<(String, String)>, String> {
         .flat_map(|(k, vs)| vs.into_iter().map(move |v| (k.clone(), v)))
         .collect())
 }
+
+/// `?h=ROWS&w=COLS` of a resize.
+pub fn terminal_size(req: &Request) -> Option<(u16, u16)> {
+    let q = req.query();
+    let h = q.get("h")?.parse::<u16>().ok()?;
+    let w = q.get("w")?.parse::<u16>().ok()?;
+    Some((h, w))
+}
