@@ -7,35 +7,10 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
 use hyper::{Response, StatusCode};
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 pub type Body = BoxBody<Bytes, Infallible>;
-
-/// A body whose one chunk comes later: the headers go at once (docker's
-/// `wait` answers so, the waiter being registered).
-struct Later(Option<tokio::sync::oneshot::Receiver<Bytes>>);
-
-impl hyper::body::Body for Later {
-    type Data = Bytes;
-    type Error = Infallible;
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        let Some(rx) = self.0.as_mut() else {
-            return Poll::Ready(None);
-        };
-        match Pin::new(rx).poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(got) => {
-                self.0 = None;
-                Poll::Ready(got.ok().map(|b| Ok(Frame::data(b))))
-            }
-        }
-    }
-}
 
 /// A body of the chunks `rx` gives, until its senders are gone (logs,
 /// events, progress streams).
@@ -87,11 +62,6 @@ impl std::io::Write for ChunkWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// JSON that `rx` gives later, after headers sent now.
-pub fn json_later(status: StatusCode, rx: tokio::sync::oneshot::Receiver<Bytes>) -> Response<Body> {
-    with_body(status, "application/json", Later(Some(rx)).boxed())
 }
 
 fn with_headers(status: StatusCode, kind: &str, body: Bytes) -> Response<Body> {

@@ -106,14 +106,15 @@ pub async fn wait(req: Request, id: String) -> Response<Body> {
         Ok(c) => c,
         Err(e) => return reply::engine_error(&e),
     };
-    let engine = req.engine.clone();
-    let waiter =
-        match tokio::task::spawn_blocking(move || engine.container_waiter(&id, condition)).await {
-            Ok(Ok(w)) => w,
-            Ok(Err(e)) => return reply::engine_error(&e),
-            Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-        };
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    let waiter = match super::off_thread(req.engine.clone(), move |e| {
+        e.container_waiter(&id, condition)
+    })
+    .await
+    {
+        Ok(w) => w,
+        Err(r) => return r.into_response(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
     tokio::task::spawn_blocking(move || {
         let body = match waiter.wait() {
             Ok(code) => serde_json::json!({ "StatusCode": code, "Error": null }),
@@ -123,9 +124,10 @@ pub async fn wait(req: Request, id: String) -> Response<Body> {
         };
         let mut text = body.to_string().into_bytes();
         text.push(b'\n');
-        let _ = tx.send(bytes::Bytes::from(text));
+        let _ = tx.blocking_send(bytes::Bytes::from(text));
     });
-    reply::json_later(StatusCode::OK, rx)
+    // The headers go at once: the waiter is registered.
+    reply::stream(StatusCode::OK, "application/json", rx)
 }
 
 /// `POST /containers/{id}/resize?h=&w=`.
@@ -145,15 +147,13 @@ pub async fn attach(mut req: Request, id: String) -> Response<Body> {
     let Some(upgrade) = req.upgrade.take() else {
         return super::bad_request("attach needs an upgraded connection (Upgrade: tcp)");
     };
-    let engine = req.engine.clone();
-    let conn = match tokio::task::spawn_blocking(move || {
-        engine.container_attach_connect(&id, stdin)
+    let conn = match super::off_thread(req.engine.clone(), move |e| {
+        e.container_attach_connect(&id, stdin)
     })
     .await
     {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return reply::engine_error(&e),
-        Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
     };
     let tty = conn.tty;
     tokio::spawn(async move {

@@ -29,12 +29,10 @@ pub async fn resize(req: Request, id: String) -> Response<Body> {
     let Some((h, w)) = super::terminal_size(&req) else {
         return super::bad_request("resize needs ?h=ROWS&w=COLS");
     };
-    let engine = req.engine.clone();
-    match tokio::task::spawn_blocking(move || engine.exec_resize(&id, h, w)).await {
-        Ok(Ok(())) => reply::empty(StatusCode::OK),
-        Ok(Err(e)) => reply::engine_error(&e),
-        Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
-    }
+    super::blocking_status(req.engine, StatusCode::OK, move |e| {
+        e.exec_resize(&id, h, w)
+    })
+    .await
 }
 
 /// `POST /exec/{id}/start`: detached, an empty 200 once the process runs;
@@ -45,18 +43,16 @@ pub async fn start(mut req: Request, id: String) -> Response<Body> {
         Ok(b) => b,
         Err(e) => return super::bad_request(&e),
     };
-    let engine = req.engine.clone();
     let size = body.console_size.map(|[h, w]| (h, w));
     let detach = body.detach;
-    let started = tokio::task::spawn_blocking(move || {
+    let started = super::off_thread(req.engine.clone(), move |engine| {
         let tty = engine.exec_tty(&id)?;
         engine.exec_start(&id, detach, size).map(|s| (tty, s))
     })
     .await;
     let (tty, session) = match started {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return reply::engine_error(&e),
-        Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
     };
     if detach {
         std::thread::spawn(move || session.wait());

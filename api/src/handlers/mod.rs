@@ -48,41 +48,87 @@ impl Request {
     }
 }
 
-/// Runs `f` on the engine off the async threads; its answer as JSON with
-/// `ok`, or the error docker gives.
+/// Why a handler answers before its work: the error response, boxed (it
+/// is large beside the values it stands in for).
+pub struct Refusal(Box<Response<Body>>);
+
+impl Refusal {
+    pub fn into_response(self) -> Response<Body> {
+        *self.0
+    }
+}
+
+/// Runs `f` on the engine off the async threads: its value, or the answer
+/// docker gives its error.
+pub async fn off_thread<T, F>(engine: Engine, f: F) -> Result<T, Refusal>
+where
+    T: Send + 'static,
+    F: FnOnce(&Engine) -> berth_engine::Result<T> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(move || f(&engine)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Refusal(Box::new(reply::engine_error(&e)))),
+        Err(e) => Err(Refusal(Box::new(reply::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the handler failed: {e}"),
+        )))),
+    }
+}
+
+/// `off_thread` answered: its value as JSON with `ok`.
 pub async fn blocking<T, F>(engine: Engine, ok: StatusCode, f: F) -> Response<Body>
 where
     T: serde::Serialize + Send + 'static,
     F: FnOnce(&Engine) -> berth_engine::Result<T> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(move || f(&engine)).await {
-        Ok(Ok(v)) => reply::json(ok, &v),
-        Ok(Err(e)) => reply::engine_error(&e),
-        Err(e) => reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("the handler failed: {e}"),
-        ),
+    match off_thread(engine, f).await {
+        Ok(v) => reply::json(ok, &v),
+        Err(r) => r.into_response(),
     }
+}
+
+/// The same for operations that answer nothing, with `ok` (docker's 204
+/// mostly; 200 for some).
+pub async fn blocking_status<F>(engine: Engine, ok: StatusCode, f: F) -> Response<Body>
+where
+    F: FnOnce(&Engine) -> berth_engine::Result<()> + Send + 'static,
+{
+    match off_thread(engine, f).await {
+        Ok(()) => reply::empty(ok),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn blocking_empty<F>(engine: Engine, f: F) -> Response<Body>
+where
+    F: FnOnce(&Engine) -> berth_engine::Result<()> + Send + 'static,
+{
+    blocking_status(engine, StatusCode::NO_CONTENT, f).await
+}
+
+/// A streamed answer of type `kind` that `write` produces on a blocking
+/// thread (a tar of a path or of images); an error past the headers
+/// cuts the stream, and is logged.
+pub fn written<F>(engine: Engine, kind: &str, write: F) -> Response<Body>
+where
+    F: FnOnce(&Engine, &mut reply::ChunkWriter) -> berth_engine::Result<()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::task::spawn_blocking(move || {
+        let mut out = reply::ChunkWriter {
+            tx: Some(tx),
+            frame: None,
+        };
+        if let Err(e) = write(&engine, &mut out) {
+            tracing::debug!("a streamed answer was cut: {e}");
+        }
+    });
+    reply::stream(StatusCode::OK, kind, rx)
 }
 
 /// A 400 for a request that cannot be read.
 pub fn bad_request(why: &str) -> Response<Body> {
     reply::error(StatusCode::BAD_REQUEST, why)
-}
-
-/// The same for operations that answer nothing (204).
-pub async fn blocking_empty<F>(engine: Engine, f: F) -> Response<Body>
-where
-    F: FnOnce(&Engine) -> berth_engine::Result<()> + Send + 'static,
-{
-    match tokio::task::spawn_blocking(move || f(&engine)).await {
-        Ok(Ok(())) => reply::empty(StatusCode::NO_CONTENT),
-        Ok(Err(e)) => reply::engine_error(&e),
-        Err(e) => reply::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("the handler failed: {e}"),
-        ),
-    }
 }
 
 /// Filters as `(key, value)` pairs, or why they are none (a 400).

@@ -47,12 +47,11 @@ pub async fn logs(req: Request, id: String) -> Response<Body> {
         since,
         until,
     };
-    let engine = req.engine.clone();
     let key = id.clone();
-    let tty = match tokio::task::spawn_blocking(move || engine.container_inspect(&key)).await {
-        Ok(Ok(c)) => c.config.tty,
-        Ok(Err(e)) => return reply::engine_error(&e),
-        Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    let tty = match super::off_thread(req.engine.clone(), move |e| e.container_inspect(&key)).await
+    {
+        Ok(c) => c.config.tty,
+        Err(r) => return r.into_response(),
     };
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let engine = req.engine.clone();

@@ -3,7 +3,7 @@
 
 use super::Request;
 use crate::progress::{registry_auth, Direction, JsonProgress};
-use crate::reply::{self, Body, ChunkWriter};
+use crate::reply::{self, Body};
 use berth_engine::image::SaveFormat;
 use berth_engine::Engine;
 use hyper::{Response, StatusCode};
@@ -129,31 +129,19 @@ pub async fn save(req: Request, names: Vec<String>) -> Response<Body> {
         return super::bad_request("images/get needs ?names=");
     }
     // The names are checked first: a missing one is a 404, not a cut tar.
-    let engine = req.engine.clone();
     let check = names.clone();
-    let found = tokio::task::spawn_blocking(move || {
+    if let Err(r) = super::off_thread(req.engine.clone(), move |e| {
         check
             .iter()
-            .try_for_each(|n| engine.image_inspect(n).map(|_| ()))
+            .try_for_each(|n| e.image_inspect(n).map(|_| ()))
     })
-    .await;
-    match found {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return reply::engine_error(&e),
-        Err(e) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    .await
+    {
+        return r.into_response();
     }
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    let engine = req.engine.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut out = ChunkWriter {
-            tx: Some(tx),
-            frame: None,
-        };
-        if let Err(e) = engine.image_save(&names, SaveFormat::Docker, &mut out) {
-            tracing::debug!("save: {e}");
-        }
-    });
-    reply::stream(StatusCode::OK, "application/x-tar", rx)
+    super::written(req.engine, "application/x-tar", move |e, out| {
+        e.image_save(&names, SaveFormat::Docker, out)
+    })
 }
 
 /// `POST /images/load?quiet=`: the body is a `docker save` (or OCI) archive.

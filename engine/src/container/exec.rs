@@ -35,9 +35,20 @@ pub struct ExecOptions {
 impl Engine {
     /// Runs `opts.cmd` in container `key`; its exit code (0 when detached).
     pub fn container_exec(&self, key: &str, opts: &ExecOptions) -> Result<i32> {
-        let rec = self.containers().find(key)?;
+        let rec = self.exec_target(key)?;
+        let (process_path, socket) = self.exec_process(&rec, opts)?;
+        let result = exec_helper(&rec, &process_path, &socket, opts);
+        let _ = std::fs::remove_file(&process_path);
+        let _ = std::fs::remove_file(&socket);
+        result
+    }
+
+    /// The container `key`, which an exec needs running and not paused
+    /// (docker's words when it is not).
+    pub(super) fn exec_target(&self, key: &str) -> Result<Record> {
+        let rec = self.container(key)?;
         if !rec.running() {
-            fail!(Conflict, "container {} is not running", rec.id);
+            fail!(Conflict, "Container {} is not running", rec.id);
         }
         if self.paused(&rec.id) {
             fail!(
@@ -46,11 +57,7 @@ impl Engine {
                 rec.id
             );
         }
-        let (process_path, socket) = self.exec_process(&rec, opts)?;
-        let result = exec_helper(&rec, &process_path, &socket, opts);
-        let _ = std::fs::remove_file(&process_path);
-        let _ = std::fs::remove_file(&socket);
-        result
+        Ok(rec)
     }
 
     /// Runs `cmd` in a running container with its output captured (a

@@ -84,17 +84,7 @@ impl ExecSession {
 impl Engine {
     /// `POST /containers/{id}/exec`: the new instance's ID.
     pub fn exec_create(&self, key: &str, config: ExecCreate) -> Result<String> {
-        let rec = self.container(key)?;
-        if !rec.running() {
-            fail!(Conflict, "Container {} is not running", rec.id);
-        }
-        if self.paused(&rec.id) {
-            fail!(
-                Conflict,
-                "Container {} is paused, unpause the container before exec",
-                rec.id
-            );
-        }
+        let rec = self.exec_target(key)?;
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             fail!(Invalid, "No exec command specified");
         }
@@ -187,10 +177,7 @@ impl Engine {
         detach: bool,
         size: Option<(u16, u16)>,
     ) -> Result<ExecSession> {
-        let rec = self.container(container_id)?;
-        if !rec.running() {
-            fail!(Conflict, "Container {} is not running", rec.id);
-        }
+        let rec = self.exec_target(container_id)?;
         let opts = ExecOptions {
             cmd: config.cmd.clone().unwrap_or_default(),
             interactive: config.attach_stdin,
