@@ -93,9 +93,14 @@ impl ProgressSink for JsonProgress {
             }
             ProgressEvent::StepStarted { title, .. } => {
                 drop(sizes);
-                self.send(json!({ "stream": format!("{title}\n") }));
+                if let Some(step) = classic_step(title) {
+                    self.send(json!({ "stream": format!("{step}\n") }));
+                }
             }
-            ProgressEvent::StepOutput { text, .. } | ProgressEvent::StepNote { text, .. } => {
+            // BuildKit's notes (`writing image`, `naming to`) are not the
+            // classic builder's.
+            ProgressEvent::StepNote { .. } => {}
+            ProgressEvent::StepOutput { text, .. } => {
                 drop(sizes);
                 let mut t = text.to_string();
                 if !t.ends_with('\n') {
@@ -114,6 +119,18 @@ impl ProgressSink for JsonProgress {
             ProgressEvent::StepDone { .. } | ProgressEvent::StepFailed { .. } => {}
         }
     }
+}
+
+/// A step's title as the classic builder prints it: BuildKit's
+/// `[stage 2/3] RUN x` is `Step 2/3 : RUN x`; its own steps (loading the
+/// definition, exporting) have none.
+fn classic_step(title: &str) -> Option<String> {
+    let (place, rest) = title.strip_prefix('[')?.split_once("] ")?;
+    if place == "internal" {
+        return None;
+    }
+    let n = place.rsplit(' ').next().unwrap_or(place);
+    Some(format!("Step {n} : {rest}"))
 }
 
 /// The `X-Registry-Auth` header: base64 JSON in either alphabet, padded or
@@ -158,6 +175,17 @@ mod tests {
         let mut h = hyper::HeaderMap::new();
         h.insert("X-Registry-Auth", v.parse().unwrap());
         h
+    }
+
+    #[test]
+    fn steps_as_the_classic_builder_numbers_them() {
+        assert_eq!(
+            super::classic_step("[stage-1 2/3] RUN echo hi").unwrap(),
+            "Step 2/3 : RUN echo hi"
+        );
+        assert_eq!(super::classic_step("[1/2] FROM x").unwrap(), "Step 1/2 : FROM x");
+        assert_eq!(super::classic_step("[internal] load .dockerignore"), None);
+        assert_eq!(super::classic_step("exporting to image"), None);
     }
 
     #[test]

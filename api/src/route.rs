@@ -2,7 +2,7 @@
 //! prefix (1.24 to 1.44), names with `/` and `:` in them (`/images/{name}/json`).
 
 use crate::handlers::{
-    archive, containers, exec, images, networks, streams, system, transfer, volumes, Request,
+    archive, build, containers, exec, images, networks, streams, system, transfer, volumes, Request,
 };
 use crate::reply::{self, Body};
 use hyper::{Method, Response, StatusCode};
@@ -43,6 +43,8 @@ pub async fn route(req: Request) -> Response<Body> {
         (&Method::GET, ["info"]) => system::info(req).await,
         (&Method::GET, ["events"]) => streams::events(req).await,
         (&Method::GET, ["system", "df"]) => system::df(req).await,
+        (&Method::POST, ["build"]) => build::build(req).await,
+        (&Method::POST, ["session"]) => build::refuse_buildkit(),
 
         (&Method::GET, ["containers", "json"]) => containers::list(req).await,
         (&Method::POST, ["containers", "create"]) => containers::create(req).await,

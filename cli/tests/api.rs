@@ -8,86 +8,18 @@ mod busybox;
 #[path = "../../testdata/support/containers.rs"]
 mod containers;
 
+#[path = "../../testdata/support/service.rs"]
+mod service;
+
+#[path = "../../testdata/support/registry.rs"]
+mod registry;
+
 use containers::{ok, root_store, run_detached};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
-use std::time::{Duration, Instant};
-
-/// A running `berth system service` on a socket of its own; stopped when
-/// dropped.
-struct Service {
-    child: Child,
-    socket: PathBuf,
-}
-
-impl Service {
-    fn start(root: &Path, socket: &Path, time: &str) -> Service {
-        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-            .arg("--root")
-            .arg(root)
-            .args(["system", "service", "--time", time])
-            .arg(format!("unix://{}", socket.display()))
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(socket).is_err() {
-            assert!(Instant::now() < deadline, "the service did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Service {
-            child,
-            socket: socket.to_path_buf(),
-        }
-    }
-
-    /// Debian's docker client against this service.
-    fn docker(&self, args: &[&str]) -> Output {
-        Command::new(docker_cli())
-            .args(args)
-            .env("DOCKER_HOST", format!("unix://{}", self.socket.display()))
-            .env_remove("DOCKER_CONTEXT")
-            .output()
-            .unwrap()
-    }
-
-    fn docker_ok(&self, args: &[&str]) -> String {
-        let o = self.docker(args);
-        assert!(
-            o.status.success(),
-            "docker {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-
-    /// One raw HTTP/1.0 request; the whole answer.
-    fn raw(&self, request: &str) -> String {
-        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
-        s.write_all(request.as_bytes()).unwrap();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).unwrap();
-        answer
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The docker.io package's own client (a newer one elsewhere on PATH may
-/// want BuildKit's buildx).
-fn docker_cli() -> PathBuf {
-    let packaged = PathBuf::from("/usr/bin/docker");
-    assert!(
-        packaged.exists(),
-        "Debian's docker client is not installed (testdata/test.sh installs docker.io)"
-    );
-    packaged
-}
+use registry::{Registry, RegistryOptions};
+use service::{docker_cli, Service};
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn the_docker_cli_lists_inspects_and_manages_networks_and_volumes() {
@@ -155,7 +87,7 @@ fn the_docker_cli_lists_inspects_and_manages_networks_and_volumes() {
         "local"
     );
     assert_eq!(svc.docker_ok(&["volume", "rm", "data"]), "data");
-    let netavark = Path::new("/usr/lib/podman/netavark").exists();
+    let netavark = std::path::Path::new("/usr/lib/podman/netavark").exists();
     if netavark {
         let net = svc.docker_ok(&["network", "create", "--label", "via=api", "apinet"]);
         assert_eq!(net.len(), 64);
@@ -311,7 +243,8 @@ fn a_foreground_docker_run_streams_output_stdin_and_the_exit_code() {
     assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
     // -i: the client's stdin is the container's, and its end is an EOF.
-    let mut child = Command::new(docker_cli())
+    let mut child = svc
+        .client(docker_cli())
         .args([
             "run",
             "-i",
@@ -323,7 +256,6 @@ fn a_foreground_docker_run_streams_output_stdin_and_the_exit_code() {
             "-c",
             "cat; echo done",
         ])
-        .env("DOCKER_HOST", format!("unix://{}", svc.socket.display()))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -377,4 +309,300 @@ fn without_berth_api_the_service_says_what_is_missing() {
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("needs the berth-api program"), "{e}");
+}
+
+/// A folder holding `files` (name, text).
+fn context(dir: &std::path::Path, files: &[(&str, &str)]) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir.display().to_string()
+}
+
+#[test]
+fn the_docker_cli_builds_with_the_classic_builder_and_refuses_buildkit() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let svc = Service::start(&root, &tmp.path().join("build.sock"), "0");
+    let ctx = context(
+        &tmp.path().join("ctx"),
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG WHO=nobody\nCOPY hello.txt /\nRUN echo \"by $WHO\" > /by\nLABEL stage=one\nCMD cat /hello.txt /by\n",
+            ),
+            ("hello.txt", "hello from the context\n"),
+            ("Bad.Dockerfile", "FROM busybox\nRUN echo failing; exit 3\n"),
+        ],
+    );
+    let out = svc.docker_ok(&[
+        "build", "-t", "built:v1", "-t", "built", "--build-arg", "WHO=api", "--label", "x=y", &ctx,
+    ]);
+    assert!(out.contains("Step 3/6 : COPY hello.txt /"), "{out}");
+    assert!(out.contains("Successfully tagged built:v1"), "{out}");
+    assert!(out.contains("Successfully tagged built:latest"), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        svc.docker_ok(&["run", "--rm", "--network", "none", "built:v1"]),
+        "hello from the context\nby api"
+    );
+    let labels = svc.docker_ok(&["inspect", "-f", "{{json .Config.Labels}}", "built"]);
+    assert_eq!(labels, r#"{"stage":"one","x":"y"}"#);
+    assert!(svc
+        .docker_ok(&["inspect", "-f", "{{.Id}}", "built"])
+        .starts_with(&format!("sha256:{id}")));
+    // -q prints the ID only; a second build is the cache's.
+    let quiet = svc.docker_ok(&["build", "-q", &ctx]);
+    assert!(quiet.starts_with(&format!("sha256:{id}")), "{quiet}");
+    // A failing RUN: its output, the error and exit code 1; nothing tagged.
+    let o = svc.docker(&["build", "-t", "never", "-f", "Bad.Dockerfile", &ctx]);
+    assert_eq!(o.status.code(), Some(1));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(stdout.contains("failing"), "{stdout}");
+    assert!(stderr.contains("exit code: 3"), "{stderr}");
+    assert!(!svc.docker(&["inspect", "never"]).status.success());
+    // BuildKit's session is refused, and says what to do.
+    let o = svc
+        .client(docker_cli())
+        .args(["build", &ctx])
+        .env("DOCKER_BUILDKIT", "1")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let r = svc.raw("POST /session HTTP/1.0\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.0 400"), "{r}");
+    assert!(r.contains("DOCKER_BUILDKIT=0"), "{r}");
+    let r = svc.raw("POST /v1.41/build?version=2 HTTP/1.0\r\nContent-Length: 0\r\n\r\n");
+    assert!(r.contains("DOCKER_BUILDKIT=0"), "{r}");
+    // A Dockerfile outside the context is refused, not read.
+    let tar = {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        h.set_cksum();
+        b.append_data(&mut h, "empty", std::io::empty()).unwrap();
+        b.into_inner().unwrap()
+    };
+    let mut s = std::os::unix::net::UnixStream::connect(&svc.socket).unwrap();
+    s.write_all(
+        format!(
+            "POST /build?dockerfile=../../../../etc/passwd HTTP/1.0\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+            tar.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(&tar).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+    assert!(answer.contains("outside the build context"), "{answer}");
+    assert!(!answer.contains("root:x:0"), "{answer}");
+}
+
+#[test]
+fn the_docker_cli_execs_follows_logs_copies_and_watches_events() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let svc = Service::start(&root, &tmp.path().join("ops.sock"), "0");
+    let since = svc.docker_ok(&["version", "-f", "{{.Server.Version}}"]);
+    assert!(!since.is_empty());
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    svc.docker_ok(&[
+        "run", "-d", "--name", "worker", "--network", "none", "busybox", "sh", "-c",
+        "echo one; echo two >&2; mkdir -p /data; echo kept > /data/f; sleep 300",
+    ]);
+    // exec: output, exit code, stdin, the environment and the working folder.
+    assert_eq!(svc.docker_ok(&["exec", "worker", "cat", "/data/f"]), "kept");
+    let o = svc.docker(&["exec", "worker", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    let mut child = svc
+        .client(docker_cli())
+        .args(["exec", "-i", "-e", "K=v", "-w", "/data", "worker", "sh", "-c", "cat; echo $K; pwd"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "piped\nv\n/data\n");
+    svc.docker_ok(&["exec", "-d", "worker", "sh", "-c", "echo bg > /data/bg"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while svc.docker(&["exec", "worker", "cat", "/data/bg"]).stdout != b"bg\n" {
+        assert!(std::time::Instant::now() < deadline, "exec -d did not run");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // logs: both streams apart, --tail, --timestamps.
+    let o = svc.docker(&["logs", "worker"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "one\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "two\n");
+    let stamped = svc.docker_ok(&["logs", "-t", "--tail", "1", "worker"]);
+    assert!(stamped.ends_with(" two") || stamped.is_empty(), "{stamped}");
+    // logs -f follows until the container ends.
+    svc.docker_ok(&[
+        "run", "-d", "--name", "ticker", "--network", "none", "busybox", "sh", "-c",
+        "echo a; sleep 1; echo b",
+    ]);
+    assert_eq!(svc.docker_ok(&["logs", "-f", "ticker"]), "a\nb");
+    // cp both ways, and a tar to stdout.
+    let host_file = tmp.path().join("in.txt");
+    std::fs::write(&host_file, "from the host\n").unwrap();
+    svc.docker_ok(&["cp", host_file.to_str().unwrap(), "worker:/data/"]);
+    assert_eq!(
+        svc.docker_ok(&["exec", "worker", "cat", "/data/in.txt"]),
+        "from the host"
+    );
+    let out_dir = tmp.path().join("out");
+    svc.docker_ok(&["cp", "worker:/data", out_dir.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(out_dir.join("f")).unwrap(), "kept\n");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("in.txt")).unwrap(),
+        "from the host\n"
+    );
+    let o = svc.docker(&["cp", "worker:/data/f", "-"]);
+    let mut a = tar::Archive::new(&o.stdout[..]);
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["f"]);
+    let o = svc.docker(&["cp", "worker:/nowhere", "-"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such container:path"));
+    // system df sees the image and both containers.
+    let df = svc.docker_ok(&["system", "df"]);
+    assert!(df.contains("Images") && df.contains("Containers"), "{df}");
+    svc.docker_ok(&["rm", "-f", "worker", "ticker"]);
+    // events, between two times, filtered by container.
+    let t1 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let events = svc.docker_ok(&[
+        "events",
+        "--since",
+        &t0.to_string(),
+        "--until",
+        &t1.to_string(),
+        "--filter",
+        "container=ticker",
+        "--format",
+        "{{.Status}}",
+    ]);
+    let seen: Vec<&str> = events.lines().collect();
+    for want in ["create", "start", "die", "destroy"] {
+        assert!(seen.contains(&want), "{want} in {seen:?}");
+    }
+    assert!(!seen.iter().any(|s| s.starts_with("exec_")), "{seen:?}");
+}
+
+#[test]
+fn images_go_through_a_registry_with_docker_login_and_through_save_and_load() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let reg = Registry::start(
+        &tmp.path().join("registry"),
+        RegistryOptions {
+            htpasswd: true,
+            ..Default::default()
+        },
+    );
+    let svc = Service::start(&root, &tmp.path().join("reg.sock"), "0");
+    let name = format!("{}/team/bb:v1", reg.host());
+    svc.docker_ok(&["tag", "busybox", &name]);
+    // Without a login the registry says no, and the client shows it.
+    let o = svc.docker(&["push", &name]);
+    assert!(!o.status.success());
+    let wrong = svc
+        .client(docker_cli())
+        .args(["login", "-u", registry::USER, "--password-stdin", &reg.host()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"wrong\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(!wrong.status.success());
+    let mut login = svc
+        .client(docker_cli())
+        .args(["login", "-u", registry::USER, "--password-stdin", &reg.host()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    login
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{}\n", registry::PASSWORD).as_bytes())
+        .unwrap();
+    let o = login.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"));
+    let pushed = svc.docker_ok(&["push", &name]);
+    assert!(pushed.contains("v1: digest: sha256:"), "{pushed}");
+    svc.docker_ok(&["rmi", &name]);
+    let pulled = svc.docker_ok(&["pull", &name]);
+    assert!(
+        pulled.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{pulled}"
+    );
+    assert_eq!(
+        svc.docker_ok(&["inspect", "-f", "{{.Id}}", &name]),
+        svc.docker_ok(&["inspect", "-f", "{{.Id}}", "busybox"])
+    );
+    // The password went to the registry only, never into the service's
+    // files or its output.
+    let mut found = Vec::new();
+    for e in walkdir::WalkDir::new(&root).into_iter().flatten() {
+        if e.file_type().is_file() && e.metadata().map(|m| m.len() < 1 << 20).unwrap_or(false) {
+            if let Ok(text) = std::fs::read(e.path()) {
+                if text
+                    .windows(registry::PASSWORD.len())
+                    .any(|w| w == registry::PASSWORD.as_bytes())
+                {
+                    found.push(e.path().display().to_string());
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "the password is in {found:?}");
+    // save | rmi | load gives the same image back.
+    let archive = tmp.path().join("saved.tar");
+    svc.docker_ok(&["save", "-o", archive.to_str().unwrap(), &name]);
+    svc.docker_ok(&["rmi", &name]);
+    let loaded = svc.docker_ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(loaded, format!("Loaded image: {name}"));
+    // import of a root file system tarball.
+    let fs = tmp.path().join("fs.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&fs).unwrap());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(6);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append_data(&mut h, "etc/imported", &b"hello\n"[..])
+        .unwrap();
+    b.finish().unwrap();
+    drop(b);
+    let id = svc.docker_ok(&["import", fs.to_str().unwrap(), "imported:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    let o = svc.docker(&["import", "/nonexistent.tar"]);
+    assert!(!o.status.success());
+    assert!(ok(&root, &["images", "imported"]).contains("imported"));
 }

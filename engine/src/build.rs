@@ -17,7 +17,7 @@ use std::sync::Arc;
 pub enum BuildContext {
     Dir(PathBuf),
     /// A tar archive (plain or compressed), as `docker build -` reads it.
-    Tar(Box<dyn Read>),
+    Tar(Box<dyn Read + Send>),
 }
 
 /// Where the Dockerfile comes from.
@@ -138,6 +138,29 @@ fn unpack_context(input: &mut dyn Read, dir: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+/// The Dockerfile `name` of an unpacked context: refused when it (or a
+/// link on its way) leads out of the context, which holds a client's
+/// files only.
+fn inside_context(context: &std::path::Path, name: &str) -> Result<PathBuf> {
+    let outside = || {
+        crate::Error::Invalid(format!(
+            "failed to read dockerfile: {name} is outside the build context"
+        ))
+    };
+    let path = context.join(name);
+    let root = context
+        .canonicalize()
+        .map_err(Error::io("cannot read the build context"))?;
+    match path.canonicalize() {
+        Ok(real) if real.starts_with(&root) => Ok(real),
+        Ok(_) => Err(outside()),
+        // A missing file is read (and reported) as such, unless its name
+        // climbs out.
+        Err(_) if name.starts_with('/') || name.split('/').any(|c| c == "..") => Err(outside()),
+        Err(_) => Ok(path),
+    }
+}
+
 impl Engine {
     /// Builds, exports and pushes as `opts` say; every step and transfer
     /// is an event to `progress`.
@@ -172,7 +195,7 @@ impl Engine {
             DockerfileSource::Text(text) => (text, "Dockerfile".to_string(), None),
             DockerfileSource::Path(other) => {
                 let path = match other {
-                    Some(f) if from_tar => context.join(f),
+                    Some(f) if from_tar => inside_context(&context, &f)?,
                     Some(f) => PathBuf::from(f),
                     None => context.join("Dockerfile"),
                 };

@@ -67,6 +67,12 @@ pub enum SaveFormat {
     Docker,
 }
 
+/// An image name as docker shows it: `busybox` is `busybox:latest`,
+/// `localhost:5000/app:v1` stays as it is.
+pub fn familiar(name: &str) -> Result<String> {
+    Ok(name.parse::<ImageRef>()?.familiar())
+}
+
 impl Engine {
     pub(crate) fn emit_image(&self, action: &str, id: &str, name: &str) {
         self.emit(

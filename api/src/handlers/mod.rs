@@ -2,6 +2,7 @@
 //! request onto the engine's typed operations.
 
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;

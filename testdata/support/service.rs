@@ -1,0 +1,113 @@
+//! A running `berth system service` for the tests of its clients (the
+//! docker CLI, docker-py, docker-compose, testcontainers).
+//!
+//! Included with `#[path = ".../testdata/support/service.rs"]`.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+/// A running `berth system service` on a socket of its own; stopped when
+/// dropped.
+pub struct Service {
+    child: Child,
+    pub socket: PathBuf,
+    /// The docker client's own config folder (its logins).
+    pub client_config: PathBuf,
+}
+
+impl Service {
+    pub fn start(root: &Path, socket: &Path, time: &str) -> Service {
+        Service::start_with(root, socket, time, &[])
+    }
+
+    /// With `env` in the service's environment. The service and its
+    /// clients never read the caller's docker or berth configs.
+    pub fn start_with(root: &Path, socket: &Path, time: &str, env: &[(&str, &str)]) -> Service {
+        let dir = socket.with_extension("cfg");
+        std::fs::create_dir_all(dir.join("service")).unwrap();
+        std::fs::create_dir_all(dir.join("client")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(root)
+            .args(["system", "service", "--time", time])
+            .arg(format!("unix://{}", socket.display()))
+            .env("DOCKER_CONFIG", dir.join("service"))
+            .env("BERTH_CONFIG", dir.join("service/berth.json"))
+            .env_remove("BERTH_REGISTRY_MIRRORS")
+            .envs(env.iter().copied())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(socket).is_err() {
+            assert!(Instant::now() < deadline, "the service did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Service {
+            child,
+            socket: socket.to_path_buf(),
+            client_config: dir.join("client"),
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// A client command (`docker`, `python3`, `docker-compose`) pointed at
+    /// this service.
+    pub fn client(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", &self.client_config)
+            .env("DOCKER_BUILDKIT", "0")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY");
+        c
+    }
+
+    /// Debian's docker client against this service.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        self.client(docker_cli()).args(args).output().unwrap()
+    }
+
+    pub fn docker_ok(&self, args: &[&str]) -> String {
+        let o = self.docker(args);
+        assert!(
+            o.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
+    /// One raw HTTP/1.0 request; the whole answer.
+    pub fn raw(&self, request: &str) -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The docker.io package's own client (a newer one elsewhere on PATH may
+/// want BuildKit's buildx).
+pub fn docker_cli() -> PathBuf {
+    let packaged = PathBuf::from("/usr/bin/docker");
+    assert!(
+        packaged.exists(),
+        "Debian's docker client is not installed (testdata/test.sh installs docker.io)"
+    );
+    packaged
+}
+
