@@ -183,7 +183,10 @@ mod tests {
             super::classic_step("[stage-1 2/3] RUN echo hi").unwrap(),
             "Step 2/3 : RUN echo hi"
         );
-        assert_eq!(super::classic_step("[1/2] FROM x").unwrap(), "Step 1/2 : FROM x");
+        assert_eq!(
+            super::classic_step("[1/2] FROM x").unwrap(),
+            "Step 1/2 : FROM x"
+        );
         assert_eq!(super::classic_step("[internal] load .dockerignore"), None);
         assert_eq!(super::classic_step("exporting to image"), None);
     }

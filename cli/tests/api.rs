@@ -338,7 +338,16 @@ fn the_docker_cli_builds_with_the_classic_builder_and_refuses_buildkit() {
         ],
     );
     let out = svc.docker_ok(&[
-        "build", "-t", "built:v1", "-t", "built", "--build-arg", "WHO=api", "--label", "x=y", &ctx,
+        "build",
+        "-t",
+        "built:v1",
+        "-t",
+        "built",
+        "--build-arg",
+        "WHO=api",
+        "--label",
+        "x=y",
+        &ctx,
     ]);
     assert!(out.contains("Step 3/6 : COPY hello.txt /"), "{out}");
     assert!(out.contains("Successfully tagged built:v1"), "{out}");
@@ -358,10 +367,19 @@ fn the_docker_cli_builds_with_the_classic_builder_and_refuses_buildkit() {
         .docker_ok(&["inspect", "-f", "{{.Id}}", "built"])
         .starts_with(&format!("sha256:{id}")));
     // -q prints the ID only; a second build is the cache's.
-    let quiet = svc.docker_ok(&["build", "-q", &ctx]);
+    let quiet = svc.docker_ok(&[
+        "build",
+        "-q",
+        "--build-arg",
+        "WHO=api",
+        "--label",
+        "x=y",
+        &ctx,
+    ]);
     assert!(quiet.starts_with(&format!("sha256:{id}")), "{quiet}");
     // A failing RUN: its output, the error and exit code 1; nothing tagged.
-    let o = svc.docker(&["build", "-t", "never", "-f", "Bad.Dockerfile", &ctx]);
+    let bad = format!("{ctx}/Bad.Dockerfile");
+    let o = svc.docker(&["build", "-t", "never", "-f", &bad, &ctx]);
     assert_eq!(o.status.code(), Some(1));
     let (stdout, stderr) = (
         String::from_utf8_lossy(&o.stdout),
@@ -421,7 +439,15 @@ fn the_docker_cli_execs_follows_logs_copies_and_watches_events() {
         .unwrap()
         .as_secs();
     svc.docker_ok(&[
-        "run", "-d", "--name", "worker", "--network", "none", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "worker",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
         "echo one; echo two >&2; mkdir -p /data; echo kept > /data/f; sleep 300",
     ]);
     // exec: output, exit code, stdin, the environment and the working folder.
@@ -430,7 +456,18 @@ fn the_docker_cli_execs_follows_logs_copies_and_watches_events() {
     assert_eq!(o.status.code(), Some(7));
     let mut child = svc
         .client(docker_cli())
-        .args(["exec", "-i", "-e", "K=v", "-w", "/data", "worker", "sh", "-c", "cat; echo $K; pwd"])
+        .args([
+            "exec",
+            "-i",
+            "-e",
+            "K=v",
+            "-w",
+            "/data",
+            "worker",
+            "sh",
+            "-c",
+            "cat; echo $K; pwd",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -452,7 +489,15 @@ fn the_docker_cli_execs_follows_logs_copies_and_watches_events() {
     assert!(stamped.ends_with(" two") || stamped.is_empty(), "{stamped}");
     // logs -f follows until the container ends.
     svc.docker_ok(&[
-        "run", "-d", "--name", "ticker", "--network", "none", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
         "echo a; sleep 1; echo b",
     ]);
     assert_eq!(svc.docker_ok(&["logs", "-f", "ticker"]), "a\nb");
@@ -466,7 +511,10 @@ fn the_docker_cli_execs_follows_logs_copies_and_watches_events() {
     );
     let out_dir = tmp.path().join("out");
     svc.docker_ok(&["cp", "worker:/data", out_dir.to_str().unwrap()]);
-    assert_eq!(std::fs::read_to_string(out_dir.join("f")).unwrap(), "kept\n");
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("f")).unwrap(),
+        "kept\n"
+    );
     assert_eq!(
         std::fs::read_to_string(out_dir.join("in.txt")).unwrap(),
         "from the host\n"
@@ -530,7 +578,13 @@ fn images_go_through_a_registry_with_docker_login_and_through_save_and_load() {
     assert!(!o.status.success());
     let wrong = svc
         .client(docker_cli())
-        .args(["login", "-u", registry::USER, "--password-stdin", &reg.host()])
+        .args([
+            "login",
+            "-u",
+            registry::USER,
+            "--password-stdin",
+            &reg.host(),
+        ])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .and_then(|mut c| {
@@ -541,7 +595,13 @@ fn images_go_through_a_registry_with_docker_login_and_through_save_and_load() {
     assert!(!wrong.status.success());
     let mut login = svc
         .client(docker_cli())
-        .args(["login", "-u", registry::USER, "--password-stdin", &reg.host()])
+        .args([
+            "login",
+            "-u",
+            registry::USER,
+            "--password-stdin",
+            &reg.host(),
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -110,4 +110,3 @@ pub fn docker_cli() -> PathBuf {
     );
     packaged
 }
-

@@ -37,7 +37,10 @@ fn string_map(q: &Query, key: &str) -> Result<BTreeMap<String, String>, String> 
 fn options(req: &Request) -> Result<BuildOptions, String> {
     let q = req.query();
     if q.get("remote").is_some_and(|r| !r.is_empty()) {
-        return Err("berth builds from a context sent as the request body only (remote= is not supported)".into());
+        return Err(
+            "berth builds from a context sent as the request body only (remote= is not supported)"
+                .into(),
+        );
     }
     if let Some(c) = q.get("cachefrom").filter(|c| !c.is_empty()) {
         serde_json::from_str::<Vec<String>>(c).map_err(|e| format!("invalid cachefrom: {e}"))?;
@@ -58,7 +61,10 @@ fn options(req: &Request) -> Result<BuildOptions, String> {
         no_cache_filter: Vec::new(),
         pull: q.bool("pull"),
         push: false,
-        platform: q.get("platform").filter(|p| !p.is_empty()).map(String::from),
+        platform: q
+            .get("platform")
+            .filter(|p| !p.is_empty())
+            .map(String::from),
         outputs: Vec::new(),
         secrets: BTreeMap::new(),
         network: q
@@ -80,11 +86,8 @@ pub async fn build(req: Request) -> Response<Body> {
     };
     progress_stream(req.engine, Direction::Pull, move |engine, p| {
         let tags = opts.tags.clone();
-        let sink: Arc<dyn berth_engine::ProgressSink> = if quiet {
-            Arc::new(Silent)
-        } else {
-            p.clone()
-        };
+        let sink: Arc<dyn berth_engine::ProgressSink> =
+            if quiet { Arc::new(Silent) } else { p.clone() };
         match engine.build(opts, sink) {
             Ok(built) => {
                 p.send(json!({ "aux": { "ID": built.image_id } }));
