@@ -64,6 +64,7 @@ pub async fn route(req: Request) -> Response<Body> {
                 "top" => containers::top(req, id).await,
                 "changes" => containers::changes(req, id).await,
                 "logs" => streams::logs(req, id).await,
+                "stats" => streams::stats(req, id).await,
                 _ => not_served(&req, &path),
             }
         }

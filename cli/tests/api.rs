@@ -530,6 +530,18 @@ fn the_docker_cli_execs_follows_logs_copies_and_watches_events() {
     let o = svc.docker(&["cp", "worker:/nowhere", "-"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("No such container:path"));
+    // stats: one sample of the running container's cgroup.
+    let stats = svc.docker_ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+        "worker",
+    ]);
+    let fields: Vec<&str> = stats.split_whitespace().collect();
+    assert_eq!(fields[0], "worker", "{stats}");
+    assert!(fields[1].parse::<u32>().unwrap() >= 1, "{stats}");
+    assert!(!fields[2].starts_with("0B"), "{stats}");
     // system df sees the image and both containers.
     let df = svc.docker_ok(&["system", "df"]);
     assert!(df.contains("Images") && df.contains("Containers"), "{df}");

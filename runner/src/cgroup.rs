@@ -260,10 +260,28 @@ fn read_u64(path: &Path) -> Option<u64> {
 pub struct Usage {
     /// CPU time of every process, nanoseconds.
     pub cpu_ns: u64,
+    /// Of which in user mode and in the kernel.
+    pub cpu_user_ns: u64,
+    pub cpu_system_ns: u64,
     pub memory: u64,
+    /// Page cache that can be reclaimed (docker subtracts it from usage).
+    pub inactive_file: u64,
     /// The memory limit, if there is one.
     pub memory_limit: Option<u64>,
     pub pids: u64,
+}
+
+/// `key value` lines (`cpu.stat`, `memory.stat`): the value of `key`.
+fn stat_field(file: &Path, key: &str) -> u64 {
+    fs::read_to_string(file)
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                let (k, v) = l.split_once(' ')?;
+                (k == key).then(|| v.trim().parse::<u64>().ok())?
+            })
+        })
+        .unwrap_or(0)
 }
 
 /// The usage of container `id`'s group, if it has one.
@@ -273,20 +291,16 @@ pub fn usage(id: &str) -> Option<Usage> {
         if !dir.is_dir() {
             return None;
         }
-        let cpu_ns = fs::read_to_string(dir.join("cpu.stat"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("usage_usec ")?.trim().parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-            * 1000;
+        let cpu = dir.join("cpu.stat");
         let memory_limit = fs::read_to_string(dir.join("memory.max"))
             .ok()
             .and_then(|s| s.trim().parse().ok());
         return Some(Usage {
-            cpu_ns,
+            cpu_ns: stat_field(&cpu, "usage_usec") * 1000,
+            cpu_user_ns: stat_field(&cpu, "user_usec") * 1000,
+            cpu_system_ns: stat_field(&cpu, "system_usec") * 1000,
             memory: read_u64(&dir.join("memory.current")).unwrap_or(0),
+            inactive_file: stat_field(&dir.join("memory.stat"), "inactive_file"),
             memory_limit,
             pids: read_u64(&dir.join("pids.current")).unwrap_or(0),
         });
@@ -299,9 +313,14 @@ pub fn usage(id: &str) -> Option<Usage> {
     // v1 says "no limit" with a huge number.
     let memory_limit =
         read_u64(&memory.join("memory.limit_in_bytes")).filter(|l| *l < (1u64 << 62));
+    // cpuacct.stat counts in USER_HZ ticks (100 a second).
+    let ticks = |k: &str| stat_field(&cpuacct.join("cpuacct.stat"), k) * 10_000_000;
     Some(Usage {
         cpu_ns: read_u64(&cpuacct.join("cpuacct.usage")).unwrap_or(0),
+        cpu_user_ns: ticks("user"),
+        cpu_system_ns: ticks("system"),
         memory: read_u64(&memory.join("memory.usage_in_bytes")).unwrap_or(0),
+        inactive_file: stat_field(&memory.join("memory.stat"), "total_inactive_file"),
         memory_limit,
         pids: read_u64(&dir_of(id, "pids").join("pids.current")).unwrap_or(0),
     })

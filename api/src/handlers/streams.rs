@@ -106,3 +106,51 @@ pub async fn events(req: Request) -> Response<Body> {
     });
     reply::stream(StatusCode::OK, "application/json", rx)
 }
+
+/// `GET /containers/{id}/stats?stream=&one-shot=`: docker's samples, a
+/// second apart; `stream=false` answers one whose `precpu_stats` is the
+/// sample a second before (none with `one-shot`).
+pub async fn stats(req: Request, id: String) -> Response<Body> {
+    let q = req.query();
+    let stream = q.get("stream").is_none() || q.bool("stream");
+    let one_shot = q.bool("one-shot");
+    let engine = req.engine;
+    let sample = move |previous: Option<berth_engine::model::ContainerStatsResponse>| {
+        let (engine, id) = (engine.clone(), id.clone());
+        super::off_thread(engine, move |e| {
+            e.container_stats_sample(&id, previous.as_ref())
+        })
+    };
+    let first = match sample(None).await {
+        Ok(s) => s,
+        Err(r) => return r.into_response(),
+    };
+    let running = |s: &berth_engine::model::ContainerStatsResponse| s.cpu_stats.online_cpus.is_some();
+    if !stream {
+        if one_shot || !running(&first) {
+            return reply::json(StatusCode::OK, &first);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        return match sample(Some(first)).await {
+            Ok(s) => reply::json(StatusCode::OK, &s),
+            Err(r) => r.into_response(),
+        };
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut last = first;
+        loop {
+            let mut line = serde_json::to_vec(&last).unwrap_or_default();
+            line.push(b'\n');
+            if tx.send(Bytes::from(line)).await.is_err() || !running(&last) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            match sample(Some(last)).await {
+                Ok(s) => last = s,
+                Err(_) => break,
+            }
+        }
+    });
+    reply::stream(StatusCode::OK, "application/json", rx)
+}

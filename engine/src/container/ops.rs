@@ -44,7 +44,84 @@ fn host_memory() -> u64 {
         * 1024
 }
 
+/// The host's CPU time so far, nanoseconds, and its CPUs: the `cpu` line
+/// of /proc/stat (in USER_HZ ticks, 100 a second) and its `cpuN` lines.
+fn host_cpu() -> (u64, u32) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let mut total = 0;
+    let mut cpus = 0;
+    for l in stat.lines() {
+        let mut fields = l.split_whitespace();
+        match fields.next() {
+            Some("cpu") => {
+                // user nice system idle iowait irq softirq steal
+                total = fields
+                    .take(8)
+                    .filter_map(|f| f.parse::<u64>().ok())
+                    .sum::<u64>()
+                    * 10_000_000;
+            }
+            Some(c) if c.starts_with("cpu") => cpus += 1,
+            _ => {}
+        }
+    }
+    (total, cpus.max(1))
+}
+
 impl Engine {
+    /// One `GET /containers/{id}/stats` sample; `previous` (the last one
+    /// sent) is its `precpu_stats`. A container that is not running has
+    /// zeros, as docker's.
+    pub fn container_stats_sample(
+        &self,
+        key: &str,
+        previous: Option<&crate::model::ContainerStatsResponse>,
+    ) -> Result<crate::model::ContainerStatsResponse> {
+        use crate::model::{ContainerStatsResponse, CpuStats, CpuUsage, MemoryStats, PidsStats};
+        let rec = self.container(key)?;
+        let mut out = ContainerStatsResponse {
+            name: format!("/{}", rec.name),
+            id: rec.id.clone(),
+            read: "0001-01-01T00:00:00Z".into(),
+            preread: "0001-01-01T00:00:00Z".into(),
+            ..Default::default()
+        };
+        if let Some(p) = previous {
+            out.precpu_stats = p.cpu_stats.clone();
+            out.preread = p.read.clone();
+        }
+        let usage = match berth_runner::cgroup::usage(&rec.id) {
+            Some(u) if rec.running() => u,
+            _ => return Ok(out),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
+        out.read = crate::units::rfc3339_nano(now);
+        let (system, cpus) = host_cpu();
+        out.cpu_stats = CpuStats {
+            cpu_usage: CpuUsage {
+                total_usage: usage.cpu_ns,
+                usage_in_kernelmode: usage.cpu_system_ns,
+                usage_in_usermode: usage.cpu_user_ns,
+            },
+            system_cpu_usage: Some(system),
+            online_cpus: Some(cpus),
+            throttling_data: Default::default(),
+        };
+        let host = host_memory();
+        out.memory_stats = MemoryStats {
+            usage: Some(usage.memory),
+            stats: [("inactive_file".to_string(), usage.inactive_file)].into(),
+            limit: Some(usage.memory_limit.unwrap_or(host).min(host.max(1))),
+        };
+        out.pids_stats = PidsStats {
+            current: Some(usage.pids),
+        };
+        Ok(out)
+    }
+
     /// docker restart: stop (if running), then start.
     pub fn container_restart(&self, key: &str, grace: Duration) -> Result<()> {
         let rec = self.container(key)?;

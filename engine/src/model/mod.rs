@@ -7,6 +7,7 @@ pub mod event;
 pub mod exec;
 pub mod image;
 pub mod network;
+pub mod stats;
 pub mod volume;
 
 pub use container::*;
@@ -14,4 +15,5 @@ pub use event::*;
 pub use exec::*;
 pub use image::*;
 pub use network::*;
+pub use stats::*;
 pub use volume::*;
