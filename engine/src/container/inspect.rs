@@ -54,9 +54,9 @@ fn status_text(rec: &Record, paused: bool, health: Option<&str>) -> String {
     }
 }
 
-fn port_map(rec: &Record) -> PortMap {
+fn port_map(ports: &[berth_runner::container::PublishedPort]) -> PortMap {
     let mut map = PortMap::new();
-    for p in &rec.ports {
+    for p in ports {
         map.entry(format!("{}/{}", p.container_port, p.proto))
             .or_insert_with(|| Some(Vec::new()))
             .get_or_insert_with(Vec::new)
@@ -169,13 +169,13 @@ impl Engine {
         let st = &rec.state;
         let paused = rec.running() && self.paused(&rec.id);
         let health = self.health(&rec);
-        let ports = port_map(&rec);
+        let ports = port_map(&self.published_ports(&rec));
         let mut host_config = req.host_config.clone();
         host_config.binds = Some(rec.binds.clone());
         host_config.network_mode = rec.network.clone();
         host_config.auto_remove = rec.auto_remove;
         host_config.runtime = rec.runtime.clone();
-        host_config.port_bindings = ports.clone();
+        host_config.port_bindings = port_map(&rec.ports);
         let config = ContainerConfig {
             hostname: rec.hostname.clone(),
             user: rec.user.clone(),
@@ -344,8 +344,8 @@ impl Engine {
                     image_id: r.image_id.clone(),
                     command: r.args.join(" "),
                     created: parse_time(&r.created).unwrap_or(0),
-                    ports: r
-                        .ports
+                    ports: self
+                        .published_ports(&r)
                         .iter()
                         .map(|p| crate::model::Port {
                             ip: p.host_ip.clone(),

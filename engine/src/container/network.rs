@@ -20,6 +20,9 @@ use std::path::PathBuf;
 const BACKEND_MARK: &str = "netns";
 /// What the current run joined.
 const JOINED: &str = "endpoints.json";
+/// The host ports a run holds, with the ones the kernel chose for a host
+/// port of 0 (docker's ephemeral ports).
+const BOUND: &str = "ports.json";
 
 /// How a container reaches the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,21 +105,34 @@ fn check_endpoint(net: &Network, s: &EndpointSettings) -> Result<Option<Ipv4Addr
 /// The host ports this supervisor holds for its container's run.
 static RESERVED: std::sync::Mutex<Vec<std::os::fd::OwnedFd>> = std::sync::Mutex::new(Vec::new());
 
-fn reserve_ports(ports: &[berth_runner::container::PublishedPort]) -> Result<()> {
+fn reserve_ports(
+    ports: &[berth_runner::container::PublishedPort],
+) -> Result<Vec<berth_runner::container::PublishedPort>> {
     let mut held = Vec::new();
+    let mut bound = Vec::new();
     for p in ports {
         let ip: IpAddr = p
             .host_ip
             .parse()
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let addr = std::net::SocketAddr::new(ip, p.host_port);
-        let bound: std::io::Result<std::os::fd::OwnedFd> = if p.proto == "udp" {
-            std::net::UdpSocket::bind(addr).map(Into::into)
+        let got: std::io::Result<(std::os::fd::OwnedFd, u16)> = if p.proto == "udp" {
+            std::net::UdpSocket::bind(addr)
+                .and_then(|s| Ok((s.local_addr()?.port(), s)))
+                .map(|(port, s)| (s.into(), port))
         } else {
-            std::net::TcpListener::bind(addr).map(Into::into)
+            std::net::TcpListener::bind(addr)
+                .and_then(|s| Ok((s.local_addr()?.port(), s)))
+                .map(|(port, s)| (s.into(), port))
         };
-        match bound {
-            Ok(fd) => held.push(fd),
+        match got {
+            Ok((fd, port)) => {
+                held.push(fd);
+                bound.push(berth_runner::container::PublishedPort {
+                    host_port: port,
+                    ..p.clone()
+                });
+            }
             Err(e) => fail!(
                 Conflict,
                 "cannot publish port {}/{}: Bind for {addr} failed: port is already allocated ({e})",
@@ -128,7 +144,7 @@ fn reserve_ports(ports: &[berth_runner::container::PublishedPort]) -> Result<()>
     if let Ok(mut r) = RESERVED.lock() {
         r.extend(held);
     }
-    Ok(())
+    Ok(bound)
 }
 
 fn release_ports() {
@@ -355,8 +371,18 @@ impl Engine {
         }
     }
 
-    fn ports_of(rec: &Record) -> Vec<PortForward> {
-        rec.ports
+    /// The host ports `rec`'s run holds (the chosen ones for a host port
+    /// of 0); what it asked for when it is not running.
+    pub(crate) fn published_ports(&self, rec: &Record) -> Vec<berth_runner::container::PublishedPort> {
+        std::fs::read(self.containers().dir(&rec.id).join(BOUND))
+            .ok()
+            .and_then(|d| serde_json::from_slice(&d).ok())
+            .filter(|_| rec.running())
+            .unwrap_or_else(|| rec.ports.clone())
+    }
+
+    fn forwards(ports: &[berth_runner::container::PublishedPort]) -> Vec<PortForward> {
+        ports
             .iter()
             .map(|p| PortForward {
                 host_ip: p.host_ip.clone(),
@@ -451,7 +477,15 @@ impl Engine {
         // The host ports are held by this process while the container runs
         // (as podman's conmon holds them): a port in use is an error, and
         // nothing else takes it meanwhile; netavark's DNAT comes first.
-        reserve_ports(&rec.ports)?;
+        let bound = reserve_ports(&rec.ports)?;
+        let bound_file = self.containers().dir(&rec.id).join(BOUND);
+        if let Err(e) = serde_json::to_vec(&bound)
+            .map_err(std::io::Error::other)
+            .and_then(|d| std::fs::write(&bound_file, d))
+        {
+            release_ports();
+            return Err(Error::io(format!("cannot write {}", bound_file.display()))(e));
+        }
         let path = netns::path_of(&rec.id);
         if let Err(e) = netns::create(&path) {
             release_ports();
@@ -479,7 +513,7 @@ impl Engine {
                     })
                     .collect();
                 self.save_joined(&rec.id, &planned)?;
-                let r = self.attach(rec, &attachments, &Self::ports_of(rec));
+                let r = self.attach(rec, &attachments, &Self::forwards(&bound));
                 if r.is_err() {
                     self.release_leases(&rec.id, attachments.iter().map(|a| &a.network));
                 }
@@ -514,11 +548,18 @@ impl Engine {
                     mac: None,
                 })
                 .collect();
-            let ports = self
-                .containers()
-                .load(id)
-                .map(|r| Self::ports_of(&r))
-                .unwrap_or_default();
+            let bound: Option<Vec<berth_runner::container::PublishedPort>> =
+                std::fs::read(self.containers().dir(id).join(BOUND))
+                    .ok()
+                    .and_then(|d| serde_json::from_slice(&d).ok());
+            let ports = match bound {
+                Some(b) => Self::forwards(&b),
+                None => self
+                    .containers()
+                    .load(id)
+                    .map(|r| Self::forwards(&r.ports))
+                    .unwrap_or_default(),
+            };
             let ep = Endpoint {
                 container_id: id,
                 container_name: "",
@@ -543,6 +584,7 @@ impl Engine {
             tracing::warn!("container {id}: {e}");
         }
         let _ = std::fs::remove_file(self.containers().dir(id).join(JOINED));
+        let _ = std::fs::remove_file(self.containers().dir(id).join(BOUND));
         release_ports();
     }
 
