@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # System packages the test suite uses. Kept in one place so CI and a fresh
 # machine install the same set.
-APT_PACKAGES=(ca-certificates busybox-static skopeo umoci tar gzip bzip2 xz-utils zstd docker-registry apache2-utils openssl runc slirp4netns curl bsdutils iproute2 uidmap docker.io netavark aardvark-dns iptables)
+APT_PACKAGES=(ca-certificates busybox-static skopeo umoci tar gzip bzip2 xz-utils zstd docker-registry apache2-utils openssl runc slirp4netns curl bsdutils iproute2 uidmap docker.io netavark aardvark-dns iptables python3-docker docker-compose)
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${APT_PACKAGES[@]}"; do
@@ -23,6 +23,11 @@ fi
 # it 0600.
 if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
   chmod 0666 /dev/net/tun || true
+fi
+# The API's SDK clients from PyPI, on the python3 of PATH (Debian's
+# python3-docker 5 and docker-compose use /usr/bin/python3).
+if ! python3 -c 'import docker, testcontainers, httpx, sys; sys.exit(not docker.__version__.startswith("7."))' 2>/dev/null; then
+  python3 -m pip install -q "docker>=7,<8" testcontainers httpx
 fi
 if command -v rustup >/dev/null; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true

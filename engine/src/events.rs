@@ -58,7 +58,7 @@ fn now_nanos() -> i64 {
 /// Whether `e` passes every filter (one value of each filter must match).
 pub fn matches(e: &EventMessage, filters: &BTreeMap<String, Vec<String>>) -> bool {
     filters.iter().all(|(key, values)| {
-        values.iter().any(|v| match key.as_str() {
+        let matches = |v: &String| match key.as_str() {
             "type" => e.kind == *v,
             "event" => e.action == *v || e.action.split(':').next() == Some(v.as_str()),
             "container" => {
@@ -77,7 +77,13 @@ pub fn matches(e: &EventMessage, filters: &BTreeMap<String, Vec<String>>) -> boo
                 None => e.actor.attributes.contains_key(v.as_str()),
             },
             _ => true,
-        })
+        };
+        // Every label given must be there (docker's rule).
+        if key == "label" {
+            values.iter().all(matches)
+        } else {
+            values.iter().any(matches)
+        }
     })
 }
 

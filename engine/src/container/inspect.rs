@@ -302,7 +302,7 @@ impl Engine {
                 let paused = r.running() && self.paused(&r.id);
                 let health = self.health(r).map(|h| h.status);
                 filters.iter().all(|(k, vals)| {
-                    vals.iter().any(|v| match k.as_str() {
+                    let matches = |v: &String| match k.as_str() {
                         "id" => r.id.starts_with(v.as_str()),
                         "name" => {
                             let v = v.trim_start_matches('/');
@@ -330,7 +330,14 @@ impl Engine {
                         }
                         "health" => health.as_deref().unwrap_or("none") == v,
                         _ => true,
-                    })
+                    };
+                    // Every label given must be there; other keys take any
+                    // of their values (docker's rule).
+                    if k == "label" {
+                        vals.iter().all(matches)
+                    } else {
+                        vals.iter().any(matches)
+                    }
                 })
             })
             .map(|r| {
