@@ -155,15 +155,16 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                             let mut req = req;
                             let upgrade = Some(hyper::upgrade::on(&mut req));
                             let (parts, body) = req.into_parts();
-                            let body = match body.collect().await {
-                                Ok(b) => b.to_bytes(),
-                                Err(e) => {
-                                    return Ok::<_, std::convert::Infallible>(crate::reply::error(
-                                        hyper::StatusCode::BAD_REQUEST,
-                                        &format!("cannot read the request body: {e}"),
-                                    ))
-                                }
-                            };
+                            let limit = body_limit(parts.uri.path());
+                            let body =
+                                match http_body_util::Limited::new(body, limit).collect().await {
+                                    Ok(b) => b.to_bytes(),
+                                    Err(e) => {
+                                        return Ok::<_, std::convert::Infallible>(body_refused(
+                                            &*e, limit,
+                                        ))
+                                    }
+                                };
                             let r = crate::route::route(Request {
                                 method: parts.method,
                                 uri: parts.uri,
@@ -213,6 +214,42 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// The largest body a request may send: archives (a build context, an
+/// image, a folder for `docker cp`) may be large; a JSON body is small.
+const ARCHIVE_BODY: usize = 8 << 30;
+const JSON_BODY: usize = 16 << 20;
+/// Request line and headers, together (hyper answers 431 beyond).
+const HEAD_BUFFER: usize = 256 << 10;
+
+fn body_limit(path: &str) -> usize {
+    let archive = path.ends_with("/build")
+        || path.ends_with("/archive")
+        || path.ends_with("/images/load")
+        || path.ends_with("/images/create");
+    if archive {
+        ARCHIVE_BODY
+    } else {
+        JSON_BODY
+    }
+}
+
+fn body_refused(
+    e: &(dyn std::error::Error + Send + Sync + 'static),
+    limit: usize,
+) -> hyper::Response<crate::reply::Body> {
+    if e.is::<http_body_util::LengthLimitError>() {
+        crate::reply::error(
+            hyper::StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body too large: at most {limit} bytes here"),
+        )
+    } else {
+        crate::reply::error(
+            hyper::StatusCode::BAD_REQUEST,
+            &format!("cannot read the request body: {e}"),
+        )
+    }
+}
+
 enum Conn {
     Unix(tokio::net::UnixStream),
     Tcp(tokio::net::TcpStream),
@@ -229,7 +266,8 @@ impl Conn {
             + 'static,
         S::Future: Send + 'static,
     {
-        let b = http1::Builder::new();
+        let mut b = http1::Builder::new();
+        b.max_buf_size(HEAD_BUFFER);
         match self {
             Conn::Unix(s) => {
                 b.serve_connection(TokioIo::new(s), svc)

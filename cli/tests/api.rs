@@ -678,3 +678,118 @@ fn images_go_through_a_registry_with_docker_login_and_through_save_and_load() {
     assert!(!o.status.success());
     assert!(ok(&root, &["images", "imported"]).contains("imported"));
 }
+
+/// A tar of one entry of `name` holding `data`, the name written into the
+/// header as it is (the tar crate refuses `..` through its checked path).
+fn hostile_tar(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut h = tar::Header::new_old();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_cksum();
+    let mut b = tar::Builder::new(Vec::new());
+    b.append(&h, data).unwrap();
+    b.into_inner().unwrap()
+}
+
+fn status_and_message(answer: &str) -> (u16, String) {
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(String::from))
+        .unwrap_or_default();
+    (status, message)
+}
+
+#[test]
+fn bad_requests_get_a_4xx_json_error_and_write_nothing_outside() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let svc = Service::start(&root, &tmp.path().join("bad.sock"), "0");
+    let (s, m) = status_and_message(&svc.send("POST /containers/create", b"{not json"));
+    assert_eq!(s, 400);
+    assert!(m.contains("invalid JSON"), "{m}");
+    let (s, m) = status_and_message(&svc.send("POST /containers/create", br#"{"Image": 5}"#));
+    assert_eq!(s, 400, "{m}");
+    let (s, m) = status_and_message(&svc.raw("GET /no/such/endpoint HTTP/1.0\r\n\r\n"));
+    assert_eq!(s, 404);
+    assert!(m.contains("page not found"), "{m}");
+    let (s, _) = status_and_message(&svc.raw("GET /v1.12/info HTTP/1.0\r\n\r\n"));
+    assert_eq!(s, 400);
+    for name in ["a/b", "..", "../up", "-x"] {
+        let (s, m) = status_and_message(&svc.send(
+            &format!("POST /containers/create?name={}", name.replace('/', "%2F")),
+            br#"{"Image":"busybox"}"#,
+        ));
+        assert_eq!(s, 400, "{name}: {m}");
+        assert!(m.contains("Invalid container name"), "{m}");
+    }
+    let (s, m) = status_and_message(&svc.send(
+        "POST /containers/create",
+        br#"{"Image":"no-such-image:here"}"#,
+    ));
+    assert_eq!(s, 404);
+    assert!(m.contains("No such image"), "{m}");
+    // An oversized head and an oversized body.
+    let long = "x".repeat(1 << 20);
+    let answer = {
+        let mut s = std::os::unix::net::UnixStream::connect(&svc.socket).unwrap();
+        // The service stops reading at its limit: the rest is a broken pipe.
+        let _ = s.write_all(format!("GET /_ping HTTP/1.0\r\nX-Long: {long}\r\n\r\n").as_bytes());
+        let mut a = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut s, &mut a);
+        String::from_utf8_lossy(&a).into_owned()
+    };
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "{}",
+        &answer[..40.min(answer.len())]
+    );
+    let big = vec![b' '; 17 << 20];
+    let (s, m) = status_and_message(&svc.send("POST /containers/create", &big));
+    assert_eq!(s, 413, "{m}");
+    // Archive entries that climb out, into a container and into a build.
+    let id = svc.docker_ok(&["create", "--name", "target", "busybox", "true"]);
+    let outside = root.parent().unwrap().join("escaped");
+    let tar = hostile_tar("../../../../../escaped", b"evil");
+    let (s, m) =
+        status_and_message(&svc.send(&format!("PUT /containers/{id}/archive?path=/tmp"), &tar));
+    assert_eq!(s, 400, "{m}");
+    let (s, m) = status_and_message(&svc.send("POST /build?t=evil", &tar));
+    assert_eq!(s, 400, "{m}");
+    assert!(m.contains("cannot unpack the build context"), "{m}");
+    // An absolute name lands under the destination, as docker's does.
+    let tar = hostile_tar("/escaped-abs", b"evil");
+    let (s, m) =
+        status_and_message(&svc.send(&format!("PUT /containers/{id}/archive?path=/tmp"), &tar));
+    assert_eq!(s, 200, "{m}");
+    let o = svc.docker(&["cp", "target:/tmp/escaped-abs", "-"]);
+    assert!(o.status.success());
+    assert!(!outside.exists());
+    assert!(!std::path::Path::new("/escaped-abs").exists());
+    assert!(!svc.docker(&["inspect", "evil"]).status.success());
+    // A client gone mid-stream leaves the service serving.
+    svc.docker_ok(&["start", "target"]);
+    for req in [
+        format!("GET /containers/{id}/logs?stdout=1&follow=1 HTTP/1.1\r\nHost: x\r\n\r\n"),
+        "GET /events HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+        format!("POST /containers/{id}/attach?stream=1&stdout=1 HTTP/1.1\r\nHost: x\r\nUpgrade: tcp\r\nConnection: Upgrade\r\n\r\n"),
+    ] {
+        let mut s = std::os::unix::net::UnixStream::connect(&svc.socket).unwrap();
+        s.write_all(req.as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(s);
+    }
+    assert_eq!(
+        svc.docker_ok(&["version", "-f", "{{.Server.APIVersion}}"]),
+        "1.41"
+    );
+    svc.docker_ok(&["rm", "-f", "target"]);
+}

@@ -141,7 +141,14 @@ fn docker_compose_1_29_builds_runs_and_takes_down_a_project() {
         passed(&format!("exec wget {host}"), &o);
         assert_eq!(text(&o), "stored");
     }
-    let o = compose(&["exec", "-T", "web", "sh", "-c", "echo kept > /data/v; exit 4"]);
+    let o = compose(&[
+        "exec",
+        "-T",
+        "web",
+        "sh",
+        "-c",
+        "echo kept > /data/v; exit 4",
+    ]);
     assert_eq!(o.status.code(), Some(4));
     // The published port, from the host.
     let port = compose(&["port", "web", "8080"]);

@@ -18,6 +18,17 @@ pub enum BuildContext {
     Dir(PathBuf),
     /// A tar archive (plain or compressed), as `docker build -` reads it.
     Tar(Box<dyn Read + Send>),
+    /// A tar archive already unpacked (`unpack_build_context`), so that a
+    /// bad one is refused before the build starts.
+    Unpacked(tempfile::TempDir),
+}
+
+/// A context tarball (plain or compressed) unpacked into a temporary
+/// folder; a hostile entry (`..`, an absolute path, a link out) is refused.
+pub fn unpack_build_context(input: &mut dyn Read) -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir().map_err(Error::io("cannot create a temporary folder"))?;
+    unpack_context(input, dir.path())?;
+    Ok(dir)
 }
 
 /// Where the Dockerfile comes from.
@@ -127,14 +138,13 @@ fn output(
 /// Unpacks a context tarball into a temporary folder.
 fn unpack_context(input: &mut dyn Read, dir: &std::path::Path) -> Result<()> {
     let mut plain = berth_store::layer::decompressed(input)
-        .map_err(Error::io("cannot read the build context from STDIN"))?;
+        .map_err(Error::io("cannot read the build context"))?;
     let opts = berth_store::layer::ExtractOptions {
         chown: false,
         ..Default::default()
     };
-    berth_store::layer::extract(&mut plain, dir, &opts).map_err(|e| {
-        crate::Error::Failed(format!("cannot unpack the build context from STDIN: {e}"))
-    })?;
+    berth_store::layer::extract(&mut plain, dir, &opts)
+        .map_err(|e| crate::Error::Invalid(format!("cannot unpack the build context: {e}")))?;
     Ok(())
 }
 
@@ -175,9 +185,11 @@ impl Engine {
                         "the context and the Dockerfile cannot both come from STDIN"
                     );
                 }
-                tmp_ctx =
-                    tempfile::tempdir().map_err(Error::io("cannot create a temporary folder"))?;
-                unpack_context(&mut input, tmp_ctx.path())?;
+                tmp_ctx = unpack_build_context(&mut input)?;
+                (tmp_ctx.path().to_path_buf(), true)
+            }
+            BuildContext::Unpacked(dir) => {
+                tmp_ctx = dir;
                 (tmp_ctx.path().to_path_buf(), true)
             }
             BuildContext::Dir(p) => {

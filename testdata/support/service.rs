@@ -84,6 +84,20 @@ impl Service {
     }
 
     /// One raw HTTP/1.0 request; the whole answer.
+    /// One HTTP/1.0 request with `body`; the whole answer.
+    pub fn send(&self, head: &str, body: &[u8]) -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        s.write_all(
+            format!("{head} HTTP/1.0\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
+        )
+        .unwrap();
+        // A refusal may come before the whole body is read.
+        let _ = s.write_all(body);
+        let mut answer = Vec::new();
+        let _ = s.read_to_end(&mut answer);
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
     pub fn raw(&self, request: &str) -> String {
         let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
         s.write_all(request.as_bytes()).unwrap();

@@ -34,7 +34,7 @@ fn string_map(q: &Query, key: &str) -> Result<BTreeMap<String, String>, String> 
     Ok(m.into_iter().filter_map(|(k, v)| Some((k, v?))).collect())
 }
 
-fn options(req: &Request) -> Result<BuildOptions, String> {
+fn options(req: &Request, context: BuildContext) -> Result<BuildOptions, String> {
     let q = req.query();
     if q.get("remote").is_some_and(|r| !r.is_empty()) {
         return Err(
@@ -45,9 +45,8 @@ fn options(req: &Request) -> Result<BuildOptions, String> {
     if let Some(c) = q.get("cachefrom").filter(|c| !c.is_empty()) {
         serde_json::from_str::<Vec<String>>(c).map_err(|e| format!("invalid cachefrom: {e}"))?;
     }
-    let body = req.body.clone();
     Ok(BuildOptions {
-        context: BuildContext::Tar(Box::new(std::io::Cursor::new(body))),
+        context,
         dockerfile: DockerfileSource::Path(
             q.get("dockerfile")
                 .filter(|d| !d.is_empty())
@@ -80,7 +79,17 @@ pub async fn build(req: Request) -> Response<Body> {
         return refuse_buildkit();
     }
     let quiet = q.bool("q");
-    let opts = match options(&req) {
+    // The context is unpacked first: a hostile or broken tar is a 400.
+    let body = req.body.clone();
+    let unpacked = super::off_thread(req.engine.clone(), move |_| {
+        berth_engine::build::unpack_build_context(&mut body.as_ref())
+    })
+    .await;
+    let context = match unpacked {
+        Ok(dir) => BuildContext::Unpacked(dir),
+        Err(r) => return r.into_response(),
+    };
+    let opts = match options(&req, context) {
         Ok(o) => o,
         Err(e) => return super::bad_request(&e),
     };

@@ -125,7 +125,8 @@ pub async fn stats(req: Request, id: String) -> Response<Body> {
         Ok(s) => s,
         Err(r) => return r.into_response(),
     };
-    let running = |s: &berth_engine::model::ContainerStatsResponse| s.cpu_stats.online_cpus.is_some();
+    let running =
+        |s: &berth_engine::model::ContainerStatsResponse| s.cpu_stats.online_cpus.is_some();
     if !stream {
         if one_shot || !running(&first) {
             return reply::json(StatusCode::OK, &first);

@@ -373,7 +373,10 @@ impl Engine {
 
     /// The host ports `rec`'s run holds (the chosen ones for a host port
     /// of 0); what it asked for when it is not running.
-    pub(crate) fn published_ports(&self, rec: &Record) -> Vec<berth_runner::container::PublishedPort> {
+    pub(crate) fn published_ports(
+        &self,
+        rec: &Record,
+    ) -> Vec<berth_runner::container::PublishedPort> {
         std::fs::read(self.containers().dir(&rec.id).join(BOUND))
             .ok()
             .and_then(|d| serde_json::from_slice(&d).ok())
@@ -484,7 +487,9 @@ impl Engine {
             .and_then(|d| std::fs::write(&bound_file, d))
         {
             release_ports();
-            return Err(Error::io(format!("cannot write {}", bound_file.display()))(e));
+            return Err(Error::io(format!("cannot write {}", bound_file.display()))(
+                e,
+            ));
         }
         let path = netns::path_of(&rec.id);
         if let Err(e) = netns::create(&path) {
