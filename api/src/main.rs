@@ -57,6 +57,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         },
     )
     .with_context(|| format!("cannot open the store at {}", root.display()))?;
+    // What a service killed mid-create left goes before anyone sees it.
+    let swept = engine.sweep_unfinished();
+    if !swept.is_empty() {
+        tracing::info!("removed {} containers left half-made", swept.len());
+    }
     let opts = ServiceOptions {
         hosts,
         idle: (args.time > 0).then(|| Duration::from_secs(args.time)),

@@ -104,6 +104,9 @@ fn unix_listener(path: &std::path::Path) -> Result<tokio::net::UnixListener, Ser
 pub fn serve(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Threads of a burst of blocking work go soon after it (with the
+        // memory they held).
+        .thread_keep_alive(Duration::from_secs(2))
         .build()
         .map_err(|source| ServeError::Listen {
             what: "the runtime".into(),
@@ -187,8 +190,17 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
     }
     let idle = opts.idle;
     let quiet = async {
+        let mut trimmed_at = 0;
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
+            // A burst of clients leaves freed memory in the allocator's
+            // per-thread arenas: given back once nobody is connected.
+            let seen = last.load(Ordering::SeqCst);
+            if open.load(Ordering::SeqCst) == 0 && seen != trimmed_at {
+                trimmed_at = seen;
+                // SAFETY: malloc_trim only returns free memory to the system.
+                unsafe { libc::malloc_trim(0) };
+            }
             if let Some(idle) = idle {
                 let since = started.elapsed().as_millis() as u64 - last.load(Ordering::SeqCst);
                 if open.load(Ordering::SeqCst) == 0 && since >= idle.as_millis() as u64 {

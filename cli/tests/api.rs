@@ -793,3 +793,135 @@ fn bad_requests_get_a_4xx_json_error_and_write_nothing_outside() {
     );
     svc.docker_ok(&["rm", "-f", "target"]);
 }
+
+/// create, start, wait and remove of one `true` container over raw
+/// requests; the container's ID, or what went wrong.
+fn one_cycle(svc: &Service) -> Result<String, String> {
+    let body = br#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"none"}}"#;
+    let a = svc.send("POST /containers/create", body);
+    let v: serde_json::Value = serde_json::from_str(a.split("\r\n\r\n").nth(1).unwrap_or(""))
+        .map_err(|_| format!("create: {a}"))?;
+    let id = v["Id"].as_str().ok_or(format!("create: {a}"))?.to_string();
+    let a = svc.send(&format!("POST /containers/{id}/start"), b"");
+    if !a.starts_with("HTTP/1.0 204") {
+        return Err(format!("start: {a}"));
+    }
+    let a = svc.send(&format!("POST /containers/{id}/wait"), b"");
+    if !a.contains(r#""StatusCode":0"#) {
+        return Err(format!("wait: {a}"));
+    }
+    let a = svc.send(&format!("DELETE /containers/{id}"), b"");
+    if !a.starts_with("HTTP/1.0 204") {
+        return Err(format!("rm: {a}"));
+    }
+    Ok(id)
+}
+
+/// As `Service::send`, or none once the service is gone.
+fn try_send(socket: &std::path::Path, head: &str, body: &[u8]) -> Option<String> {
+    use std::io::Read;
+    let mut s = std::os::unix::net::UnixStream::connect(socket).ok()?;
+    s.write_all(format!("{head} HTTP/1.0\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes())
+        .ok()?;
+    s.write_all(body).ok()?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn fifty_clients_at_once_and_a_killed_service_lose_nothing() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let socket = tmp.path().join("load.sock");
+    let mut svc = Service::start(&root, &socket, "0");
+    for _ in 0..3 {
+        one_cycle(&svc).unwrap();
+    }
+    let idle = rss_kib(svc.pid());
+    let results: Vec<Result<String, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..50).map(|_| s.spawn(|| one_cycle(&svc))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of 50 failed: {failed:?}",
+        failed.len()
+    );
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+    // The service's threads for the burst end two seconds after it.
+    std::thread::sleep(Duration::from_secs(4));
+    let after = rss_kib(svc.pid());
+    eprintln!("service memory: {idle} KiB idle, {after} KiB after 50 clients");
+    assert!(
+        after <= idle + 16 * 1024,
+        "memory went from {idle} KiB to {after} KiB"
+    );
+
+    // Creates in flight when the service is killed: every container a
+    // client was told about is there after a restart, and nothing else is.
+    let told = std::sync::Mutex::new(Vec::new());
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let Some(a) = try_send(
+                        &svc.socket,
+                        "POST /containers/create",
+                        br#"{"Image":"busybox","Cmd":["true"],"HostConfig":{"NetworkMode":"none"}}"#,
+                    ) else {
+                        break;
+                    };
+                    let Some(v) = a
+                        .split("\r\n\r\n")
+                        .nth(1)
+                        .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok())
+                    else {
+                        continue;
+                    };
+                    if let Some(id) = v["Id"].as_str() {
+                        told.lock().unwrap().push(id.to_string());
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        let pid = svc.pid() as i32;
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    svc.kill();
+    let _ = std::fs::remove_file(&socket);
+    let svc = Service::start(&root, &socket, "0");
+    let told = told.into_inner().unwrap();
+    assert!(!told.is_empty());
+    let listed = svc.docker_ok(&["ps", "-aq", "--no-trunc"]);
+    let listed: std::collections::BTreeSet<&str> = listed.lines().collect();
+    for id in &told {
+        assert!(listed.contains(id.as_str()), "{id} was created, then lost");
+    }
+    let folders = std::fs::read_dir(root.join("containers"))
+        .unwrap()
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+        .count();
+    assert_eq!(folders, listed.len(), "half-made containers are left");
+    assert!(listed.len() <= told.len() + 8);
+    let ids: Vec<&str> = listed.iter().copied().collect();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(ids);
+    svc.docker_ok(&rm);
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+}

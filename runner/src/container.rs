@@ -165,6 +165,21 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(io(format!("cannot write {}", path.display())))
 }
 
+/// The `creating` mark of a container being made (`Containers::begin`).
+const CREATING: &str = "creating";
+
+/// A container being made; `finish` once its record is saved.
+pub struct Creating {
+    path: PathBuf,
+    _file: fs::File,
+}
+
+impl Creating {
+    pub fn finish(self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
 impl Containers {
     pub fn new(dir: PathBuf) -> Containers {
         Containers { dir }
@@ -211,16 +226,25 @@ impl Containers {
     /// exited when its supervisor died without saying so (killed, or the
     /// machine restarted).
     pub fn load(&self, id: &str) -> Result<Record> {
-        let path = self.dir(id).join(RECORD);
-        let data = fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
-        let mut r: Record = serde_json::from_slice(&data)
-            .map_err(|e| Error::Setup(format!("{} is damaged: {e}", path.display())))?;
+        let mut r = self.read(id)?;
         if r.state.status == Status::Running && !r.state.supervised() {
-            r.state.status = Status::Exited;
-            r.state.exit_code = 137;
-            r.state.error = "the container's supervisor went away".into();
+            // The supervisor may have said "exited" and ended between the
+            // reading and the look at its process: what it said wins.
+            r = self.read(id)?;
+            if r.state.status == Status::Running && !r.state.supervised() {
+                r.state.status = Status::Exited;
+                r.state.exit_code = 137;
+                r.state.error = "the container's supervisor went away".into();
+            }
         }
         Ok(r)
+    }
+
+    fn read(&self, id: &str) -> Result<Record> {
+        let path = self.dir(id).join(RECORD);
+        let data = fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        serde_json::from_slice(&data)
+            .map_err(|e| Error::Setup(format!("{} is damaged: {e}", path.display())))
     }
 
     /// Every container, newest first. Folders without a record (a `berth run`
@@ -261,6 +285,48 @@ impl Containers {
     }
 
     /// Removes the container's folder (bundle, record, log).
+    /// Starts making container `id`: its folder, with a `creating` file
+    /// locked while the maker lives. A maker killed before it saved the
+    /// record leaves the lock free, which `unfinished` finds.
+    pub fn begin(&self, id: &str) -> Result<Creating> {
+        let dir = self.dir(id);
+        fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        // Locked before it has its name: whoever sees the mark sees it held.
+        let path = dir.join(CREATING);
+        let tmp = dir.join(format!("{CREATING}.{}", std::process::id()));
+        let file =
+            fs::File::create(&tmp).map_err(io(format!("cannot create {}", tmp.display())))?;
+        file.lock()
+            .map_err(io(format!("cannot lock {}", tmp.display())))?;
+        fs::rename(&tmp, &path).map_err(io(format!("cannot create {}", path.display())))?;
+        Ok(Creating { path, _file: file })
+    }
+
+    /// Containers whose maker died before it saved their record: their
+    /// `creating` lock is free. (A folder without either, from before
+    /// these locks, counts when it is an hour old.)
+    pub fn unfinished(&self) -> Vec<String> {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| e.path().is_dir() && !e.path().join(RECORD).exists())
+            .filter(|e| {
+                let creating = e.path().join(CREATING);
+                match fs::File::open(&creating) {
+                    Ok(f) => f.try_lock().is_ok(),
+                    Err(_) => e
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age.as_secs() > 3600),
+                }
+            })
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
     pub fn remove(&self, id: &str) -> Result<()> {
         let dir = self.dir(id);
         match fs::remove_dir_all(&dir) {

@@ -250,6 +250,7 @@ impl Engine {
         // Named volumes the mounts make on first use are said as made.
         let volumes_before: std::collections::BTreeSet<String> =
             store.volumes()?.into_iter().map(|v| v.name).collect();
+        let creating = containers.begin(&id)?;
         store.hold(&id, &image.manifest_digest)?;
         let mut anonymous = Vec::new();
         let created = (|| -> Result<()> {
@@ -400,6 +401,7 @@ impl Engine {
             }
             return Err(e);
         }
+        creating.finish();
         for v in store.volumes()? {
             if !volumes_before.contains(&v.name) {
                 self.emit_volume("create", &v.name);

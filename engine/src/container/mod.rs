@@ -49,6 +49,7 @@ impl Engine {
     /// exited; a `--rm` container is removed, as its supervisor would have
     /// done. Every operation that lists or starts containers calls it.
     pub fn reap(&self) -> Result<()> {
+        self.sweep_unfinished();
         let cs = self.containers();
         for rec in cs.list()? {
             if rec.state.status != Status::Exited
@@ -115,6 +116,19 @@ impl Engine {
 
     /// Removes everything of container `id`: root filesystem, the hold on
     /// its image, its folder.
+    /// Takes away what a create killed midway left (its folder, rootfs
+    /// and image hold); the IDs.
+    pub fn sweep_unfinished(&self) -> Vec<String> {
+        let mut gone = Vec::new();
+        for id in self.containers().unfinished() {
+            match self.remove_container_files(&id) {
+                Ok(()) => gone.push(id),
+                Err(e) => tracing::warn!("an unfinished container {id}: {e}"),
+            }
+        }
+        gone
+    }
+
     pub(crate) fn remove_container_files(&self, id: &str) -> Result<()> {
         if self.uses_backend(id) {
             self.leave_networks(id);
