@@ -165,9 +165,6 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(io(format!("cannot write {}", path.display())))
 }
 
-/// The `creating` mark of a container being made (`Containers::begin`).
-const CREATING: &str = "creating";
-
 /// A container being made; `finish` once its record is saved.
 pub struct Creating {
     path: PathBuf,
@@ -285,46 +282,63 @@ impl Containers {
     }
 
     /// Removes the container's folder (bundle, record, log).
-    /// Starts making container `id`: its folder, with a `creating` file
-    /// locked while the maker lives. A maker killed before it saved the
-    /// record leaves the lock free, which `unfinished` finds.
+    /// Starts making container `id`: a mark beside the folders, locked
+    /// while the maker lives, then its folder. A maker killed before it
+    /// saved the record leaves the lock free, which `unfinished` finds.
     pub fn begin(&self, id: &str) -> Result<Creating> {
+        fs::create_dir_all(&self.dir)
+            .map_err(io(format!("cannot create {}", self.dir.display())))?;
+        let path = self.creating_mark(id);
+        let file =
+            fs::File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
+        file.lock()
+            .map_err(io(format!("cannot lock {}", path.display())))?;
         let dir = self.dir(id);
         fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
-        // Locked before it has its name: whoever sees the mark sees it held.
-        let path = dir.join(CREATING);
-        let tmp = dir.join(format!("{CREATING}.{}", std::process::id()));
-        let file =
-            fs::File::create(&tmp).map_err(io(format!("cannot create {}", tmp.display())))?;
-        file.lock()
-            .map_err(io(format!("cannot lock {}", tmp.display())))?;
-        fs::rename(&tmp, &path).map_err(io(format!("cannot create {}", path.display())))?;
         Ok(Creating { path, _file: file })
     }
 
-    /// Containers whose maker died before it saved their record: their
-    /// `creating` lock is free. (A folder without either, from before
-    /// these locks, counts when it is an hour old.)
+    fn creating_mark(&self, id: &str) -> PathBuf {
+        self.dir.join(format!(".creating-{id}"))
+    }
+
+    /// Containers whose maker died before it saved their record (their
+    /// mark's lock is free), and folders without a record or a mark (from
+    /// before the marks) an hour old.
     pub fn unfinished(&self) -> Vec<String> {
         let Ok(rd) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };
-        rd.flatten()
-            .filter(|e| e.path().is_dir() && !e.path().join(RECORD).exists())
-            .filter(|e| {
-                let creating = e.path().join(CREATING);
-                match fs::File::open(&creating) {
-                    Ok(f) => f.try_lock().is_ok(),
-                    Err(_) => e
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age.as_secs() > 3600),
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_prefix(".creating-") {
+                let free = fs::File::open(e.path()).is_ok_and(|f| f.try_lock().is_ok());
+                if free {
+                    out.push(id.to_string());
+                    let _ = fs::remove_file(e.path());
                 }
-            })
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect()
+                continue;
+            }
+            if !e.path().is_dir()
+                || e.path().join(RECORD).exists()
+                || self.creating_mark(&name).exists()
+            {
+                continue;
+            }
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 3600);
+            if old {
+                out.push(name);
+            }
+        }
+        // A free mark whose record was saved: the maker died just after.
+        out.retain(|id| !self.dir(id).join(RECORD).exists());
+        out
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {

@@ -390,13 +390,17 @@ impl Engine {
     /// waits until it runs.
     fn start_detached(&self, containers: &Containers, id: &str) -> Result<()> {
         let mut child = self.spawn_supervisor(id)?;
-        self.wait_running(containers, id, |_| {
+        let started = self.wait_running(containers, id, |_| {
             child
                 .try_wait()
                 .ok()
                 .flatten()
                 .map(|st| format!("the container's supervisor failed ({st})"))
-        })
+        });
+        // A long-lived process (the API service) must not keep its ended
+        // supervisors as zombies.
+        reap_later(child);
+        started
     }
 
     /// Waits until container `id` runs (or ran and exited); `gone` says
