@@ -13,8 +13,10 @@ mod query;
 mod reply;
 mod route;
 mod server;
+mod tls;
 
 pub use server::{serve, Host, ServeError, ServiceOptions};
+pub use tls::{TlsError, TlsFiles};
 
 /// The API version berth speaks, and the oldest it takes.
 pub const API_VERSION: &str = "1.41";

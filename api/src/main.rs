@@ -3,7 +3,7 @@
 //! flags → an engine and listeners → `berth_api::serve`.
 
 use anyhow::Context;
-use berth_api::{Host, ServiceOptions};
+use berth_api::{Host, ServiceOptions, TlsFiles};
 use berth_engine::{Engine, EngineConfig};
 use clap::Parser;
 use std::path::PathBuf;
@@ -27,6 +27,19 @@ struct Args {
     /// Exit after this many seconds without a request (0: run until stopped)
     #[arg(short, long, default_value_t = 5)]
     time: u64,
+    /// TLS on TCP listeners, with client certificates signed by --tlscacert
+    /// (docker's scheme; needed for TCP outside loopback)
+    #[arg(long = "tlsverify", alias = "tls-verify")]
+    tls_verify: bool,
+    /// The CA that signs client certificates
+    #[arg(long = "tlscacert", requires = "tls_verify")]
+    tls_ca: Option<PathBuf>,
+    /// The service's certificate
+    #[arg(long = "tlscert", requires = "tls_verify")]
+    tls_cert: Option<PathBuf>,
+    /// The service's key
+    #[arg(long = "tlskey", requires = "tls_verify")]
+    tls_key: Option<PathBuf>,
     /// Where to listen (podman's positional form)
     uri: Option<String>,
 }
@@ -62,9 +75,18 @@ fn run(args: Args) -> anyhow::Result<()> {
     if !swept.is_empty() {
         tracing::info!("removed {} containers left half-made", swept.len());
     }
+    let tls = if args.tls_verify {
+        match (args.tls_ca, args.tls_cert, args.tls_key) {
+            (Some(ca), Some(cert), Some(key)) => Some(TlsFiles { ca, cert, key }),
+            _ => anyhow::bail!("--tlsverify needs --tlscacert, --tlscert and --tlskey"),
+        }
+    } else {
+        None
+    };
     let opts = ServiceOptions {
         hosts,
         idle: (args.time > 0).then(|| Duration::from_secs(args.time)),
+        tls,
     };
     berth_api::serve(engine, opts)?;
     Ok(())
@@ -82,6 +104,17 @@ fn main() -> ExitCode {
             }
         };
     }
+    // The service's log: one line a request at debug, warnings and up by
+    // default (BERTH_LOG=debug, or any tracing filter). Request headers
+    // are never logged: X-Registry-Auth holds credentials.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -35,11 +35,6 @@ impl std::str::FromStr for Host {
             let addr: SocketAddr = a
                 .parse()
                 .map_err(|_| ServeError::Host(format!("{s}: expected tcp://IP:PORT")))?;
-            if !addr.ip().is_loopback() {
-                return Err(ServeError::Host(format!(
-                    "{s}: TCP outside loopback needs --tls-verify, which berth does not have yet"
-                )));
-            }
             return Ok(Host::Tcp(addr));
         }
         Err(ServeError::Host(format!(
@@ -54,12 +49,17 @@ pub struct ServiceOptions {
     /// Exit after this long without a request or a connection; none runs
     /// until SIGINT or SIGTERM.
     pub idle: Option<Duration>,
+    /// TLS with client certificates on every TCP listener; without it TCP
+    /// is for loopback only.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("{0}")]
     Host(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {what}: {source}")]
     Listen {
         what: String,
@@ -70,7 +70,7 @@ pub enum ServeError {
 
 enum Listener {
     Unix(tokio::net::UnixListener, PathBuf),
-    Tcp(tokio::net::TcpListener),
+    Tcp(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>),
 }
 
 fn unix_listener(path: &std::path::Path) -> Result<tokio::net::UnixListener, ServeError> {
@@ -116,18 +116,29 @@ pub fn serve(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
 }
 
 async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
+    let acceptor = opts.tls.as_ref().map(crate::tls::acceptor).transpose()?;
     let mut listeners = Vec::new();
+    for h in &opts.hosts {
+        if let Host::Tcp(a) = h {
+            if !a.ip().is_loopback() && acceptor.is_none() {
+                return Err(ServeError::Host(format!(
+                    "tcp://{a}: TCP outside loopback needs --tlsverify with --tlscacert, --tlscert and --tlskey"
+                )));
+            }
+        }
+    }
     for h in &opts.hosts {
         listeners.push(match h {
             Host::Unix(p) => Listener::Unix(unix_listener(p)?, p.clone()),
-            Host::Tcp(a) => {
-                Listener::Tcp(tokio::net::TcpListener::bind(a).await.map_err(|source| {
-                    ServeError::Listen {
+            Host::Tcp(a) => Listener::Tcp(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|source| ServeError::Listen {
                         what: a.to_string(),
                         source,
-                    }
-                })?)
-            }
+                    })?,
+                acceptor.clone(),
+            ),
         });
     }
     let started = Instant::now();
@@ -151,6 +162,17 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                 let (engine, last, open) = (engine.clone(), last.clone(), open.clone());
                 open.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
+                    let io = match io {
+                        Conn::Handshake(tls, tcp) => match tls.accept(tcp).await {
+                            Ok(t) => Conn::Tls(Box::new(t)),
+                            Err(e) => {
+                                tracing::debug!("a TLS handshake failed: {e}");
+                                open.fetch_sub(1, Ordering::SeqCst);
+                                return;
+                            }
+                        },
+                        plain => plain,
+                    };
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let (engine, last) = (engine.clone(), last.clone());
                         async move {
@@ -168,6 +190,7 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                                         ))
                                     }
                                 };
+                            tracing::debug!("{} {}", parts.method, parts.uri.path());
                             let r = crate::route::route(Request {
                                 method: parts.method,
                                 uri: parts.uri,
@@ -265,6 +288,9 @@ fn body_refused(
 enum Conn {
     Unix(tokio::net::UnixStream),
     Tcp(tokio::net::TcpStream),
+    /// Accepted, its TLS handshake still to come (on the connection's task).
+    Handshake(tokio_rustls::TlsAcceptor, tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
 }
 
 impl Conn {
@@ -291,6 +317,12 @@ impl Conn {
                     .with_upgrades()
                     .await
             }
+            Conn::Tls(s) => {
+                b.serve_connection(TokioIo::new(s), svc)
+                    .with_upgrades()
+                    .await
+            }
+            Conn::Handshake(..) => Ok(()),
         }
     }
 }
@@ -298,6 +330,12 @@ impl Conn {
 async fn accept(l: &Listener) -> Option<Conn> {
     match l {
         Listener::Unix(u, _) => u.accept().await.ok().map(|(s, _)| Conn::Unix(s)),
-        Listener::Tcp(t) => t.accept().await.ok().map(|(s, _)| Conn::Tcp(s)),
+        Listener::Tcp(t, tls) => {
+            let (s, _) = t.accept().await.ok()?;
+            Some(match tls {
+                Some(a) => Conn::Handshake(a.clone(), s),
+                None => Conn::Tcp(s),
+            })
+        }
     }
 }

@@ -655,6 +655,9 @@ fn images_go_through_a_registry_with_docker_login_and_through_save_and_load() {
         }
     }
     assert!(found.is_empty(), "the password is in {found:?}");
+    let log = svc.log();
+    assert!(log.contains("/auth"), "{log}");
+    assert!(!log.contains(registry::PASSWORD), "{log}");
     // save | rmi | load gives the same image back.
     let archive = tmp.path().join("saved.tar");
     svc.docker_ok(&["save", "-o", archive.to_str().unwrap(), &name]);
@@ -930,4 +933,100 @@ fn fifty_clients_at_once_and_a_killed_service_lose_nothing() {
     rm.extend(ids);
     svc.docker_ok(&rm);
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
+}
+
+#[test]
+fn tcp_with_tls_takes_signed_clients_only_and_the_socket_is_not_world_writable() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let ca = registry::TestCa::new(&tmp.path().join("ca"));
+    let (cert, key) = ca.client("client");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let svc = Service::start_with(
+        &root,
+        &tmp.path().join("tls.sock"),
+        "0",
+        &[
+            "-H",
+            &tcp,
+            "--tlsverify",
+            "--tlscacert",
+            ca.ca_pem.to_str().unwrap(),
+            "--tlscert",
+            ca.cert_pem.to_str().unwrap(),
+            "--tlskey",
+            ca.key_pem.to_str().unwrap(),
+        ],
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&svc.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "no TCP listener");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let over_tls = |extra: &[&str], args: &[&str]| {
+        svc.client(docker_cli())
+            .env_remove("DOCKER_HOST")
+            .args(["-H", &tcp])
+            .args(extra)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let (ca_s, cert_s, key_s) = (
+        ca.ca_pem.to_str().unwrap(),
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+    );
+    let signed = [
+        "--tlsverify",
+        "--tlscacert",
+        ca_s,
+        "--tlscert",
+        cert_s,
+        "--tlskey",
+        key_s,
+    ];
+    let o = over_tls(&signed, &["version", "-f", "{{.Server.APIVersion}}"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1.41");
+    let o = over_tls(
+        &signed,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "over tls",
+        ],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "over tls\n");
+    // No client certificate, or plain HTTP: refused.
+    let o = over_tls(&["--tlsverify", "--tlscacert", ca_s], &["version"]);
+    assert!(!o.status.success());
+    let o = over_tls(&[], &["version"]);
+    assert!(!o.status.success());
+    // TCP outside loopback without TLS is refused at the start.
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["system", "service", "--time", "0", "tcp://0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("needs --tlsverify"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -107,6 +107,60 @@ impl TestCa {
             key_pem: dir.join("leaf.key"),
         }
     }
+
+    /// A client certificate the CA signed (docker's `--tlscert`):
+    /// `(cert, key)` in the CA's folder, named after `name`.
+    pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {
+        let dir = self.ca_pem.parent().unwrap();
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        let (key, csr, cert, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+            format!("{name}.ext"),
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=client",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
+            ],
+        );
+        (dir.join(cert), dir.join(key))
+    }
 }
 
 /// How a registry is set up.

@@ -23,9 +23,10 @@ impl Service {
         Service::start_with(root, socket, time, &[])
     }
 
-    /// With `env` in the service's environment. The service and its
-    /// clients never read the caller's docker or berth configs.
-    pub fn start_with(root: &Path, socket: &Path, time: &str, env: &[(&str, &str)]) -> Service {
+    /// With `args` (more listeners, TLS) after the socket. The service and
+    /// its clients never read the caller's docker or berth configs; its
+    /// log (at debug) is `log()`.
+    pub fn start_with(root: &Path, socket: &Path, time: &str, args: &[&str]) -> Service {
         let dir = socket.with_extension("cfg");
         std::fs::create_dir_all(dir.join("service")).unwrap();
         std::fs::create_dir_all(dir.join("client")).unwrap();
@@ -33,11 +34,14 @@ impl Service {
             .arg("--root")
             .arg(root)
             .args(["system", "service", "--time", time])
+            .arg("-H")
             .arg(format!("unix://{}", socket.display()))
+            .args(args)
             .env("DOCKER_CONFIG", dir.join("service"))
             .env("BERTH_CONFIG", dir.join("service/berth.json"))
+            .env("BERTH_LOG", "debug")
             .env_remove("BERTH_REGISTRY_MIRRORS")
-            .envs(env.iter().copied())
+            .stderr(std::fs::File::create(dir.join("service.log")).unwrap())
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -50,6 +54,12 @@ impl Service {
             socket: socket.to_path_buf(),
             client_config: dir.join("client"),
         }
+    }
+
+    /// What the service wrote to its stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.client_config.with_file_name("service.log"))
+            .unwrap_or_default()
     }
 
     pub fn pid(&self) -> u32 {
@@ -119,6 +129,14 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("the service's log, last lines:");
+            for l in tail.iter().rev() {
+                eprintln!("  {l}");
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

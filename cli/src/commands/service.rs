@@ -14,7 +14,7 @@ const SERVICE: &str = "berth-api";
 
 #[derive(Args)]
 pub struct ServiceArgs {
-    /// berth-api's flags: [-H unix:///PATH | tcp://127.0.0.1:PORT]... [--time SECONDS] [URI]
+    /// berth-api's flags: [-H unix:///PATH | tcp://IP:PORT]... [--time SECONDS] [--tlsverify --tlscacert F --tlscert F --tlskey F] [URI]
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<OsString>,
 }
