@@ -734,6 +734,29 @@ fn bad_requests_get_a_4xx_json_error_and_write_nothing_outside() {
         assert_eq!(s, 400, "{name}: {m}");
         assert!(m.contains("Invalid container name"), "{m}");
     }
+    // Mounts docker refuses; a bind of any host path is docker's too.
+    for (body, says) in [
+        (
+            r#"{"Image":"busybox","HostConfig":{"Binds":["/tmp:/"]}}"#,
+            "destination can't be '/'",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Binds":["/tmp:rel"]}}"#,
+            "must be absolute",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Mounts":[{"Type":"bind","Source":"/tmp","Target":"//"}]}}"#,
+            "destination can't be '/'",
+        ),
+        (
+            r#"{"Image":"busybox","HostConfig":{"Binds":["/no/such/dir:/x"]}}"#,
+            "does not exist",
+        ),
+    ] {
+        let (s, m) = status_and_message(&svc.send("POST /containers/create", body.as_bytes()));
+        assert_eq!(s, 400, "{body}: {m}");
+        assert!(m.contains(says), "{body}: {m}");
+    }
     let (s, m) = status_and_message(&svc.send(
         "POST /containers/create",
         br#"{"Image":"no-such-image:here"}"#,
@@ -878,6 +901,8 @@ fn fifty_clients_at_once_and_a_killed_service_lose_nothing() {
         "memory went from {idle} KiB to {after} KiB and stayed"
     );
 
+    // A container outlives its service: it runs on after the kill.
+    let lasting = svc.docker_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "300"]);
     // Creates in flight when the service is killed: every container a
     // client was told about is there after a restart, and nothing else is.
     let told = std::sync::Mutex::new(Vec::new());
@@ -917,6 +942,11 @@ fn fifty_clients_at_once_and_a_killed_service_lose_nothing() {
     let svc = Service::start(&root, &socket, "0");
     let told = told.into_inner().unwrap();
     assert!(!told.is_empty());
+    assert_eq!(
+        svc.docker_ok(&["inspect", "-f", "{{.State.Status}}", &lasting]),
+        "running"
+    );
+    svc.docker_ok(&["rm", "-f", &lasting]);
     let listed = svc.docker_ok(&["ps", "-aq", "--no-trunc"]);
     let listed: std::collections::BTreeSet<&str> = listed.lines().collect();
     for id in &told {

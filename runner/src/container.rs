@@ -165,6 +165,15 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).map_err(io(format!("cannot write {}", path.display())))
 }
 
+/// Whether `e` was last changed more than `secs` seconds ago.
+fn age_over(e: &fs::DirEntry, secs: u64) -> bool {
+    e.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age.as_secs() > secs)
+}
+
 /// A container being made; `finish` once its record is saved.
 pub struct Creating {
     path: PathBuf,
@@ -288,11 +297,15 @@ impl Containers {
     pub fn begin(&self, id: &str) -> Result<Creating> {
         fs::create_dir_all(&self.dir)
             .map_err(io(format!("cannot create {}", self.dir.display())))?;
+        // Locked before it has its name: a mark anyone sees is held while
+        // its maker lives.
         let path = self.creating_mark(id);
+        let tmp = path.with_extension("tmp");
         let file =
-            fs::File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
+            fs::File::create(&tmp).map_err(io(format!("cannot create {}", tmp.display())))?;
         file.lock()
-            .map_err(io(format!("cannot lock {}", path.display())))?;
+            .map_err(io(format!("cannot lock {}", tmp.display())))?;
+        fs::rename(&tmp, &path).map_err(io(format!("cannot create {}", path.display())))?;
         let dir = self.dir(id);
         fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
         Ok(Creating { path, _file: file })
@@ -313,6 +326,14 @@ impl Containers {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(id) = name.strip_prefix(".creating-") {
+                if id.ends_with(".tmp") {
+                    // A maker killed before it named its mark; a living one
+                    // names it at once.
+                    if age_over(&e, 60) {
+                        let _ = fs::remove_file(e.path());
+                    }
+                    continue;
+                }
                 let free = fs::File::open(e.path()).is_ok_and(|f| f.try_lock().is_ok());
                 if free {
                     out.push(id.to_string());
@@ -326,13 +347,7 @@ impl Containers {
             {
                 continue;
             }
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age.as_secs() > 3600);
-            if old {
+            if age_over(&e, 3600) {
                 out.push(name);
             }
         }

@@ -40,6 +40,12 @@ pub(crate) fn bind(store: &Store, rootfs: &Path, v: &str) -> Result<Mounted> {
             "invalid volume specification: {v:?}: the container path must be absolute"
         );
     }
+    if is_root(ctr) {
+        fail!(
+            Invalid,
+            "invalid volume specification: '{v}': invalid mount config for type \"bind\": invalid specification: destination can't be '/'"
+        );
+    }
     let readonly = match mode {
         "ro" => true,
         "rw" => false,
@@ -58,6 +64,17 @@ pub(crate) fn bind(store: &Store, rootfs: &Path, v: &str) -> Result<Mounted> {
         );
     };
     Ok((bundle::bind(&source, ctr, readonly)?, None))
+}
+
+/// `/`, however written (`//`, `/./`): a mount there would hide the
+/// container's whole root.
+fn is_root(ctr: &str) -> bool {
+    Path::new(ctr).components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::RootDir | std::path::Component::CurDir
+        )
+    })
 }
 
 /// Named volume `name` at `ctr`, made if need be and seeded from the image
@@ -85,6 +102,13 @@ pub(crate) fn mount(store: &Store, rootfs: &Path, m: &MountSpec) -> Result<Mount
             Invalid,
             "invalid mount config: target {:?} must be an absolute path",
             m.target
+        );
+    }
+    if is_root(&m.target) {
+        fail!(
+            Invalid,
+            "invalid mount config for type \"{}\": invalid specification: destination can't be '/'",
+            m.kind
         );
     }
     match m.kind.as_str() {
