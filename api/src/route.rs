@@ -155,6 +155,7 @@ pub async fn route(req: Request) -> Response<Body> {
 
         (&Method::GET, ["volumes"]) => volumes::list(req).await,
         (&Method::POST, ["volumes", "create"]) => volumes::create(req).await,
+        (&Method::POST, ["volumes", "prune"]) => volumes::prune(req).await,
         (&Method::GET, ["volumes", name]) => {
             let name = name.to_string();
             volumes::inspect(req, name).await

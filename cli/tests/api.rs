@@ -1060,3 +1060,81 @@ fn tcp_with_tls_takes_signed_clients_only_and_the_socket_is_not_world_writable()
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn volumes_keep_labels_filter_refuse_removal_in_use_and_prune() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let svc = Service::start(&root, &tmp.path().join("vol.sock"), "0");
+    svc.docker_ok(&[
+        "volume", "create", "--label", "team=a", "--label", "tier=db", "kept",
+    ]);
+    svc.docker_ok(&["volume", "create", "--label", "team=b", "spare"]);
+    assert_eq!(
+        svc.docker_ok(&["volume", "inspect", "-f", "{{json .Labels}}", "kept"]),
+        r#"{"team":"a","tier":"db"}"#
+    );
+    assert_eq!(
+        svc.docker_ok(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            "label=team=a",
+            "--filter",
+            "label=tier"
+        ]),
+        "kept"
+    );
+    assert_eq!(
+        svc.docker_ok(&[
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            "label=team=a",
+            "--filter",
+            "label=tier=web"
+        ]),
+        ""
+    );
+    let o = svc.docker(&["volume", "create", "-d", "nfs-plugin", "other"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("plugin"));
+    svc.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "--network",
+        "none",
+        "-v",
+        "kept:/data",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(
+        svc.docker_ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
+        "spare"
+    );
+    let o = svc.docker(&["volume", "rm", "kept"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("volume is in use"));
+    let pruned = svc.docker_ok(&["volume", "prune", "-f"]);
+    assert!(
+        pruned.contains("spare") && !pruned.contains("kept"),
+        "{pruned}"
+    );
+    svc.docker_ok(&["rm", "-f", "user"]);
+    svc.docker_ok(&["volume", "rm", "kept"]);
+    assert_eq!(ok(&root, &["volume", "ls", "-q"]), "");
+    // The CLI's own flags, straight on the engine.
+    ok(&root, &["volume", "create", "--label", "x=1", "direct"]);
+    assert_eq!(
+        ok(&root, &["volume", "ls", "-q", "--filter", "label=x=1"]),
+        "direct"
+    );
+    assert!(ok(&root, &["volume", "prune", "-f"]).contains("direct"));
+}

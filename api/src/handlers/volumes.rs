@@ -6,24 +6,34 @@ use hyper::{Response, StatusCode};
 use serde_json::json;
 
 pub async fn list(req: Request) -> Response<Body> {
-    super::blocking(req.engine, StatusCode::OK, |engine| {
-        Ok(json!({ "Volumes": engine.volume_list()?, "Warnings": [] }))
+    let filters = match req.query().filters() {
+        Ok(f) => f,
+        Err(e) => return super::bad_request(&e),
+    };
+    super::blocking(req.engine, StatusCode::OK, move |engine| {
+        Ok(json!({ "Volumes": engine.volume_list_filtered(&filters)?, "Warnings": [] }))
     })
     .await
 }
 
 pub async fn create(req: Request) -> Response<Body> {
-    let body: serde_json::Value = match req.json() {
+    let body: berth_engine::model::VolumeCreate = match req.json() {
         Ok(b) => b,
         Err(e) => return super::bad_request(&e),
     };
-    let name = body
-        .get("Name")
-        .and_then(|n| n.as_str())
-        .filter(|n| !n.is_empty())
-        .map(String::from);
     super::blocking(req.engine, StatusCode::CREATED, move |engine| {
-        engine.volume_create(name.as_deref())
+        engine.volume_create_with(&body)
+    })
+    .await
+}
+
+pub async fn prune(req: Request) -> Response<Body> {
+    let filters = match req.query().filters() {
+        Ok(f) => f,
+        Err(e) => return super::bad_request(&e),
+    };
+    super::blocking(req.engine, StatusCode::OK, move |engine| {
+        engine.volume_prune(&filters)
     })
     .await
 }

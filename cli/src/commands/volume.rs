@@ -16,12 +16,33 @@ pub enum VolumeCommand {
     /// Remove one or more volumes
     #[command(alias = "remove")]
     Rm(RmArgs),
+    /// Remove all unused local volumes
+    Prune(PruneArgs),
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+    /// Provide filter values (e.g. "label=<label>")
+    #[arg(long)]
+    filter: Vec<String>,
 }
 
 #[derive(Args)]
 pub struct CreateArgs {
     /// The name (default: a random one)
     name: Option<String>,
+    /// Specify volume driver name
+    #[arg(short, long, default_value = "local")]
+    driver: String,
+    /// Set metadata for a volume
+    #[arg(long)]
+    label: Vec<String>,
+    /// Set driver specific options
+    #[arg(short, long = "opt")]
+    opt: Vec<String>,
 }
 
 #[derive(Args)]
@@ -29,6 +50,32 @@ pub struct LsArgs {
     /// Only display volume names
     #[arg(short, long)]
     quiet: bool,
+    /// Provide filter values (e.g. "dangling=true")
+    #[arg(short, long)]
+    filter: Vec<String>,
+}
+
+/// `KEY=VALUE` flags as a map (a bare `KEY` has an empty value).
+fn pairs(flags: &[String]) -> std::collections::BTreeMap<String, String> {
+    flags
+        .iter()
+        .map(|f| match f.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (f.clone(), String::new()),
+        })
+        .collect()
+}
+
+/// `--filter k=v` flags as the engine's filters.
+fn filters(flags: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, Vec<String>>> {
+    let mut out: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for f in flags {
+        let Some((k, v)) = f.split_once('=') else {
+            anyhow::bail!("bad format of filter (expected name=value)");
+        };
+        out.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    Ok(out)
 }
 
 #[derive(Args)]
@@ -49,11 +96,31 @@ pub struct RmArgs {
 pub fn volume(engine: &Engine, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         VolumeCommand::Create(a) => {
-            let v = engine.volume_create(a.name.as_deref())?;
+            let v = engine.volume_create_with(&berth_engine::model::VolumeCreate {
+                name: a.name.unwrap_or_default(),
+                driver: a.driver,
+                driver_opts: pairs(&a.opt),
+                labels: pairs(&a.label),
+            })?;
             println!("{}", v.name);
         }
+        VolumeCommand::Prune(a) => {
+            let _ = a.force;
+            let report = engine.volume_prune(&filters(&a.filter)?)?;
+            if !report.volumes_deleted.is_empty() {
+                println!("Deleted Volumes:");
+                for v in &report.volumes_deleted {
+                    println!("{v}");
+                }
+                println!();
+            }
+            println!(
+                "Total reclaimed space: {}",
+                berth_engine::units::human_size(report.space_reclaimed)
+            );
+        }
         VolumeCommand::Ls(a) => {
-            let vols = engine.volume_list()?;
+            let vols = engine.volume_list_filtered(&filters(&a.filter)?)?;
             if !a.quiet {
                 println!("{:<10}VOLUME NAME", "DRIVER");
             }

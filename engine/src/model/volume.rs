@@ -15,3 +15,21 @@ pub struct Volume {
     pub options: BTreeMap<String, String>,
     pub scope: String,
 }
+
+/// `POST /volumes/create`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeCreate {
+    pub name: String,
+    pub driver: String,
+    pub driver_opts: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// `POST /volumes/prune`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumePruneReport {
+    pub volumes_deleted: Vec<String>,
+    pub space_reclaimed: u64,
+}

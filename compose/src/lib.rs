@@ -1,0 +1,10 @@
+//! berth-compose: Compose files as docker compose v2 reads them (the
+//! compose-spec's rules, as compose-go implements them) and, above the
+//! engine, the project they describe.
+//!
+//! So far: interpolation of `${VAR}` expressions (`interpolate`) and `.env`
+//! files (`dotenv`), each checked against compose-go's own cases
+//! (../shared/conformance/compose).
+
+pub mod dotenv;
+pub mod interpolate;
