@@ -328,7 +328,15 @@ impl Store {
         if upper_empty && !merged_empty {
             return Ok(mount);
         }
-        if !self.mount_overlay(&mut mount, &layers, false)? {
+        // A volatile overlay (a `--rm` container's) leaves a mark in its
+        // work dir that refuses the next mount; the old mount is gone, so
+        // the mark may go.
+        let incompat = mount.dir.join("work").join("work").join("incompat");
+        if incompat.exists() {
+            fs::remove_dir_all(&incompat)
+                .ctx(|| format!("cannot remove {}", incompat.display()))?;
+        }
+        if !self.mount_overlay(&mut mount, &layers, !keep)? {
             return Err(Error::Archive(format!(
                 "cannot mount the root filesystem of container {id} again (overlayfs)"
             )));

@@ -82,11 +82,11 @@ for i in $(seq 1 100); do
   DOCKER_HOST="unix://$W/berth.sock" $DOCKER create --network none busybox true >/dev/null
   DOCKER_HOST="unix://$W/podman.sock" $DOCKER create --network none busybox true >/dev/null
 done
-N=2000
+N=400
 rps() {
   local start end
   start=$(date +%s.%N)
-  curl -s --parallel --parallel-max 8 --unix-socket "$W/$1.sock" -o /dev/null \
+  curl -s --no-progress-meter --parallel --parallel-max 8 --unix-socket "$W/$1.sock" -o /dev/null \
     "http://d/v1.41/containers/json?all=1&n=[1-$N]"
   end=$(date +%s.%N)
   echo "$N / ($end - $start)" | bc -l

@@ -137,6 +137,14 @@ try:
 except errors.NotFound:
     pass
 
+# auto_remove with detach: create, then a plain start (no attach first).
+gone = client.containers.run("busybox", "true", auto_remove=True, detach=True, network_mode="none")
+try:
+    gone.wait(condition="removed")
+except errors.NotFound:
+    pass
+assert not any(x.id == gone.id for x in client.containers.list(all=True))
+
 # A followed log ends when the container does.
 f = client.containers.run(
     "busybox", ["sh", "-c", "echo one; sleep 1; echo two"], detach=True, network_mode="none"
