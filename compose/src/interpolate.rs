@@ -171,9 +171,9 @@ fn pieces(template: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
             out.push(Piece::Text(&rest[..i]));
         }
         let after = &rest[i + 1..];
-        if after.starts_with('$') {
+        if let Some(next) = after.strip_prefix('$') {
             out.push(Piece::Text("$"));
-            rest = &after[1..];
+            rest = next;
         } else if after.starts_with('{') {
             let close = closing_brace(&rest[i..]).ok_or_else(invalid)?;
             out.push(Piece::Braced(&rest[i + 2..i + close]));
