@@ -89,5 +89,5 @@ fn a_stale_socket_is_taken_over_and_a_live_one_refused() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("needs --tls-verify"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs --tlsverify"));
 }

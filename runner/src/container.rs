@@ -181,7 +181,14 @@ pub struct Creating {
 }
 
 impl Creating {
-    pub fn finish(self) {
+    /// The record is saved: the mark goes.
+    pub fn finish(self) {}
+}
+
+/// Done or given up (the maker removed what it made): the mark goes. A
+/// maker that dies leaves it, its lock free.
+impl Drop for Creating {
+    fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
     }
 }
