@@ -243,9 +243,8 @@ fn a_foreground_docker_run_streams_output_stdin_and_the_exit_code() {
     assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
     // -i: the client's stdin is the container's, and its end is an EOF.
-    let mut child = svc
-        .client(docker_cli())
-        .args([
+    let o = svc.docker_with_stdin(
+        &[
             "run",
             "-i",
             "--rm",
@@ -255,13 +254,9 @@ fn a_foreground_docker_run_streams_output_stdin_and_the_exit_code() {
             "sh",
             "-c",
             "cat; echo done",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+        ],
+        b"hello\n",
+    );
     assert!(o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stdout), "hello\ndone\n");
     // -t: one raw stream, the terminal's line ends.
@@ -454,9 +449,8 @@ fn the_docker_cli_execs_follows_logs_copies_and_watches_events() {
     assert_eq!(svc.docker_ok(&["exec", "worker", "cat", "/data/f"]), "kept");
     let o = svc.docker(&["exec", "worker", "sh", "-c", "exit 7"]);
     assert_eq!(o.status.code(), Some(7));
-    let mut child = svc
-        .client(docker_cli())
-        .args([
+    let o = svc.docker_with_stdin(
+        &[
             "exec",
             "-i",
             "-e",
@@ -467,13 +461,9 @@ fn the_docker_cli_execs_follows_logs_copies_and_watches_events() {
             "sh",
             "-c",
             "cat; echo $K; pwd",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"piped\n").unwrap();
-    let o = child.wait_with_output().unwrap();
+        ],
+        b"piped\n",
+    );
     assert_eq!(String::from_utf8_lossy(&o.stdout), "piped\nv\n/data\n");
     svc.docker_ok(&["exec", "-d", "worker", "sh", "-c", "echo bg > /data/bg"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -599,43 +589,16 @@ fn images_go_through_a_registry_with_docker_login_and_through_save_and_load() {
     // Without a login the registry says no, and the client shows it.
     let o = svc.docker(&["push", &name]);
     assert!(!o.status.success());
-    let wrong = svc
-        .client(docker_cli())
-        .args([
-            "login",
-            "-u",
-            registry::USER,
-            "--password-stdin",
-            &reg.host(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b"wrong\n")?;
-            c.wait_with_output()
-        })
-        .unwrap();
+    let login = [
+        "login",
+        "-u",
+        registry::USER,
+        "--password-stdin",
+        &reg.host(),
+    ];
+    let wrong = svc.docker_with_stdin(&login, b"wrong\n");
     assert!(!wrong.status.success());
-    let mut login = svc
-        .client(docker_cli())
-        .args([
-            "login",
-            "-u",
-            registry::USER,
-            "--password-stdin",
-            &reg.host(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    login
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{}\n", registry::PASSWORD).as_bytes())
-        .unwrap();
-    let o = login.wait_with_output().unwrap();
+    let o = svc.docker_with_stdin(&login, format!("{}\n", registry::PASSWORD).as_bytes());
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("Login Succeeded"));
     let pushed = svc.docker_ok(&["push", &name]);

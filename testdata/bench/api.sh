@@ -29,27 +29,8 @@ rm -rf "$W"; mkdir -p "$W"
 export BERTH_ROOT="$W/root"
 bash testdata/make-busybox.sh "$BERTH" "$W/bb.tar" >/dev/null
 
-# podman with its own storage, runc and ulimits within this sandbox's hard
-# limits (../shared/lab/REPORT.md), as testdata/bench/run.sh sets it up.
-nofile="$(ulimit -Hn)"; nproc="$(ulimit -Hu)"
-[ "$nofile" = unlimited ] && nofile=1048576
-{ [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; } && nproc=32768
-cat > "$W/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-[engine]
-runtime = "runc"
-[network]
-network_backend = "netavark"
-network_config_dir = "$W/podman-networks"
-CONF
-cat > "$W/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$W/podman-storage"
-runroot = "$W/podman-run"
-CONF
-export CONTAINERS_CONF="$W/containers.conf" CONTAINERS_STORAGE_CONF="$W/storage.conf"
+# podman beside berth, set up alike for every benchmark.
+source testdata/bench/podman-env.sh
 podman import -q "$W/bb.tar" docker.io/library/busybox:latest >/dev/null
 
 "$BERTH" system service --time 0 "unix://$W/berth.sock" 2> "$W/berth-service.log" &

@@ -35,27 +35,8 @@ jq '.process.args = ["true"] | .process.terminal = false | .mounts |= map(select
   "$W/bundle/config.json" > "$W/config.json"
 mv "$W/config.json" "$W/bundle/config.json"
 
-# podman with netavark, its own storage and network config, runc and
-# ulimits within this sandbox's hard limits (../shared/lab/REPORT.md).
-nofile="$(ulimit -Hn)"; nproc="$(ulimit -Hu)"
-[ "$nofile" = unlimited ] && nofile=1048576
-{ [ "$nproc" = unlimited ] || [ "$nproc" -gt 32768 ]; } && nproc=32768
-cat > "$W/containers.conf" <<CONF
-[containers]
-default_ulimits = ["nofile=$nofile:$nofile", "nproc=$nproc:$nproc"]
-[engine]
-runtime = "runc"
-[network]
-network_backend = "netavark"
-network_config_dir = "$W/podman-networks"
-CONF
-cat > "$W/storage.conf" <<CONF
-[storage]
-driver = "overlay"
-graphroot = "$W/podman-storage"
-runroot = "$W/podman-run"
-CONF
-export CONTAINERS_CONF="$W/containers.conf" CONTAINERS_STORAGE_CONF="$W/storage.conf"
+# podman beside berth, set up alike for every benchmark.
+source testdata/bench/podman-env.sh
 podman import -q "$W/bb.tar" localhost/busybox:latest >/dev/null
 podman run --rm localhost/busybox:latest true
 "$BERTH" network create bench >/dev/null

@@ -49,6 +49,44 @@ fn self_signed(dir: &Path, subject: &str, key: &str, cert: &str) {
     );
 }
 
+/// A key `NAME.key` and a certificate `NAME.pem` for `subject`, signed by
+/// the CA in `dir` with the extensions in `NAME.ext`.
+fn sign(dir: &Path, name: &str, subject: &str) {
+    let (key, csr, cert, ext) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+        format!("{name}.ext"),
+    );
+    openssl(
+        dir,
+        &[
+            "req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key,
+            "-out", &csr,
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    );
+}
+
 /// A test CA and a certificate it signed for 127.0.0.1.
 pub struct TestCa {
     pub ca_pem: PathBuf,
@@ -65,42 +103,7 @@ impl TestCa {
             "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
         )
         .unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=127.0.0.1",
-                "-keyout",
-                "leaf.key",
-                "-out",
-                "leaf.csr",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "leaf.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "leaf.ext",
-                "-out",
-                "leaf.pem",
-            ],
-        );
+        sign(dir, "leaf", "/CN=127.0.0.1");
         TestCa {
             ca_pem: dir.join("ca.pem"),
             cert_pem: dir.join("leaf.pem"),
@@ -117,49 +120,11 @@ impl TestCa {
             "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
         )
         .unwrap();
-        let (key, csr, cert, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.pem"),
-            format!("{name}.ext"),
-        );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                "/CN=client",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                &cert,
-            ],
-        );
-        (dir.join(cert), dir.join(key))
+        sign(dir, name, "/CN=client");
+        (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        )
     }
 }
 

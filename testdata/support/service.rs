@@ -104,6 +104,22 @@ impl Service {
     }
 
     /// One raw HTTP/1.0 request; the whole answer.
+    /// Debian's docker client with `input` on its stdin.
+    pub fn docker_with_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .client(docker_cli())
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input);
+        }
+        child.wait_with_output().unwrap()
+    }
+
     /// One HTTP/1.0 request with `body`; the whole answer.
     pub fn send(&self, head: &str, body: &[u8]) -> String {
         let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();

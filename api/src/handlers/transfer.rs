@@ -76,7 +76,9 @@ pub async fn create(req: Request) -> Response<Body> {
     let auth = registry_auth(&req.headers);
     progress_stream(req.engine, Direction::Pull, move |engine, p| {
         let shown = name.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
-        p.send(json!({ "status": format!("Pulling from {}", repo_of(&name)), "id": shown }));
+        p.send(
+            json!({ "status": format!("Pulling from {}", repository_path(&name)), "id": shown }),
+        );
         match engine.image_pull_as(&name, platform.as_deref(), auth, p.clone()) {
             Ok(pulled) => p.send(json!({ "status": if pulled.up_to_date {
                 format!("Status: Image is up to date for {}", pulled.familiar)
@@ -94,6 +96,21 @@ fn repo_of(name: &str) -> &str {
     match no_digest.rsplit_once(':') {
         Some((repo, tag)) if !tag.contains('/') => repo,
         _ => no_digest,
+    }
+}
+
+/// The repository of `name` as docker's pull says it: without the
+/// registry host, Docker Hub's official images under `library/`.
+fn repository_path(name: &str) -> String {
+    let repo = repo_of(name);
+    let (host, path) = match repo.split_once('/') {
+        Some((host, rest)) if host.contains(['.', ':']) || host == "localhost" => (host, rest),
+        _ => ("docker.io", repo),
+    };
+    if host == "docker.io" && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path.to_string()
     }
 }
 
@@ -204,5 +221,23 @@ pub async fn auth(req: Request) -> Response<Body> {
         ),
         Ok(Err(e)) => reply::error(StatusCode::UNAUTHORIZED, &e.to_string()),
         Err(e) => reply::error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_pull_names_the_repository_as_docker_does() {
+        assert_eq!(super::repository_path("busybox:latest"), "library/busybox");
+        assert_eq!(
+            super::repository_path("docker.io/library/busybox:1"),
+            "library/busybox"
+        );
+        assert_eq!(
+            super::repository_path("127.0.0.1:5000/team/bb:v1"),
+            "team/bb"
+        );
+        assert_eq!(super::repository_path("localhost/app@sha256:ab"), "app");
+        assert_eq!(super::repository_path("me/app"), "me/app");
     }
 }
