@@ -1049,30 +1049,15 @@ fn volumes_keep_labels_filter_refuse_removal_in_use_and_prune() {
         svc.docker_ok(&["volume", "inspect", "-f", "{{json .Labels}}", "kept"]),
         r#"{"team":"a","tier":"db"}"#
     );
-    assert_eq!(
-        svc.docker_ok(&[
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            "label=team=a",
-            "--filter",
-            "label=tier"
-        ]),
-        "kept"
-    );
-    assert_eq!(
-        svc.docker_ok(&[
-            "volume",
-            "ls",
-            "-q",
-            "--filter",
-            "label=team=a",
-            "--filter",
-            "label=tier=web"
-        ]),
-        ""
-    );
+    let filtered = |filters: &[&str]| {
+        let mut args = vec!["volume", "ls", "-q"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        svc.docker_ok(&args)
+    };
+    assert_eq!(filtered(&["label=team=a", "label=tier"]), "kept");
+    assert_eq!(filtered(&["label=team=a", "label=tier=web"]), "");
     let o = svc.docker(&["volume", "create", "-d", "nfs-plugin", "other"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("plugin"));
@@ -1089,10 +1074,7 @@ fn volumes_keep_labels_filter_refuse_removal_in_use_and_prune() {
         "sleep",
         "300",
     ]);
-    assert_eq!(
-        svc.docker_ok(&["volume", "ls", "-q", "--filter", "dangling=true"]),
-        "spare"
-    );
+    assert_eq!(filtered(&["dangling=true"]), "spare");
     let o = svc.docker(&["volume", "rm", "kept"]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("volume is in use"));

@@ -14,6 +14,17 @@ import docker
 from docker import errors
 
 client = docker.from_env(timeout=120)
+
+
+def gone(what, get):
+    """`get()` must raise docker-py's NotFound: `what` is no more."""
+    try:
+        get()
+    except errors.NotFound:
+        return
+    raise AssertionError(f"{what} was found")
+
+
 api = client.api
 print("docker-py", docker.__version__, "against", client.version()["Version"], file=sys.stderr)
 
@@ -110,11 +121,7 @@ with tarfile.open(fileobj=upload, mode="w") as t:
     t.addfile(ti, io.BytesIO(b"put\n"))
 assert c.put_archive("/box", upload.getvalue())
 assert c.exec_run(["cat", "/box/put.txt"]).output == b"put\n"
-try:
-    c.get_archive("/no/such/path")
-    raise AssertionError("a missing path was found")
-except errors.NotFound:
-    pass
+gone("a missing path", lambda: c.get_archive("/no/such/path"))
 
 stats = c.stats(stream=False)
 assert stats["pids_stats"]["current"] >= 1, stats
@@ -131,19 +138,15 @@ except errors.APIError as e:
 c.stop(timeout=0)
 assert c.wait()["StatusCode"] == 137
 c.remove()
-try:
-    client.containers.get("pyworker")
-    raise AssertionError("a removed container was found")
-except errors.NotFound:
-    pass
+gone("a removed container", lambda: client.containers.get("pyworker"))
 
 # auto_remove with detach: create, then a plain start (no attach first).
-gone = client.containers.run("busybox", "true", auto_remove=True, detach=True, network_mode="none")
+fleeting = client.containers.run("busybox", "true", auto_remove=True, detach=True, network_mode="none")
 try:
-    gone.wait(condition="removed")
+    fleeting.wait(condition="removed")
 except errors.NotFound:
     pass
-assert not any(x.id == gone.id for x in client.containers.list(all=True))
+assert not any(x.id == fleeting.id for x in client.containers.list(all=True))
 
 # A followed log ends when the container does.
 f = client.containers.run(
@@ -185,11 +188,7 @@ r = client.containers.run(
 assert r == b"kept\n", r
 net.remove()
 vol.remove()
-try:
-    client.networks.get("pynet")
-    raise AssertionError("a removed network was found")
-except errors.NotFound:
-    pass
+gone("a removed network", lambda: client.networks.get("pynet"))
 
 client.images.remove("pytest/bb:one")
 client.images.remove("pytest/built:latest")
