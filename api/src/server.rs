@@ -221,8 +221,11 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
             let seen = last.load(Ordering::SeqCst);
             if open.load(Ordering::SeqCst) == 0 && seen != trimmed_at {
                 trimmed_at = seen;
+                #[cfg(target_env = "gnu")]
                 // SAFETY: malloc_trim only returns free memory to the system.
-                unsafe { libc::malloc_trim(0) };
+                unsafe {
+                    libc::malloc_trim(0);
+                }
             }
             if let Some(idle) = idle {
                 let since = started.elapsed().as_millis() as u64 - last.load(Ordering::SeqCst);

@@ -140,7 +140,8 @@ pub fn volume(engine: &Engine, cmd: VolumeCommand) -> anyhow::Result<ExitCode> {
             for n in &a.names {
                 match engine.volume_remove(n) {
                     Ok(()) => println!("{n}"),
-                    Err(_) if a.force => {}
+                    // -f: a missing volume is no error; one in use still is.
+                    Err(berth_engine::Error::NotFound(_)) if a.force => {}
                     Err(e) => {
                         eprintln!("Error: {e}");
                         failed = true;
