@@ -91,7 +91,12 @@ fn unix_listener(path: &std::path::Path) -> Result<tokio::net::UnixListener, Ser
         }
         std::fs::remove_file(path).map_err(err)?;
     }
-    let l = tokio::net::UnixListener::bind(path).map_err(err)?;
+    // Made 0660 from the start (no moment in which others may connect):
+    // the umask is the process's, and nothing else makes files meanwhile.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o117));
+    let bound = tokio::net::UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let l = bound.map_err(err)?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
     if let Ok(Some(g)) = nix::unistd::Group::from_name("berth") {
