@@ -117,7 +117,11 @@ pub fn serve(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
             what: "the runtime".into(),
             source,
         })?;
-    rt.block_on(run(engine, opts))
+    let served = rt.block_on(run(engine, opts));
+    // A follower blocked on a quiet container (a followed log) must not
+    // keep a stopped service alive: its thread is left to the exit.
+    rt.shutdown_timeout(Duration::from_millis(500));
+    served
 }
 
 async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {

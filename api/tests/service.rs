@@ -91,3 +91,32 @@ fn a_stale_socket_is_taken_over_and_a_live_one_refused() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("needs --tlsverify"));
 }
+
+#[test]
+fn sigterm_stops_the_service_while_a_client_follows_events() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (root, socket) = (tmp.path().join("root"), tmp.path().join("term.sock"));
+    let mut svc = start(&root, &socket, "0");
+    let mut follower = UnixStream::connect(&socket).unwrap();
+    follower
+        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    follower.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // SAFETY: a signal to the child this test started.
+    unsafe { libc::kill(svc.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(st) = svc.try_wait().unwrap() {
+            assert!(st.success(), "{st}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service outlived SIGTERM with a follower"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!socket.exists());
+}

@@ -1094,3 +1094,41 @@ fn volumes_keep_labels_filter_refuse_removal_in_use_and_prune() {
     );
     assert!(ok(&root, &["volume", "prune", "-f"]).contains("direct"));
 }
+
+#[test]
+fn sigterm_stops_the_service_while_a_client_follows_a_quiet_log() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let mut svc = Service::start(&root, &tmp.path().join("term.sock"), "0");
+    svc.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "quiet",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let mut follower = svc
+        .client(docker_cli())
+        .args(["logs", "-f", "quiet"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        svc.terminate(Duration::from_secs(5)),
+        "the service outlived SIGTERM"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+    // The container is its supervisor's: it runs on.
+    assert_eq!(
+        containers::inspect(&root, "quiet")["State"]["Status"],
+        "running"
+    );
+}

@@ -66,6 +66,21 @@ impl Service {
         self.child.id()
     }
 
+    /// SIGTERM, as `systemctl stop` sends it; whether the service ended
+    /// (with success) within `within`.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        // SAFETY: a signal to the child this helper started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     /// Stops the service with SIGKILL, as a crash would.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
