@@ -1021,18 +1021,11 @@ fn tcp_with_tls_takes_signed_clients_only_and_the_socket_is_not_world_writable()
     let o = over_tls(&[], &["version"]);
     assert!(!o.status.success());
     // TCP outside loopback without TLS is refused at the start.
-    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&root)
-        .args(["system", "service", "--time", "0", "tcp://0.0.0.0:0"])
-        .output()
-        .unwrap();
-    assert!(!o.status.success());
-    assert!(
-        String::from_utf8_lossy(&o.stderr).contains("needs --tlsverify"),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let e = containers::fails(
+        &root,
+        &["system", "service", "--time", "0", "tcp://0.0.0.0:0"],
     );
+    assert!(e.contains("needs --tlsverify"), "{e}");
 }
 
 #[test]

@@ -85,21 +85,30 @@ fn wants_error(row: &Value) -> bool {
         .any(|k| !row[*k].is_null() && row[*k] != Value::Bool(false))
 }
 
-fn report(file: &str, failures: Vec<String>, total: usize) {
+/// Runs `check` on every row of `rel`; one failure report for them all,
+/// each line with its row's id.
+fn check_each(rel: &str, check: impl Fn(&Value) -> Result<(), String>) {
+    let all = rows(rel);
+    let failures: Vec<String> = all
+        .iter()
+        .filter_map(|row| {
+            check(row)
+                .err()
+                .map(|why| format!("{}: {why}", row["id"].as_str().unwrap_or("?")))
+        })
+        .collect();
     assert!(
         failures.is_empty(),
-        "{file}: {} of {total} cases fail:\n{}",
+        "{rel}: {} of {} cases fail:\n{}",
         failures.len(),
+        all.len(),
         failures.join("\n")
     );
 }
 
 #[test]
 fn interpolation_of_strings() {
-    let all = rows("interpolation.jsonl");
-    let mut failures = Vec::new();
-    for row in &all {
-        let id = row["id"].as_str().unwrap_or("?");
+    check_each("interpolation.jsonl", |row| {
         let vars = Counting {
             env: env_of(&row["env"]),
             warnings: RefCell::new(0),
@@ -165,54 +174,40 @@ fn interpolation_of_strings() {
             }
             Ok(())
         })();
-        if let Err(why) = outcome {
-            failures.push(format!("{id}: {template:?}: {why}"));
-        }
-    }
-    report("interpolation.jsonl", failures, all.len());
+        outcome.map_err(|why| format!("{template:?}: {why}"))
+    });
 }
 
 #[test]
 fn the_operator_right_after_the_name_applies() {
-    let all = rows("interpolation-operators.jsonl");
-    let mut failures = Vec::new();
-    for row in &all {
+    check_each("interpolation-operators.jsonl", |row| {
         let input = row["input"].as_str().unwrap_or_default();
         let want = row["operator"].as_str().unwrap_or_default();
         let got = parse_expression(input)
             .and_then(|e| e.op)
             .map(|(op, _)| op.text());
         if got != Some(want) {
-            failures.push(format!("{}: {input:?}: {got:?}, want {want:?}", row["id"]));
+            return Err(format!("{input:?}: {got:?}, want {want:?}"));
         }
-    }
-    report("interpolation-operators.jsonl", failures, all.len());
+        Ok(())
+    });
 }
 
 #[test]
 fn interpolation_of_trees() {
-    let all = rows("interpolation-mappings.jsonl");
-    let mut failures = Vec::new();
-    for row in &all {
+    check_each("interpolation-mappings.jsonl", |row| {
         let env = env_of(&row["env"]);
         match (interpolate_tree(&row["input"], &env), wants_error(row)) {
-            (Ok(v), false) if v == row["expected"] => {}
-            (Err(e), true) => {
-                if let Err(why) = check_error(row, &e.to_string()) {
-                    failures.push(format!("{}: {why}", row["id"]));
-                }
-            }
-            (got, _) => failures.push(format!("{}: got {got:?}", row["id"])),
+            (Ok(v), false) if v == row["expected"] => Ok(()),
+            (Err(e), true) => check_error(row, &e.to_string()),
+            (got, _) => Err(format!("got {got:?}")),
         }
-    }
-    report("interpolation-mappings.jsonl", failures, all.len());
+    });
 }
 
 #[test]
 fn variables_a_file_uses() {
-    let all = rows("variables.jsonl");
-    let mut failures = Vec::new();
-    for row in &all {
+    check_each("variables.jsonl", |row| {
         let got: serde_json::Map<String, Value> = extract_variables(&row["input"])
             .into_iter()
             .map(|(k, v)| {
@@ -228,13 +223,10 @@ fn variables_a_file_uses() {
             })
             .collect();
         if Value::Object(got.clone()) != row["expected"] {
-            failures.push(format!(
-                "{}: got {got:?}, want {}",
-                row["id"], row["expected"]
-            ));
+            return Err(format!("got {got:?}, want {}", row["expected"]));
         }
-    }
-    report("variables.jsonl", failures, all.len());
+        Ok(())
+    });
 }
 
 fn check_vars(row: &Value, got: &BTreeMap<String, String>) -> Result<(), String> {
@@ -260,11 +252,8 @@ fn check_vars(row: &Value, got: &BTreeMap<String, String>) -> Result<(), String>
 
 #[test]
 fn dotenv_files() {
-    let all = rows("dotenv/dotenv.jsonl");
     let base = dir().join("dotenv");
-    let mut failures = Vec::new();
-    for row in &all {
-        let id = row["id"].as_str().unwrap_or("?");
+    check_each("dotenv/dotenv.jsonl", |row| {
         let lookup_env = env_of(&row["lookup_env"]);
         let asked = RefCell::new(Vec::<String>::new());
         let lookup = |k: &str| {
@@ -318,7 +307,7 @@ fn dotenv_files() {
             }
             other => Err(format!("unknown mode {other:?}")),
         };
-        let outcome = match (got, wants_error(row)) {
+        match (got, wants_error(row)) {
             (Ok(vars), false) => check_vars(row, &vars).and_then(|()| {
                 for k in row["lookup_called_for"].as_array().into_iter().flatten() {
                     let k = k.as_str().unwrap_or_default();
@@ -331,10 +320,6 @@ fn dotenv_files() {
             (Ok(vars), true) => Err(format!("got {vars:?}, want an error")),
             (Err(e), true) => check_error(row, &e),
             (Err(e), false) => Err(format!("error {e}")),
-        };
-        if let Err(why) = outcome {
-            failures.push(format!("{id}: {why}"));
         }
-    }
-    report("dotenv/dotenv.jsonl", failures, all.len());
+    });
 }

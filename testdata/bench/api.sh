@@ -15,13 +15,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 W="${1:-${TMPDIR:-/tmp}/berth-bench-api}"
 RUNS="${RUNS:-50}"
-[ "$(id -u)" = 0 ] || { echo "api.sh: containers need root" >&2; exit 1; }
-missing=()
-for t in hyperfine jq podman curl; do command -v "$t" >/dev/null || missing+=("$t"); done
-[ -x /usr/bin/docker ] || missing+=(docker.io)
-if [ "${#missing[@]}" -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source testdata/bench/common.sh
+need_root api.sh
+install_missing hyperfine jq podman curl bc /usr/bin/docker=docker.io
 DOCKER=/usr/bin/docker
 cargo build --release -p berth-cli -p berth-api >/dev/null 2>&1
 BERTH="$PWD/target/release/berth"

@@ -14,13 +14,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 W="${1:-${TMPDIR:-/tmp}/berth-bench-run}"
 RUNS="${RUNS:-100}"
-[ "$(id -u)" = 0 ] || { echo "run.sh: containers need root" >&2; exit 1; }
-missing=()
-for t in runc hyperfine umoci jq podman; do command -v "$t" >/dev/null || missing+=("$t"); done
-for p in netavark aardvark-dns; do [ -x "/usr/lib/podman/$p" ] || missing+=("$p"); done
-if [ "${#missing[@]}" -gt 0 ]; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
+source testdata/bench/common.sh
+need_root run.sh
+install_missing runc hyperfine umoci jq podman \
+  /usr/lib/podman/netavark=netavark /usr/lib/podman/aardvark-dns=aardvark-dns
 cargo build --release -p berth-cli >/dev/null 2>&1
 BERTH="$PWD/target/release/berth"
 rm -rf "$W"; mkdir -p "$W"
