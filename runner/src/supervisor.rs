@@ -247,6 +247,7 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
 
     let me = std::process::id() as i32;
     rec.state.status = Status::Running;
+    rec.state.restarting = false;
     rec.state.supervisor = process_start(me).map(|t| (me, t));
     rec.state.started_at = now();
     rec.state.exit_code = 0;

@@ -207,9 +207,10 @@ impl Engine {
                 Err(e) => {
                     hub.broadcast(STDERR, format!("Error: {e}\n").as_bytes());
                     // Said to whoever started it (a detached start reads it).
-                    let _ = self
-                        .containers()
-                        .update(id, |r| r.state.error = e.to_string());
+                    let _ = self.containers().update(id, |r| {
+                        r.state.error = e.to_string();
+                        r.state.restarting = false;
+                    });
                     let finished = self.finish(id);
                     hub.exit(125);
                     finished?;
@@ -249,10 +250,12 @@ impl Engine {
                 return Ok(code);
             }
             delay = (delay * 2).min(Duration::from_secs(60));
-            let rec = self.containers().update(id, |r| {
-                r.state.restarting = false;
-                r.state.restart_count += 1;
-            })?;
+            // Still "restarting" until the run says "running": a look in
+            // between must not find the count of the next run on the
+            // state of the last.
+            let rec = self
+                .containers()
+                .update(id, |r| r.state.restart_count += 1)?;
             self.remount(&rec)?;
         }
     }
