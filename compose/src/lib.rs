@@ -8,3 +8,6 @@
 
 pub mod dotenv;
 pub mod interpolate;
+pub mod merge;
+pub mod tags;
+pub mod yaml;
