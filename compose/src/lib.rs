@@ -6,8 +6,17 @@
 //! files (`dotenv`), each checked against compose-go's own cases
 //! (../shared/conformance/compose).
 
+pub mod canonical;
+pub mod consistency;
 pub mod dotenv;
+pub mod environment;
+pub mod extends;
+pub mod include;
 pub mod interpolate;
+pub mod loader;
 pub mod merge;
+pub mod normalize;
+pub mod paths;
+pub mod schema;
 pub mod tags;
 pub mod yaml;

@@ -364,3 +364,13 @@ fn unicity_at(v: &mut Value, path: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// Service `over` merged over service `base`, by the rules of
+/// `services.<name>` (`extends`).
+pub fn merge_service(base: Value, over: Value, name: &str) -> Value {
+    let mut path = vec!["services".to_string(), name.to_string()];
+    let mut merged = merge_at(base, over, &mut path);
+    let mut tree = serde_json::json!({ "services": { name: merged.take() } });
+    unicity(&mut tree);
+    tree["services"][name].take()
+}
