@@ -17,6 +17,7 @@ pub mod loader;
 pub mod merge;
 pub mod normalize;
 pub mod paths;
+pub mod project;
 pub mod schema;
 pub mod tags;
 pub mod yaml;

@@ -237,3 +237,123 @@ fn normalisation() {
         }
     });
 }
+
+/// One row of loader/cli.jsonl: its options applied in order, then the load.
+fn run_cli(row: &Value, loader_dir: &Path) -> Result<(), String> {
+    use berth_compose::project::ProjectOptions;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    for (rel, content) in row["files"].as_object().into_iter().flatten() {
+        std::fs::write(tmp.path().join(rel), content.as_str().unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+    }
+    let cwd = match row["cwd"].as_str() {
+        Some(c) => loader_dir.join(c),
+        None => loader_dir.to_path_buf(),
+    };
+    std::env::set_current_dir(&cwd).map_err(|e| e.to_string())?;
+    let sub = |s: &str| placeholders(s, loader_dir, tmp.path());
+    let mut o = ProjectOptions {
+        config_paths: row["config_paths"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.as_str().map(sub))
+            .collect(),
+        ..ProjectOptions::default()
+    };
+    let expect = &row["expect"];
+    let mut applied = || -> Result<(), String> {
+        for opt in row["options"].as_array().into_iter().flatten() {
+            let step = match opt {
+                Value::String(s) => match s.as_str() {
+                    "WithDotEnv" => o.with_dot_env(),
+                    "WithConfigFileEnv" => o.with_config_file_env(),
+                    "WithDiscardEnvFile" => {
+                        o.discard_env_file = true;
+                        Ok(())
+                    }
+                    "WithOsEnv" => Ok(()),
+                    other => return Err(format!("unknown option {other}")),
+                },
+                Value::Object(m) => {
+                    let (k, v) = m.iter().next().ok_or("an empty option")?;
+                    match k.as_str() {
+                        "WithName" => o.with_name(v.as_str().unwrap_or_default()),
+                        "WithWorkingDirectory" => {
+                            o.working_dir =
+                                Some(PathBuf::from(sub(v.as_str().unwrap_or_default())));
+                            Ok(())
+                        }
+                        "WithEnv" => {
+                            o.with_env(
+                                v.as_array().into_iter().flatten().filter_map(Value::as_str),
+                            );
+                            Ok(())
+                        }
+                        "WithOsEnv" => {
+                            for (k, v) in env_of(v) {
+                                o.environment.insert(k, v);
+                            }
+                            Ok(())
+                        }
+                        "WithEnvFiles" => {
+                            o.env_files = Some(
+                                v.as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .filter_map(Value::as_str)
+                                    .map(PathBuf::from)
+                                    .collect(),
+                            );
+                            Ok(())
+                        }
+                        other => return Err(format!("unknown option {other}")),
+                    }
+                }
+                _ => return Err("an option of no known shape".into()),
+            };
+            step.map_err(|e| format!("options: {e}"))?;
+        }
+        Ok(())
+    };
+    let at_options = applied();
+    if expect["error_at"] == "options" {
+        return match at_options {
+            Err(e) => check_error(expect, &e),
+            Ok(()) => Err("the options were taken, want an error".into()),
+        };
+    }
+    at_options?;
+    if let Some(want) = expect["options_environment"].as_object() {
+        let got = serde_json::to_value(&o.environment).unwrap_or_default();
+        return if got == Value::Object(want.clone()) {
+            Ok(())
+        } else {
+            Err(format!("environment {got}, want {want:?}"))
+        };
+    }
+    match (o.load(), wants_error(expect)) {
+        (Err(e), true) => check_error(expect, &e.to_string()),
+        (Ok(p), true) => Err(format!("loaded {}, want an error", p.name)),
+        (Err(e), false) => Err(format!("error: {e}")),
+        (Ok(p), false) => {
+            if let Some(n) = expect["name"].as_str() {
+                if p.name != n {
+                    return Err(format!("name {}, want {n}", p.name));
+                }
+            }
+            let env = serde_json::to_value(&p.environment).unwrap_or_default();
+            for a in expect["assertions"].as_array().into_iter().flatten() {
+                check_assertion(&p.model, &env, a)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn project_options_as_docker_compose_flags_make_them() {
+    let _cwd = CWD.lock().unwrap_or_else(|e| e.into_inner());
+    let loader_dir = std::fs::canonicalize(dir().join("loader")).unwrap();
+    check_each("loader/cli.jsonl", |row| run_cli(row, &loader_dir));
+}
