@@ -72,6 +72,8 @@ enum Command {
     /// Manage networks
     #[command(subcommand)]
     Network(commands::network::NetworkCommand),
+    /// Define and run multi-container applications
+    Compose(commands::compose::ComposeArgs),
     /// Get real time events from the server
     Events(commands::events::EventsArgs),
     /// Create and run a new container from an image
@@ -313,6 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Volume(c) => commands::volume::volume(engine, c),
         Command::Network(c) => commands::network::network(engine, c),
         Command::Events(a) => commands::events::events(engine, a),
+        Command::Compose(a) => commands::compose::compose(engine, a),
         Command::Build(a) => commands::build::build(engine, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(engine, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(engine, a),

@@ -9,6 +9,7 @@
 pub mod canonical;
 pub mod consistency;
 pub mod dotenv;
+pub mod emit;
 pub mod environment;
 pub mod extends;
 pub mod include;
@@ -18,6 +19,8 @@ pub mod merge;
 pub mod normalize;
 pub mod paths;
 pub mod project;
+pub mod reconcile;
 pub mod schema;
+pub mod service;
 pub mod tags;
 pub mod yaml;

@@ -273,7 +273,7 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<ExitCode> {
     Ok(each(&args.containers, |n| Ok(engine.container_start(n)?)))
 }
 
-fn ports_text(c: &ContainerSummary) -> String {
+pub(crate) fn ports_text(c: &ContainerSummary) -> String {
     c.ports
         .iter()
         .map(|p| {

@@ -1,5 +1,6 @@
 pub mod build;
 mod build_view;
+pub mod compose;
 pub mod container;
 pub mod events;
 pub mod images;

@@ -1,0 +1,1176 @@
+//! `berth compose`: docker compose v2's commands, flags and output over
+//! the compose crate (loading, reconciling) and the engine.
+
+use anyhow::{bail, Context as _};
+use berth_compose::loader::Project;
+use berth_compose::project::ProjectOptions;
+use berth_compose::reconcile::{Build, Compose, DownOptions, Member, Recreate, Report, UpOptions};
+use berth_compose::service;
+use berth_engine::container::{ExecOptions, LogsOptions};
+use berth_engine::Engine;
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct ComposeArgs {
+    /// Compose configuration files
+    #[arg(short = 'f', long = "file")]
+    file: Vec<String>,
+    /// Project name
+    #[arg(short = 'p', long = "project-name")]
+    project_name: Option<String>,
+    /// Specify an alternate working directory (default: the path of the, first specified, Compose file)
+    #[arg(long = "project-directory")]
+    project_directory: Option<PathBuf>,
+    /// Specify an alternate environment file
+    #[arg(long = "env-file")]
+    env_file: Vec<PathBuf>,
+    /// Specify a profile to enable
+    #[arg(long)]
+    profile: Vec<String>,
+    /// Set type of progress output (auto, tty, plain, json, quiet)
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    #[command(subcommand)]
+    command: ComposeCommand,
+}
+
+#[derive(Subcommand)]
+pub enum ComposeCommand {
+    /// Create and start containers
+    Up(UpArgs),
+    /// Creates containers for a service
+    Create(CreateArgs),
+    /// Stop and remove containers, networks
+    Down(DownArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// View output from containers
+    Logs(LogsArgs),
+    /// Parse, resolve and render compose file in canonical format
+    #[command(alias = "convert")]
+    Config(ConfigArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// Start services
+    Start(ServicesArgs),
+    /// Stop services
+    Stop(StopArgs),
+    /// Restart service containers
+    Restart(StopArgs),
+    /// Force stop service containers
+    Kill(KillArgs),
+    /// Removes stopped service containers
+    Rm(RmArgs),
+    /// Pause services
+    Pause(ServicesArgs),
+    /// Unpause services
+    Unpause(ServicesArgs),
+    /// Build or rebuild services
+    Build(BuildArgs),
+    /// Pull service images
+    Pull(ServicesArgs),
+    /// List images used by the created containers
+    Images(ServicesArgs),
+    /// Print the public port for a port binding
+    Port(PortArgs),
+    /// List running compose projects
+    Ls(LsArgs),
+    /// Show the Docker Compose version information
+    Version(VersionArgs),
+}
+
+#[derive(Args, Default)]
+pub struct UpArgs {
+    /// Detached mode: Run containers in the background
+    #[arg(short, long)]
+    detach: bool,
+    /// Build images before starting containers
+    #[arg(long)]
+    build: bool,
+    /// Don't build an image, even if it's policy
+    #[arg(long = "no-build")]
+    no_build: bool,
+    /// Pull image before running ("always"|"missing"|"never")
+    #[arg(long)]
+    pull: Option<String>,
+    /// Recreate containers even if their configuration and image haven't changed
+    #[arg(long = "force-recreate")]
+    force_recreate: bool,
+    /// If containers already exist, don't recreate them
+    #[arg(long = "no-recreate")]
+    no_recreate: bool,
+    /// Don't start linked services
+    #[arg(long = "no-deps")]
+    no_deps: bool,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long = "remove-orphans")]
+    remove_orphans: bool,
+    /// Scale SERVICE to NUM instances
+    #[arg(long)]
+    scale: Vec<String>,
+    /// Wait for services to be running|healthy. Implies detached mode
+    #[arg(long)]
+    wait: bool,
+    /// Stops all containers if any container was stopped
+    #[arg(long = "abort-on-container-exit")]
+    abort_on_container_exit: bool,
+    /// Return the exit code of the selected service container. Implies --abort-on-container-exit
+    #[arg(long = "exit-code-from")]
+    exit_code_from: Option<String>,
+    /// Use this timeout in seconds for container shutdown
+    #[arg(short, long)]
+    timeout: Option<u64>,
+    /// Produce monochrome output
+    #[arg(long = "no-color")]
+    no_color: bool,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    build: bool,
+    #[arg(long = "no-build")]
+    no_build: bool,
+    #[arg(long)]
+    pull: Option<String>,
+    #[arg(long = "force-recreate")]
+    force_recreate: bool,
+    #[arg(long = "no-recreate")]
+    no_recreate: bool,
+    #[arg(long = "remove-orphans")]
+    remove_orphans: bool,
+    #[arg(long)]
+    scale: Vec<String>,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct DownArgs {
+    /// Remove named volumes declared in the "volumes" section of the Compose file
+    #[arg(short, long)]
+    volumes: bool,
+    /// Remove images used by services ("local"|"all")
+    #[arg(long)]
+    rmi: Option<String>,
+    /// Remove containers for services not defined in the Compose file
+    #[arg(long = "remove-orphans")]
+    remove_orphans: bool,
+    /// Specify a shutdown timeout in seconds
+    #[arg(short, long)]
+    timeout: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct PsArgs {
+    /// Show all stopped containers
+    #[arg(short, long)]
+    all: bool,
+    /// Only display IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Display services
+    #[arg(long)]
+    services: bool,
+    /// Filter services by status
+    #[arg(long)]
+    status: Vec<String>,
+    /// Format the output (table, json)
+    #[arg(long, default_value = "table")]
+    format: String,
+    service: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    follow: bool,
+    /// Show timestamps
+    #[arg(short, long)]
+    timestamps: bool,
+    /// Number of lines to show from the end of the logs for each container
+    #[arg(long, default_value = "all")]
+    tail: String,
+    /// Produce monochrome output
+    #[arg(long = "no-color")]
+    no_color: bool,
+    /// Don't print prefix in logs
+    #[arg(long = "no-log-prefix")]
+    no_log_prefix: bool,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ConfigArgs {
+    /// Print the service names, one per line
+    #[arg(long)]
+    services: bool,
+    /// Print the volume names, one per line
+    #[arg(long)]
+    volumes: bool,
+    /// Print the service config hash, one per line ("*" for all)
+    #[arg(long)]
+    hash: Option<String>,
+    /// Format the output ("yaml"|"json")
+    #[arg(long, default_value = "yaml")]
+    format: String,
+    /// Only validate the configuration, don't print anything
+    #[arg(short, long)]
+    quiet: bool,
+    /// Print the profile names, one per line
+    #[arg(long)]
+    profiles: bool,
+    /// Print model variables and default values
+    #[arg(long)]
+    variables: bool,
+    /// Save to file (default to stdout)
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// Detached mode: Run command in the background
+    #[arg(short, long)]
+    detach: bool,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Disable pseudo-TTY allocation
+    #[arg(short = 'T', long = "no-TTY")]
+    no_tty: bool,
+    /// Run the command as this user
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Path to workdir directory for this command
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    index: usize,
+    /// Give extended privileges to the process
+    #[arg(long)]
+    privileged: bool,
+    service: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct ServicesArgs {
+    services: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct StopArgs {
+    /// Specify a shutdown timeout in seconds
+    #[arg(short, long)]
+    timeout: Option<u64>,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    /// SIGNAL to send to the container
+    #[arg(short, long, default_value = "SIGKILL")]
+    signal: String,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct RmArgs {
+    /// Don't ask to confirm removal
+    #[arg(short, long)]
+    force: bool,
+    /// Stop the containers, if required, before removing
+    #[arg(short, long)]
+    stop: bool,
+    /// Remove any anonymous volumes attached to containers
+    #[arg(short, long)]
+    volumes: bool,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Do not use cache when building the image
+    #[arg(long = "no-cache")]
+    no_cache: bool,
+    /// Don't print anything to STDOUT
+    #[arg(short, long)]
+    quiet: bool,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct PortArgs {
+    /// tcp or udp
+    #[arg(long, default_value = "tcp")]
+    protocol: String,
+    /// Index of the container if service has multiple replicas
+    #[arg(long, default_value_t = 1)]
+    index: usize,
+    service: String,
+    private_port: u16,
+}
+
+#[derive(Args)]
+pub struct LsArgs {
+    /// Show all stopped Compose projects
+    #[arg(short, long)]
+    all: bool,
+    /// Only display IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Format the output (table, json)
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Args)]
+pub struct VersionArgs {
+    /// Shows only Compose's version number
+    #[arg(long)]
+    short: bool,
+    /// Format the output (pretty, json)
+    #[arg(short, long)]
+    format: Option<String>,
+}
+
+/// Progress lines as docker compose prints them without a terminal.
+struct Plain;
+
+impl Report for Plain {
+    fn line(&self, kind: &str, name: &str, state: &str) {
+        eprintln!(" {kind} {name}  {state}");
+    }
+    fn warn(&self, message: &str) {
+        eprintln!("WARN[0000] {message}");
+    }
+}
+
+fn options(args: &ComposeArgs) -> anyhow::Result<ProjectOptions> {
+    let mut o = ProjectOptions {
+        working_dir: args.project_directory.clone(),
+        config_paths: args.file.clone(),
+        profiles: args.profile.clone(),
+        ..ProjectOptions::default()
+    };
+    o.environment = std::env::vars().collect();
+    if let Some(p) = &args.project_name {
+        o.with_name(p)?;
+    }
+    o.env_files = Some(args.env_file.clone());
+    if args.file.iter().any(|f| f == "-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the compose file from stdin")?;
+        o.stdin = Some(text);
+    }
+    o.with_dot_env()?;
+    o.with_config_file_env()?;
+    o.with_profiles_env();
+    Ok(o)
+}
+
+pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
+    if let ComposeCommand::Version(v) = &args.command {
+        return version(v);
+    }
+    let opts = options(&args)?;
+    if let ComposeCommand::Ls(a) = &args.command {
+        return ls(engine, a);
+    }
+    let project = opts.load()?;
+    let report = Plain;
+    let c = Compose {
+        engine,
+        project: &project,
+        report: &report,
+    };
+    match args.command {
+        ComposeCommand::Up(a) => up(&c, a),
+        ComposeCommand::Create(a) => {
+            let up_args = UpArgs {
+                build: a.build,
+                no_build: a.no_build,
+                pull: a.pull,
+                force_recreate: a.force_recreate,
+                no_recreate: a.no_recreate,
+                remove_orphans: a.remove_orphans,
+                scale: a.scale,
+                services: a.services,
+                ..UpArgs::default()
+            };
+            let mut o = up_options(&up_args)?;
+            o.no_start = true;
+            c.up(&o, build_progress())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Down(a) => {
+            c.down(&DownOptions {
+                volumes: a.volumes,
+                remove_orphans: a.remove_orphans,
+                rmi: a.rmi,
+                timeout: a.timeout.map(Duration::from_secs),
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Ps(a) => ps(&c, a),
+        ComposeCommand::Logs(a) => logs(&c, a),
+        ComposeCommand::Config(a) => config(&project, a),
+        ComposeCommand::Exec(a) => exec(&c, a),
+        ComposeCommand::Start(a) => each_member(&c, &a.services, "Starting", "Started", |m| {
+            Ok(engine.container_start(&m.id)?)
+        }),
+        ComposeCommand::Stop(a) => {
+            let grace = Duration::from_secs(a.timeout.unwrap_or(10));
+            each_member(&c, &a.services, "Stopping", "Stopped", |m| {
+                Ok(engine.container_stop(&m.id, grace)?)
+            })
+        }
+        ComposeCommand::Restart(a) => {
+            let grace = Duration::from_secs(a.timeout.unwrap_or(10));
+            each_member(&c, &a.services, "Restarting", "Started", |m| {
+                Ok(engine.container_restart(&m.id, grace)?)
+            })
+        }
+        ComposeCommand::Kill(a) => each_member(&c, &a.services, "Killing", "Killed", |m| {
+            if m.state == "running" {
+                engine.container_kill(&m.id, &a.signal)?;
+            }
+            Ok(())
+        }),
+        ComposeCommand::Pause(a) => each_member(&c, &a.services, "Pausing", "Paused", |m| {
+            Ok(engine.container_pause(&m.id)?)
+        }),
+        ComposeCommand::Unpause(a) => each_member(&c, &a.services, "Unpausing", "Unpaused", |m| {
+            Ok(engine.container_unpause(&m.id)?)
+        }),
+        ComposeCommand::Rm(a) => rm(&c, a),
+        ComposeCommand::Build(a) => {
+            for name in c.ordered(&a.services, false)? {
+                let has_build = project.model["services"][&name].get("build").is_some();
+                if has_build {
+                    let progress = if a.quiet {
+                        Arc::new(berth_engine::progress::Silent)
+                            as Arc<dyn berth_engine::ProgressSink>
+                    } else {
+                        build_progress()
+                    };
+                    c.build_service(&name, a.no_cache, progress)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Pull(a) => {
+            for name in c.ordered(&a.services, false)? {
+                let s = &project.model["services"][&name];
+                if s.get("image").is_none() {
+                    continue;
+                }
+                let image = service::image_name(&project.name, &name, s);
+                report.line("Image", &image, "Pulling");
+                engine.image_pull(&image, None, Arc::new(berth_engine::progress::Silent))?;
+                report.line("Image", &image, "Pulled");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Images(a) => images(&c, a),
+        ComposeCommand::Port(a) => port(&c, a),
+        ComposeCommand::Ls(_) | ComposeCommand::Version(_) => unreachable!("handled above"),
+    }
+}
+
+fn build_progress() -> Arc<dyn berth_engine::ProgressSink> {
+    Arc::new(super::build_view::BuildView::new(
+        super::build_view::Mode::Plain,
+    ))
+}
+
+fn version(v: &VersionArgs) -> anyhow::Result<ExitCode> {
+    let ver = format!("v{}", service::COMPOSE_VERSION);
+    if v.short {
+        println!("{}", service::COMPOSE_VERSION);
+    } else if v.format.as_deref() == Some("json") {
+        println!("{}", serde_json::json!({ "version": ver }));
+    } else {
+        println!("berth compose version {ver}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn up_options(a: &UpArgs) -> anyhow::Result<UpOptions> {
+    let mut scale = BTreeMap::new();
+    for s in &a.scale {
+        let Some((svc, n)) = s.split_once('=') else {
+            bail!("invalid --scale {s:?}: use SERVICE=NUM");
+        };
+        let n: usize = n
+            .parse()
+            .with_context(|| format!("invalid --scale {s:?}"))?;
+        scale.insert(svc.to_string(), n);
+    }
+    if a.build && a.no_build {
+        bail!("--build and --no-build are incompatible");
+    }
+    if a.force_recreate && a.no_recreate {
+        bail!("--force-recreate and --no-recreate are incompatible");
+    }
+    if let Some(p) = &a.pull {
+        if !matches!(p.as_str(), "always" | "missing" | "never") {
+            bail!("invalid --pull option {p:?}");
+        }
+    }
+    Ok(UpOptions {
+        services: a.services.clone(),
+        build: if a.build {
+            Build::Always
+        } else if a.no_build {
+            Build::Never
+        } else {
+            Build::Missing
+        },
+        pull: a.pull.clone(),
+        recreate: if a.force_recreate {
+            Recreate::Force
+        } else if a.no_recreate {
+            Recreate::Never
+        } else {
+            Recreate::Diverged
+        },
+        no_deps: a.no_deps,
+        remove_orphans: a.remove_orphans,
+        scale,
+        wait: a.wait,
+        no_start: false,
+        timeout: a.timeout.map(Duration::from_secs),
+    })
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn up(c: &Compose<'_>, a: UpArgs) -> anyhow::Result<ExitCode> {
+    let o = up_options(&a)?;
+    let members = c.up(&o, build_progress())?;
+    if a.detach || a.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Attached: every container's output with its prefix, until all have
+    // exited, one has with --abort-on-container-exit, or Ctrl-C.
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+    }
+    let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
+    let color = !a.no_color && std::io::stdout().is_terminal();
+    let printer = Arc::new(Printer::new(&members, color));
+    let since = Some(now_nanos() - 5_000_000_000);
+    let (tx, rx) = std::sync::mpsc::channel::<(Member, i32)>();
+    for m in members.clone() {
+        let engine = c.engine.clone();
+        let printer = printer.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut out = printer.writer(&m);
+            let mut err = printer.writer(&m);
+            let opts = LogsOptions {
+                follow: true,
+                timestamps: false,
+                tail: None,
+                since,
+                until: None,
+            };
+            let _ = engine.container_logs(&m.id, &opts, &mut out, &mut err);
+            let _ = out.flush();
+            let _ = err.flush();
+            let code = engine.container_wait(&m.id).unwrap_or_else(|_| {
+                engine
+                    .container_inspect(&m.id)
+                    .map(|i| i.state.exit_code)
+                    .unwrap_or(0)
+            });
+            let _ = tx.send((m, code));
+        });
+    }
+    drop(tx);
+    let mut left = members.len();
+    let mut exit = ExitCode::SUCCESS;
+    let mut exit_from: Option<i32> = None;
+    while left > 0 {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+            stop_all(c, &members, o.timeout);
+            return Ok(ExitCode::from(130));
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok((m, code)) => {
+                left -= 1;
+                printer.say(&format!("{} exited with code {code}", m.name));
+                if a.exit_code_from.as_deref() == Some(m.service.as_str()) {
+                    exit_from = Some(code);
+                }
+                if abort {
+                    eprintln!("Aborting on container exit...");
+                    stop_all(c, &members, o.timeout);
+                    if a.exit_code_from.is_none() {
+                        exit = ExitCode::from(code.clamp(0, 255) as u8);
+                    }
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    if let Some(svc) = &a.exit_code_from {
+        let code = match exit_from {
+            Some(code) => code,
+            None => c
+                .members(Some(svc), false)?
+                .first()
+                .and_then(|m| c.engine.container_inspect(&m.id).ok())
+                .map(|i| i.state.exit_code)
+                .unwrap_or(0),
+        };
+        exit = ExitCode::from(code.clamp(0, 255) as u8);
+    }
+    Ok(exit)
+}
+
+fn stop_all(c: &Compose<'_>, members: &[Member], timeout: Option<Duration>) {
+    for m in members.iter().rev() {
+        c.report.line("Container", &m.name, "Stopping");
+        let grace = timeout.unwrap_or(Duration::from_secs(10));
+        if c.engine.container_stop(&m.id, grace).is_ok() {
+            c.report.line("Container", &m.name, "Stopped");
+        }
+    }
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+/// Log lines of several containers, each line whole, after its
+/// container's prefix (`web-1  | `), coloured on a terminal.
+struct Printer {
+    width: usize,
+    color: bool,
+    lock: Mutex<()>,
+    colors: BTreeMap<String, usize>,
+}
+
+const COLORS: [&str; 6] = ["36", "33", "32", "35", "34", "31"];
+
+fn prefix_name(m: &Member) -> String {
+    format!("{}-{}", m.service, m.number)
+}
+
+impl Printer {
+    fn new(members: &[Member], color: bool) -> Printer {
+        let width = members
+            .iter()
+            .map(|m| prefix_name(m).len())
+            .max()
+            .unwrap_or(0);
+        let colors = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.id.clone(), i % COLORS.len()))
+            .collect();
+        Printer {
+            width,
+            color,
+            lock: Mutex::new(()),
+            colors,
+        }
+    }
+
+    fn prefix(&self, m: &Member) -> String {
+        let name = format!("{:<w$}  | ", prefix_name(m), w = self.width);
+        match (self.color, self.colors.get(&m.id)) {
+            (true, Some(i)) => format!("\x1b[{}m{name}\x1b[0m", COLORS[*i]),
+            _ => name,
+        }
+    }
+
+    fn say(&self, line: &str) {
+        let _g = self.lock.lock();
+        println!("{line}");
+    }
+
+    fn writer(self: &Arc<Self>, m: &Member) -> LineWriter {
+        LineWriter {
+            printer: self.clone(),
+            prefix: self.prefix(m),
+            buf: Vec::new(),
+        }
+    }
+}
+
+struct LineWriter {
+    printer: Arc<Printer>,
+    prefix: String,
+    buf: Vec<u8>,
+}
+
+impl Write for LineWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        while let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=i).collect();
+            let _g = self.printer.lock.lock();
+            let mut out = std::io::stdout().lock();
+            out.write_all(self.prefix.as_bytes())?;
+            out.write_all(&line)?;
+            out.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.buf.push(b'\n');
+            self.write(&[])?;
+        }
+        Ok(())
+    }
+}
+
+/// The containers of the services named (all when none).
+fn chosen(c: &Compose<'_>, services: &[String]) -> anyhow::Result<Vec<Member>> {
+    let all = c.members(None, false)?;
+    for s in services {
+        if !c.project.model["services"].get(s).is_some() {
+            bail!("no such service: {s}");
+        }
+    }
+    Ok(all
+        .into_iter()
+        .filter(|m| services.is_empty() || services.contains(&m.service))
+        .collect())
+}
+
+fn each_member(
+    c: &Compose<'_>,
+    services: &[String],
+    doing: &str,
+    done: &str,
+    f: impl Fn(&Member) -> anyhow::Result<()>,
+) -> anyhow::Result<ExitCode> {
+    for m in chosen(c, services)? {
+        c.report.line("Container", &m.name, doing);
+        f(&m)?;
+        c.report.line("Container", &m.name, done);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rm(c: &Compose<'_>, a: RmArgs) -> anyhow::Result<ExitCode> {
+    let members = chosen(c, &a.services)?;
+    let mut doomed = Vec::new();
+    for m in members {
+        if m.state == "running" || m.state == "paused" {
+            if !a.stop {
+                continue;
+            }
+            c.report.line("Container", &m.name, "Stopping");
+            c.engine.container_stop(&m.id, Duration::from_secs(10))?;
+            c.report.line("Container", &m.name, "Stopped");
+        }
+        doomed.push(m);
+    }
+    if doomed.is_empty() {
+        eprintln!("No stopped containers");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !a.force {
+        let names: Vec<&str> = doomed.iter().map(|m| m.name.as_str()).collect();
+        eprint!(
+            "Going to remove {}\n? Are you sure you want to remove? [y/N] ",
+            names.join(", ")
+        );
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    for m in doomed {
+        c.report.line("Container", &m.name, "Removing");
+        c.engine.container_remove(&m.id, false, a.volumes)?;
+        c.report.line("Container", &m.name, "Removed");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ps(c: &Compose<'_>, a: PsArgs) -> anyhow::Result<ExitCode> {
+    if a.services {
+        let names: Vec<String> = match c.project.model.get("services").and_then(|s| s.as_object()) {
+            Some(m) => m.keys().cloned().collect(),
+            None => Vec::new(),
+        };
+        for n in names {
+            println!("{n}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let members: Vec<Member> = chosen(c, &a.service)?
+        .into_iter()
+        .filter(|m| {
+            a.all
+                || !a.status.is_empty()
+                || m.state == "running"
+                || m.state == "paused"
+                || m.state == "restarting"
+        })
+        .filter(|m| a.status.is_empty() || a.status.contains(&m.state))
+        .collect();
+    if a.quiet {
+        for m in &members {
+            println!("{}", m.id);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.format == "json" {
+        for m in &members {
+            let s = &m.summary;
+            let row = serde_json::json!({
+                "Command": format!("\"{}\"", s.command),
+                "CreatedAt": berth_engine::units::created_at(Some(&berth_engine::units::rfc3339_nano(s.created * 1_000_000_000))),
+                "ExitCode": c.engine.container_inspect(&m.id).map(|i| i.state.exit_code).unwrap_or(0),
+                "Health": c.engine.container_inspect(&m.id).ok().and_then(|i| i.state.health.map(|h| h.status)).unwrap_or_default(),
+                "ID": m.id,
+                "Image": s.image,
+                "Labels": s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "Name": m.name,
+                "Names": m.name,
+                "Networks": s.network_settings.networks.keys().cloned().collect::<Vec<_>>().join(","),
+                "Ports": super::container::ports_text(s),
+                "Project": c.project.name,
+                "Publishers": s.ports.iter().map(|p| serde_json::json!({
+                    "URL": p.ip, "TargetPort": p.private_port, "PublishedPort": p.public_port.unwrap_or(0), "Protocol": p.kind,
+                })).collect::<Vec<_>>(),
+                "RunningFor": berth_engine::units::since_unix(s.created),
+                "Service": m.service,
+                "Size": "0B",
+                "State": m.state,
+                "Status": s.status,
+            });
+            println!("{row}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![[
+        "NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect::<Vec<_>>()];
+    for m in &members {
+        let s = &m.summary;
+        let command = format!("\"{}\"", s.command);
+        let command = if command.chars().count() <= 20 {
+            command
+        } else {
+            format!("{}…\"", command.chars().take(19).collect::<String>())
+        };
+        rows.push(vec![
+            m.name.clone(),
+            s.image.clone(),
+            command,
+            m.service.clone(),
+            berth_engine::units::since_unix(s.created),
+            s.status.clone(),
+            super::container::ports_text(s),
+        ]);
+    }
+    super::images::print_table(&mut std::io::stdout().lock(), &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn logs(c: &Compose<'_>, a: LogsArgs) -> anyhow::Result<ExitCode> {
+    let members = chosen(c, &a.services)?;
+    let tail = if a.tail == "all" {
+        None
+    } else {
+        Some(
+            a.tail
+                .parse::<usize>()
+                .with_context(|| format!("invalid --tail {:?}", a.tail))?,
+        )
+    };
+    let color = !a.no_color && std::io::stdout().is_terminal();
+    let printer = Arc::new(Printer::new(&members, color));
+    let opts = LogsOptions {
+        follow: a.follow,
+        timestamps: a.timestamps,
+        tail,
+        since: None,
+        until: None,
+    };
+    let mut threads = Vec::new();
+    for m in members {
+        let engine = c.engine.clone();
+        let printer = printer.clone();
+        let opts = opts.clone();
+        let no_prefix = a.no_log_prefix;
+        threads.push(std::thread::spawn(move || {
+            let mut out = printer.writer(&m);
+            let mut err = printer.writer(&m);
+            if no_prefix {
+                out.prefix.clear();
+                err.prefix.clear();
+            }
+            let r = engine.container_logs(&m.id, &opts, &mut out, &mut err);
+            let _ = out.flush();
+            let _ = err.flush();
+            r
+        }));
+    }
+    for t in threads {
+        if let Ok(Err(e)) = t.join() {
+            return Err(e.into());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn config(project: &Project, a: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let model = &project.model;
+    let mut text = String::new();
+    if a.services {
+        for k in model["services"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            text.push_str(&format!("{k}\n"));
+        }
+    } else if a.volumes {
+        for k in model["volumes"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            text.push_str(&format!("{k}\n"));
+        }
+    } else if a.profiles {
+        let mut all = std::collections::BTreeSet::new();
+        for s in model["services"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, s)| s)
+        {
+            for p in s["profiles"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str())
+            {
+                all.insert(p.to_string());
+            }
+        }
+        for p in all {
+            text.push_str(&format!("{p}\n"));
+        }
+    } else if let Some(h) = &a.hash {
+        let wanted: Vec<String> = if h == "*" {
+            model["services"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone())
+                .collect()
+        } else {
+            h.split(',').map(String::from).collect()
+        };
+        for s in wanted {
+            let Some(svc) = model["services"].get(&s) else {
+                bail!("no such service: {s}");
+            };
+            text.push_str(&format!("{s} {}\n", service::config_hash(svc)));
+        }
+    } else if a.format == "json" {
+        text = serde_json::to_string_pretty(model)? + "\n";
+    } else if a.format == "yaml" {
+        text = berth_compose::emit::to_yaml(model);
+    } else {
+        bail!("unsupported format {:?}", a.format);
+    }
+    if a.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    match a.output {
+        Some(p) => {
+            std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exec(c: &Compose<'_>, a: ExecArgs) -> anyhow::Result<ExitCode> {
+    let members = chosen(c, std::slice::from_ref(&a.service))?;
+    let Some(m) = members.iter().find(|m| m.number == a.index) else {
+        bail!("service \"{}\" is not running", a.service);
+    };
+    if m.state != "running" {
+        bail!("service \"{}\" is not running", a.service);
+    }
+    let tty = !a.no_tty && std::io::stdin().is_terminal() && !a.detach;
+    let opts = ExecOptions {
+        cmd: a.command,
+        interactive: !a.detach,
+        tty,
+        detach: a.detach,
+        env: a.env,
+        workdir: a.workdir,
+        user: a.user,
+        privileged: a.privileged,
+        console_size: None,
+    };
+    let code = c.engine.container_exec(&m.id, &opts)?;
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+fn images(c: &Compose<'_>, a: ServicesArgs) -> anyhow::Result<ExitCode> {
+    let mut rows = vec![["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()];
+    for m in chosen(c, &a.services)? {
+        let image = &m.summary.image;
+        let (repo, tag) = match image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+            Some((r, t)) => (r.to_string(), t.to_string()),
+            None => (image.clone(), "latest".to_string()),
+        };
+        let id = m.summary.image_id.trim_start_matches("sha256:");
+        let size = c
+            .engine
+            .image_inspect(image)
+            .map(|i| berth_engine::units::human_size(i.size))
+            .unwrap_or_default();
+        rows.push(vec![
+            m.name.clone(),
+            repo,
+            tag,
+            id[..12.min(id.len())].to_string(),
+            size,
+        ]);
+    }
+    super::images::print_table(&mut std::io::stdout().lock(), &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn port(c: &Compose<'_>, a: PortArgs) -> anyhow::Result<ExitCode> {
+    let members = chosen(c, std::slice::from_ref(&a.service))?;
+    let Some(m) = members.iter().find(|m| m.number == a.index) else {
+        bail!(
+            "service \"{}\" has no container number {}",
+            a.service,
+            a.index
+        );
+    };
+    let info = c.engine.container_inspect(&m.id)?;
+    let key = format!("{}/{}", a.private_port, a.protocol);
+    let bound = info
+        .network_settings
+        .ports
+        .get(&key)
+        .and_then(|b| b.as_ref())
+        .and_then(|b| b.first().cloned());
+    match bound {
+        Some(b) => {
+            println!(
+                "{}:{}",
+                if b.host_ip.is_empty() {
+                    "0.0.0.0"
+                } else {
+                    &b.host_ip
+                },
+                b.host_port
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        None => bail!("no port {key} for container {}", m.name),
+    }
+}
+
+fn ls(engine: &Engine, a: &LsArgs) -> anyhow::Result<ExitCode> {
+    let filters = BTreeMap::from([("label".to_string(), vec![service::PROJECT.to_string()])]);
+    let mut projects: BTreeMap<String, (BTreeMap<String, usize>, String)> = BTreeMap::new();
+    for s in engine.container_list_filtered(true, &filters)? {
+        let Some(p) = s.labels.get(service::PROJECT) else {
+            continue;
+        };
+        let entry = projects.entry(p.clone()).or_default();
+        *entry.0.entry(s.state.clone()).or_default() += 1;
+        entry.1 = s
+            .labels
+            .get(service::CONFIG_FILES)
+            .cloned()
+            .unwrap_or_default();
+    }
+    let status = |states: &BTreeMap<String, usize>| {
+        states
+            .iter()
+            .map(|(k, n)| format!("{k}({n})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let shown: Vec<(&String, &(BTreeMap<String, usize>, String))> = projects
+        .iter()
+        .filter(|(_, (states, _))| a.all || states.contains_key("running"))
+        .collect();
+    if a.quiet {
+        for (name, _) in shown {
+            println!("{name}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.format == "json" {
+        let rows: Vec<serde_json::Value> = shown
+            .iter()
+            .map(|(n, (st, files))| serde_json::json!({"Name": n, "Status": status(st), "ConfigFiles": files}))
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "STATUS".into(),
+        "CONFIG FILES".into(),
+    ]];
+    for (n, (st, files)) in shown {
+        rows.push(vec![n.clone(), status(st), files.clone()]);
+    }
+    super::images::print_table(&mut std::io::stdout().lock(), &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
