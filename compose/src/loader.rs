@@ -232,7 +232,7 @@ pub(crate) fn load_model(
         if docs.is_empty() && files.len() == 1 {
             return Err(LoadError::new("empty compose file"));
         }
-        for (mut tree, tags, _) in docs {
+        for (mut tree, tags, doc) in docs {
             if !opts.skip_interpolation {
                 tree = interpolate_tree(&tree, env)
                     .map_err(|e| LoadError::in_file(&file.filename, e.to_string(), None))?;
@@ -249,8 +249,10 @@ pub(crate) fn load_model(
             dict = merge(dict, tree);
             unicity(&mut dict);
             if !opts.skip_validation {
-                schema::validate(&dict)
-                    .map_err(|e| LoadError::new(format!("validating {}: {e}", file.filename)))?;
+                schema::validate(&dict).map_err(|e| match doc.position(&e.path) {
+                    Some(p) => LoadError::in_file(&file.filename, e.message, Some(p)),
+                    None => LoadError::new(format!("validating {}: {e}", file.filename)),
+                })?;
             }
         }
     }

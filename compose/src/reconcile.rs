@@ -525,6 +525,12 @@ impl Compose<'_> {
         required: bool,
     ) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(600);
+        let waits = condition != "service_started";
+        if waits {
+            for m in self.members(Some(dep), false)? {
+                self.report.line("Container", &m.name, "Waiting");
+            }
+        }
         loop {
             let members = self.members(Some(dep), false)?;
             if members.is_empty() {
@@ -582,6 +588,16 @@ impl Compose<'_> {
                 }
             }
             if all_met {
+                if waits {
+                    let state = if condition == "service_healthy" {
+                        "Healthy"
+                    } else {
+                        "Exited"
+                    };
+                    for m in &members {
+                        self.report.line("Container", &m.name, state);
+                    }
+                }
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -707,16 +723,15 @@ impl Compose<'_> {
             touched.extend(self.members(Some(name), false)?);
         }
         if opts.wait && !opts.no_start {
-            for m in &touched {
-                let s = &all[&m.service];
+            let waited: BTreeSet<&String> = touched.iter().map(|m| &m.service).collect();
+            for svc in waited {
+                let s = &all[svc];
                 let condition = if s.get("healthcheck").is_some() {
                     "service_healthy"
                 } else {
                     "service_started"
                 };
-                self.report.line("Container", &m.name, "Waiting");
-                self.wait_condition("", &m.service, condition, true)?;
-                self.report.line("Container", &m.name, "Healthy");
+                self.wait_condition("", svc, condition, true)?;
             }
         }
         Ok(touched)
@@ -738,16 +753,29 @@ impl Compose<'_> {
                     .unwrap_or(usize::MAX),
             )
         });
-        for m in &members {
-            let known = all.contains_key(&m.service);
-            if !known && !opts.remove_orphans {
-                continue;
-            }
-            let grace = all
-                .get(&m.service)
-                .map(|s| self.grace(s, opts.timeout))
-                .unwrap_or(Duration::from_secs(10));
-            self.remove(m, grace)?;
+        let doomed: Vec<&Member> = members
+            .iter()
+            .filter(|m| all.contains_key(&m.service) || opts.remove_orphans)
+            .collect();
+        // Stopped together, as compose does: a slow one does not hold the rest.
+        let results: Vec<Result<()>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = doomed
+                .iter()
+                .map(|m| {
+                    let grace = all
+                        .get(&m.service)
+                        .map(|s| self.grace(s, opts.timeout))
+                        .unwrap_or(Duration::from_secs(10));
+                    scope.spawn(move || self.remove(m, grace))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| failed("a removal panicked")))
+                .collect()
+        });
+        for r in results {
+            r?;
         }
         // Networks the project made.
         let filters = vec![(

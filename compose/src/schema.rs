@@ -67,9 +67,25 @@ fn type_name(kind: &TypeKind) -> String {
     }
 }
 
+/// How a model breaks the schema: where (the keys to the value) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaError {
+    pub path: Vec<String>,
+    pub message: String,
+}
+
+impl std::fmt::Display for SchemaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// The first way `model` breaks the schema, in compose's words.
-pub fn validate(model: &Value) -> Result<(), String> {
-    let v = validator()?;
+pub fn validate(model: &Value) -> Result<(), SchemaError> {
+    let v = validator().map_err(|message| SchemaError {
+        path: Vec::new(),
+        message,
+    })?;
     let Some(e) = v.iter_errors(model).next() else {
         return Ok(());
     };
@@ -83,36 +99,35 @@ pub fn validate(model: &Value) -> Result<(), String> {
         })
         .collect();
     let at = path.join(".");
+    let fail = |message: String| SchemaError {
+        path: path.clone(),
+        message,
+    };
     let what = match &e.kind {
         ValidationErrorKind::Type { kind } => format!("must be {}", type_name(kind)),
         ValidationErrorKind::AdditionalProperties { unexpected } => {
-            return Err(if at.is_empty() {
-                format!(
-                    "additional properties '{}' not allowed",
-                    unexpected.join("', '")
-                )
+            let list = unexpected.join("', '");
+            return Err(fail(if at.is_empty() {
+                format!("additional properties '{list}' not allowed")
             } else {
-                format!(
-                    "{at} additional properties '{}' not allowed",
-                    unexpected.join("', '")
-                )
-            })
+                format!("{at} additional properties '{list}' not allowed")
+            }));
         }
         ValidationErrorKind::Required { property } => {
             let p = property.as_str().unwrap_or_default();
-            return Err(if at.is_empty() {
+            return Err(fail(if at.is_empty() {
                 format!("{p} is required")
             } else {
                 format!("{at}.{p} is required")
-            });
+            }));
         }
         ValidationErrorKind::Format { format } => format!("must be a {format}"),
         ValidationErrorKind::Enum { options } => format!("must be one of {options}"),
         _ => e.to_string(),
     };
-    Err(if at.is_empty() {
+    Err(fail(if at.is_empty() {
         what
     } else {
         format!("{at} {what}")
-    })
+    }))
 }

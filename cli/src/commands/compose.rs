@@ -430,7 +430,10 @@ pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
         ComposeCommand::Config(a) => config(&project, a),
         ComposeCommand::Exec(a) => exec(&c, a),
         ComposeCommand::Start(a) => each_member(&c, &a.services, "Starting", "Started", |m| {
-            Ok(engine.container_start(&m.id)?)
+            if m.state != "running" {
+                engine.container_start(&m.id)?;
+            }
+            Ok(())
         }),
         ComposeCommand::Stop(a) => {
             let grace = Duration::from_secs(a.timeout.unwrap_or(10));
@@ -500,11 +503,15 @@ fn build_progress() -> Arc<dyn berth_engine::ProgressSink> {
 fn version(v: &VersionArgs) -> anyhow::Result<ExitCode> {
     let ver = format!("v{}", service::COMPOSE_VERSION);
     if v.short {
-        println!("{}", service::COMPOSE_VERSION);
+        writeln!(std::io::stdout(), "{}", service::COMPOSE_VERSION)?;
     } else if v.format.as_deref() == Some("json") {
-        println!("{}", serde_json::json!({ "version": ver }));
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::json!({ "version": ver })
+        )?;
     } else {
-        println!("berth compose version {ver}");
+        writeln!(std::io::stdout(), "berth compose version {ver}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -565,6 +572,9 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 
 fn up(c: &Compose<'_>, a: UpArgs) -> anyhow::Result<ExitCode> {
     let o = up_options(&a)?;
+    // Output from this run on: a container kept running shows what it
+    // says from now.
+    let began = now_nanos();
     let members = c.up(&o, build_progress())?;
     if a.detach || a.wait {
         return Ok(ExitCode::SUCCESS);
@@ -585,7 +595,7 @@ fn up(c: &Compose<'_>, a: UpArgs) -> anyhow::Result<ExitCode> {
     let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
     let color = !a.no_color && std::io::stdout().is_terminal();
     let printer = Arc::new(Printer::new(&members, color));
-    let since = Some(now_nanos() - 5_000_000_000);
+    let since = Some(began);
     let (tx, rx) = std::sync::mpsc::channel::<(Member, i32)>();
     for m in members.clone() {
         let engine = c.engine.clone();
@@ -621,18 +631,20 @@ fn up(c: &Compose<'_>, a: UpArgs) -> anyhow::Result<ExitCode> {
         if INTERRUPTED.load(Ordering::SeqCst) {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             stop_all(c, &members, o.timeout);
+            drain(&rx, left);
             return Ok(ExitCode::from(130));
         }
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok((m, code)) => {
                 left -= 1;
-                printer.say(&format!("{} exited with code {code}", m.name));
+                printer.say(&format!("{} exited with code {code}", prefix_name(&m)));
                 if a.exit_code_from.as_deref() == Some(m.service.as_str()) {
                     exit_from = Some(code);
                 }
                 if abort {
                     eprintln!("Aborting on container exit...");
                     stop_all(c, &members, o.timeout);
+                    drain(&rx, left);
                     if a.exit_code_from.is_none() {
                         exit = ExitCode::from(code.clamp(0, 255) as u8);
                     }
@@ -656,6 +668,18 @@ fn up(c: &Compose<'_>, a: UpArgs) -> anyhow::Result<ExitCode> {
         exit = ExitCode::from(code.clamp(0, 255) as u8);
     }
     Ok(exit)
+}
+
+/// Lets the followers of stopped containers print their last lines.
+fn drain(rx: &std::sync::mpsc::Receiver<(Member, i32)>, mut left: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while left > 0 {
+        let rest = deadline.saturating_duration_since(std::time::Instant::now());
+        if rx.recv_timeout(rest).is_err() {
+            return;
+        }
+        left -= 1;
+    }
 }
 
 fn stop_all(c: &Compose<'_>, members: &[Member], timeout: Option<Duration>) {
@@ -720,7 +744,7 @@ impl Printer {
 
     fn say(&self, line: &str) {
         let _g = self.lock.lock();
-        println!("{line}");
+        let _ = writeln!(std::io::stdout(), "{line}");
     }
 
     fn writer(self: &Arc<Self>, m: &Member) -> LineWriter {
@@ -764,7 +788,7 @@ impl Write for LineWriter {
 fn chosen(c: &Compose<'_>, services: &[String]) -> anyhow::Result<Vec<Member>> {
     let all = c.members(None, false)?;
     for s in services {
-        if !c.project.model["services"].get(s).is_some() {
+        if c.project.model["services"].get(s).is_none() {
             bail!("no such service: {s}");
         }
     }
@@ -834,7 +858,7 @@ fn ps(c: &Compose<'_>, a: PsArgs) -> anyhow::Result<ExitCode> {
             None => Vec::new(),
         };
         for n in names {
-            println!("{n}");
+            writeln!(std::io::stdout(), "{n}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -851,7 +875,7 @@ fn ps(c: &Compose<'_>, a: PsArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if a.quiet {
         for m in &members {
-            println!("{}", m.id);
+            writeln!(std::io::stdout(), "{}", m.id)?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -880,7 +904,7 @@ fn ps(c: &Compose<'_>, a: PsArgs) -> anyhow::Result<ExitCode> {
                 "State": m.state,
                 "Status": s.status,
             });
-            println!("{row}");
+            writeln!(std::io::stdout(), "{row}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -1031,7 +1055,7 @@ fn config(project: &Project, a: ConfigArgs) -> anyhow::Result<ExitCode> {
         Some(p) => {
             std::fs::write(&p, text).with_context(|| format!("cannot write {}", p.display()))?
         }
-        None => print!("{text}"),
+        None => std::io::stdout().write_all(text.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -1108,7 +1132,8 @@ fn port(c: &Compose<'_>, a: PortArgs) -> anyhow::Result<ExitCode> {
         .and_then(|b| b.first().cloned());
     match bound {
         Some(b) => {
-            println!(
+            writeln!(
+                std::io::stdout(),
                 "{}:{}",
                 if b.host_ip.is_empty() {
                     "0.0.0.0"
@@ -1116,16 +1141,19 @@ fn port(c: &Compose<'_>, a: PortArgs) -> anyhow::Result<ExitCode> {
                     &b.host_ip
                 },
                 b.host_port
-            );
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         None => bail!("no port {key} for container {}", m.name),
     }
 }
 
+/// A project `ls` lists: its containers by state, its files.
+type ProjectRow = (BTreeMap<String, usize>, String);
+
 fn ls(engine: &Engine, a: &LsArgs) -> anyhow::Result<ExitCode> {
     let filters = BTreeMap::from([("label".to_string(), vec![service::PROJECT.to_string()])]);
-    let mut projects: BTreeMap<String, (BTreeMap<String, usize>, String)> = BTreeMap::new();
+    let mut projects: BTreeMap<String, ProjectRow> = BTreeMap::new();
     for s in engine.container_list_filtered(true, &filters)? {
         let Some(p) = s.labels.get(service::PROJECT) else {
             continue;
@@ -1145,13 +1173,13 @@ fn ls(engine: &Engine, a: &LsArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let shown: Vec<(&String, &(BTreeMap<String, usize>, String))> = projects
+    let shown: Vec<(&String, &ProjectRow)> = projects
         .iter()
         .filter(|(_, (states, _))| a.all || states.contains_key("running"))
         .collect();
     if a.quiet {
         for (name, _) in shown {
-            println!("{name}");
+            writeln!(std::io::stdout(), "{name}")?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -1160,7 +1188,7 @@ fn ls(engine: &Engine, a: &LsArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(n, (st, files))| serde_json::json!({"Name": n, "Status": status(st), "ConfigFiles": files}))
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        writeln!(std::io::stdout(), "{}", serde_json::Value::Array(rows))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut rows = vec![vec![

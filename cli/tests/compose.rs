@@ -1,0 +1,327 @@
+//! `berth compose` end to end, on the projects in testdata/compose/, with
+//! real containers and networks (as root; CI runs as root): a healthcheck-
+//! gated dependency, a build, a scaled service reached by its name, an
+//! override file, profiles, recreation on change only, `down -v`, and a
+//! foreground `up` that stops with a failing service or Ctrl-C.
+
+#[path = "../../testdata/support/busybox.rs"]
+mod busybox;
+
+#[path = "../../testdata/support/containers.rs"]
+mod containers;
+
+use containers::{free_port, inspect, ok, root_store};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn project_dir(name: &str, into: &Path) -> PathBuf {
+    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/compose")
+        .join(name);
+    let to = into.join(name);
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&from)
+        .arg(&to)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    to
+}
+
+/// `berth compose ARGS` in project folder `dir`, with `env` set.
+fn compose(root: &Path, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(root)
+        .arg("compose")
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROFILES")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn compose_ok(root: &Path, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (String, String) {
+    let o = compose(root, dir, env, args);
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "compose {args:?} failed:\n{err}\n{out}");
+    (out, err)
+}
+
+fn id_of(root: &Path, name: &str) -> String {
+    inspect(root, name)["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_web_and_db_project_comes_up_in_order_and_goes_away() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let dir = project_dir("webdb", tmp.path());
+    let port = free_port().to_string();
+    let env = [("WEB_PORT", port.as_str())];
+
+    // The model: the override merged, the profile's service left out.
+    let (services, _) = compose_ok(&root, &dir, &env, &["config", "--services"]);
+    assert_eq!(
+        services.lines().collect::<Vec<_>>(),
+        ["db", "web", "worker"]
+    );
+    let (with_debug, _) = compose_ok(
+        &root,
+        &dir,
+        &env,
+        &["--profile", "debug", "config", "--services"],
+    );
+    assert!(with_debug.lines().any(|l| l == "debug"), "{with_debug}");
+    let (json, _) = compose_ok(&root, &dir, &env, &["config", "--format", "json"]);
+    let model: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(model["name"], "webdb");
+    assert_eq!(
+        model["services"]["web"]["environment"]["GREETING"],
+        "from-override"
+    );
+    assert_eq!(
+        model["services"]["web"]["ports"][0]["published"],
+        port.as_str()
+    );
+    assert_eq!(model["networks"]["default"]["name"], "webdb_default");
+
+    let (_, progress) = compose_ok(&root, &dir, &env, &["up", "-d"]);
+    for line in [
+        " Network webdb_default  Created",
+        " Volume \"webdb_data\"  Created",
+        " Container webdb-db-1  Healthy",
+        " Container webdb-web-1  Started",
+        " Container webdb-worker-3  Started",
+    ] {
+        assert!(progress.contains(line), "no {line:?} in:\n{progress}");
+    }
+    // web started only once db was healthy.
+    let healthy = progress.find(" Container webdb-db-1  Healthy").unwrap();
+    let web_started = progress.find(" Container webdb-web-1  Started").unwrap();
+    assert!(healthy < web_started, "{progress}");
+    let db = inspect(&root, "webdb-db-1");
+    assert_eq!(db["State"]["Health"]["Status"], "healthy");
+    assert_eq!(
+        db["Config"]["Labels"]["com.docker.compose.project"],
+        "webdb"
+    );
+    assert_eq!(db["Config"]["Labels"]["com.docker.compose.service"], "db");
+    let web = inspect(&root, "webdb-web-1");
+    assert_eq!(web["Config"]["Labels"]["tier"], "front");
+    assert_eq!(
+        web["Config"]["Labels"]["com.docker.compose.container-number"],
+        "1"
+    );
+
+    let (ps, _) = compose_ok(&root, &dir, &env, &["ps", "--format", "json"]);
+    let names: Vec<String> = ps
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["Name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "webdb-db-1",
+            "webdb-web-1",
+            "webdb-worker-1",
+            "webdb-worker-2",
+            "webdb-worker-3"
+        ]
+    );
+
+    // The build serves on the published port; the workers answer by their
+    // service name, the db by its own, over the project's network.
+    let page = wget(&format!("http://127.0.0.1:{port}/"));
+    assert_eq!(page.trim(), "it works");
+    let (worker, _) = compose_ok(
+        &root,
+        &dir,
+        &env,
+        &["exec", "-T", "web", "wget", "-qO-", "http://worker:8000/"],
+    );
+    let workers: Vec<String> = (1..=3)
+        .map(|n| id_of(&root, &format!("webdb-worker-{n}"))[..12].to_string())
+        .collect();
+    assert!(
+        workers.contains(&worker.trim().to_string()),
+        "{worker} is none of {workers:?}"
+    );
+    let (db_page, _) = compose_ok(
+        &root,
+        &dir,
+        &env,
+        &["exec", "-T", "web", "wget", "-qO-", "http://db:5432/"],
+    );
+    assert_eq!(db_page.trim(), "db");
+    let (greeting, _) = compose_ok(
+        &root,
+        &dir,
+        &env,
+        &["exec", "-T", "web", "sh", "-c", "echo $GREETING"],
+    );
+    assert_eq!(greeting.trim(), "from-override");
+
+    // Unchanged, nothing is recreated; a changed service alone is.
+    let before: Vec<String> = names.iter().map(|n| id_of(&root, n)).collect();
+    let (_, again) = compose_ok(&root, &dir, &env, &["up", "-d"]);
+    assert!(!again.contains("Recreate"), "{again}");
+    assert!(again.contains(" Container webdb-web-1  Running"), "{again}");
+    let same: Vec<String> = names.iter().map(|n| id_of(&root, n)).collect();
+    assert_eq!(before, same);
+    let changed = [("WEB_PORT", port.as_str()), ("GREETING", "changed")];
+    let (_, recreated) = compose_ok(&root, &dir, &changed, &["up", "-d"]);
+    assert!(
+        recreated.contains(" Container webdb-web-1  Recreated"),
+        "{recreated}"
+    );
+    assert!(!recreated.contains("webdb-db-1  Recreate"), "{recreated}");
+    let after: Vec<String> = names.iter().map(|n| id_of(&root, n)).collect();
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(before[i] == after[i], n != "webdb-web-1", "{n}");
+    }
+    let (greeting, _) = compose_ok(
+        &root,
+        &dir,
+        &changed,
+        &["exec", "-T", "web", "sh", "-c", "echo $GREETING"],
+    );
+    assert_eq!(greeting.trim(), "changed");
+
+    // --scale down removes the highest numbers.
+    let (_, scaled) = compose_ok(&root, &dir, &changed, &["up", "-d", "--scale", "worker=1"]);
+    assert!(
+        scaled.contains(" Container webdb-worker-3  Removed"),
+        "{scaled}"
+    );
+    let (ps, _) = compose_ok(&root, &dir, &env, &["ps", "-q"]);
+    assert_eq!(ps.lines().count(), 3, "{ps}");
+
+    // A file that is not valid YAML: where, and nothing touched.
+    std::fs::write(
+        dir.join("broken.yaml"),
+        "services:\n  web:\n    image: [busybox\n",
+    )
+    .unwrap();
+    let o = compose(&root, &dir, &env, &["-f", "broken.yaml", "up", "-d"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("broken.yaml:"), "{err}");
+    std::fs::write(
+        dir.join("bad-key.yaml"),
+        "services:\n  web:\n    image: busybox\n    ports: 80\n",
+    )
+    .unwrap();
+    let o = compose(&root, &dir, &env, &["-f", "bad-key.yaml", "config"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("bad-key.yaml") && err.contains("services.web.ports"),
+        "{err}"
+    );
+
+    let (_, down) = compose_ok(&root, &dir, &env, &["down", "-v"]);
+    assert!(down.contains(" Network webdb_default  Removed"), "{down}");
+    assert!(down.contains(" Volume webdb_data  Removed"), "{down}");
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+    assert!(!ok(&root, &["network", "ls"]).contains("webdb_default"));
+    assert!(!ok(&root, &["volume", "ls", "-q"]).contains("webdb_data"));
+}
+
+fn wget(url: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = Command::new("busybox").args(["wget", "-qO-", url]).output();
+        if let Ok(o) = &o {
+            if o.status.success() {
+                return String::from_utf8_lossy(&o.stdout).into_owned();
+            }
+        }
+        assert!(Instant::now() < deadline, "{url} does not answer: {o:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_foreground_up_ends_with_a_failing_service_or_ctrl_c() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let dir = project_dir("abort", tmp.path());
+    // The failing service's exit ends it all, with its code.
+    let o = compose(
+        &root,
+        &dir,
+        &[],
+        &[
+            "up",
+            "--abort-on-container-exit",
+            "--exit-code-from",
+            "failing",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}\n{out}");
+    for line in [
+        "failing-1  | failing starts",
+        "failing-1  | failing ends",
+        "lasting-1  | lasting starts",
+        "failing-1 exited with code 3",
+    ] {
+        assert!(out.contains(line), "no {line:?} in:\n{out}");
+    }
+    assert!(err.contains("Aborting on container exit..."), "{err}");
+    assert_eq!(inspect(&root, "abort-lasting-1")["State"]["Running"], false);
+
+    // Ctrl-C stops what runs, and says so.
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["compose", "up", "lasting"])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while inspect(&root, "abort-lasting-1")["State"]["Running"] != true {
+        assert!(Instant::now() < deadline, "lasting never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}\n{out}");
+    assert!(err.contains("Gracefully stopping..."), "{err}");
+    assert!(err.contains(" Container abort-lasting-1  Stopped"), "{err}");
+    assert!(out.contains("lasting-1  | lasting stopped"), "{out}");
+    assert_eq!(inspect(&root, "abort-lasting-1")["State"]["Running"], false);
+    compose_ok(&root, &dir, &[], &["down"]);
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+}
