@@ -322,6 +322,30 @@ fn a_foreground_up_ends_with_a_failing_service_or_ctrl_c() {
     assert!(err.contains(" Container abort-lasting-1  Stopped"), "{err}");
     assert!(out.contains("lasting-1  | lasting stopped"), "{out}");
     assert_eq!(inspect(&root, "abort-lasting-1")["State"]["Running"], false);
+
+    // A one-off container: its output and exit code, then gone with --rm.
+    let o = compose(
+        &root,
+        &dir,
+        &[],
+        &[
+            "run",
+            "--rm",
+            "-e",
+            "WHO=one-off",
+            "failing",
+            "sh",
+            "-c",
+            "echo hi $WHO; exit 4",
+        ],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}\n{out}");
+    assert_eq!(out.trim(), "hi one-off");
+    assert!(!ok(&root, &["ps", "-a", "--format", "{{.Names}}"]).contains("-run-"));
+    let (listed, _) = compose_ok(&root, &dir, &[], &["ls", "--all", "--format", "json"]);
+    assert!(listed.contains("\"Name\":\"abort\""), "{listed}");
+
     compose_ok(&root, &dir, &[], &["down"]);
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
 }

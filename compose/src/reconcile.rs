@@ -823,3 +823,126 @@ fn deps(s: &Value) -> Vec<String> {
         .map(|d| d.keys().cloned().collect())
         .unwrap_or_default()
 }
+
+/// `compose run`: what the one-off container differs from the service in.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub service: String,
+    pub command: Vec<String>,
+    pub entrypoint: Option<String>,
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub name: Option<String>,
+    pub remove: bool,
+    pub service_ports: bool,
+    pub no_deps: bool,
+    pub tty: bool,
+    pub interactive: bool,
+    pub labels: Vec<String>,
+}
+
+impl Compose<'_> {
+    /// Creates the one-off container of `compose run` (its dependencies
+    /// up first, unless `no_deps`); its ID and name.
+    pub fn create_oneoff(
+        &self,
+        opts: &RunOptions,
+        progress: Arc<dyn berth_engine::ProgressSink>,
+    ) -> Result<(String, String)> {
+        let all = self.services();
+        let Some(base) = all.get(&opts.service) else {
+            return failed(format!("no such service: {}", opts.service));
+        };
+        let deps = deps(base);
+        if !opts.no_deps && !deps.is_empty() {
+            let up = UpOptions {
+                services: deps.into_iter().filter(|d| all.contains_key(d)).collect(),
+                ..UpOptions::default()
+            };
+            self.up(&up, progress.clone())?;
+        }
+        let only = vec![opts.service.clone()];
+        self.ensure_images(&only, &UpOptions::default(), &progress)?;
+        self.ensure_networks(&only)?;
+        self.ensure_volumes(&only)?;
+        let mut s = base.clone();
+        if let Some(m) = s.as_object_mut() {
+            if !opts.command.is_empty() {
+                m.insert("command".into(), json!(opts.command));
+            }
+            if let Some(e) = &opts.entrypoint {
+                let words = shlex::split(e).unwrap_or_else(|| vec![e.clone()]);
+                m.insert("entrypoint".into(), json!(words));
+            }
+            if !opts.service_ports {
+                m.shift_remove("ports");
+            }
+            // One-off containers restart never (compose's rule).
+            m.shift_remove("restart");
+            m.shift_remove("container_name");
+            let env = m.entry("environment").or_insert(json!({}));
+            if let Value::Object(env) = env {
+                for e in &opts.env {
+                    match e.split_once('=') {
+                        Some((k, v)) => env.insert(k.into(), json!(v)),
+                        None => env.insert(e.clone(), json!(std::env::var(e).ok())),
+                    };
+                }
+            }
+            let labels = m.entry("labels").or_insert(json!({}));
+            if let Value::Object(l) = labels {
+                for e in &opts.labels {
+                    let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                    l.insert(k.into(), json!(v));
+                }
+            }
+            if let Some(u) = &opts.user {
+                m.insert("user".into(), json!(u));
+            }
+            if let Some(w) = &opts.workdir {
+                m.insert("working_dir".into(), json!(w));
+            }
+            m.insert("tty".into(), json!(opts.tty));
+            m.insert("stdin_open".into(), json!(opts.interactive));
+        }
+        let suffix: String = {
+            let mut bytes = [0u8; 6];
+            let _ = std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        };
+        let cname = opts
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}-run-{suffix}", self.project.name, opts.service));
+        let members = self.members(None, false)?;
+        let container_of = |svc: &str| {
+            members
+                .iter()
+                .find(|m| m.service == svc)
+                .map(|m| m.id.clone())
+        };
+        let working_dir = self.project.working_dir.display().to_string();
+        let files = self.project.config_files.join(",");
+        let cx = Context {
+            project: &self.project.name,
+            model: self.model(),
+            working_dir: &working_dir,
+            config_files: &files,
+            container_of: &container_of,
+        };
+        let mut req = service::container_request(&cx, &opts.service, &s, 1, true)
+            .map_err(ComposeError::Failed)?;
+        req.config.attach_stdout = true;
+        req.config.attach_stderr = true;
+        req.config.attach_stdin = opts.interactive;
+        req.config.stdin_once = opts.interactive;
+        req.host_config.auto_remove = opts.remove;
+        let created = self.engine.container_create(Some(&cname), req)?;
+        for w in created.warnings {
+            self.report.warn(&w);
+        }
+        Ok((created.id, cname))
+    }
+}

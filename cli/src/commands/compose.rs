@@ -58,6 +58,12 @@ pub enum ComposeCommand {
     Config(ConfigArgs),
     /// Execute a command in a running container
     Exec(ExecArgs),
+    /// Run a one-off command on a service
+    Run(RunArgs),
+    /// Display the running processes
+    Top(ServicesArgs),
+    /// Receive real time events from containers
+    Events(EventsArgs),
     /// Start services
     Start(ServicesArgs),
     /// Stop services
@@ -265,6 +271,57 @@ pub struct ExecArgs {
 }
 
 #[derive(Args)]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    detach: bool,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Set environment variables
+    #[arg(short, long = "env")]
+    env: Vec<String>,
+    /// Add or override a label
+    #[arg(short, long = "label")]
+    label: Vec<String>,
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Override the entrypoint of the image
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// Run as specified username or uid
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// Don't start linked services
+    #[arg(long = "no-deps")]
+    no_deps: bool,
+    /// Run command with all service's ports enabled and mapped to the host
+    #[arg(long = "service-ports")]
+    service_ports: bool,
+    /// Disable pseudo-TTY allocation (default: auto-detected)
+    #[arg(short = 'T', long = "no-TTY")]
+    no_tty: bool,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long, default_value_t = true)]
+    interactive: bool,
+    service: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args)]
+pub struct EventsArgs {
+    /// Output events as a stream of json objects
+    #[arg(long)]
+    json: bool,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
 pub struct ServicesArgs {
     services: Vec<String>,
 }
@@ -429,6 +486,9 @@ pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
         ComposeCommand::Logs(a) => logs(&c, a),
         ComposeCommand::Config(a) => config(&project, a),
         ComposeCommand::Exec(a) => exec(&c, a),
+        ComposeCommand::Run(a) => run(&c, a),
+        ComposeCommand::Top(a) => top(&c, a),
+        ComposeCommand::Events(a) => events(&c, a),
         ComposeCommand::Start(a) => each_member(&c, &a.services, "Starting", "Started", |m| {
             if m.state != "running" {
                 engine.container_start(&m.id)?;
@@ -1200,5 +1260,103 @@ fn ls(engine: &Engine, a: &LsArgs) -> anyhow::Result<ExitCode> {
         rows.push(vec![n.clone(), status(st), files.clone()]);
     }
     super::images::print_table(&mut std::io::stdout().lock(), &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run(c: &Compose<'_>, a: RunArgs) -> anyhow::Result<ExitCode> {
+    let tty =
+        !a.no_tty && !a.detach && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let interactive = a.interactive && !a.detach && std::io::stdin().is_terminal();
+    let opts = berth_compose::reconcile::RunOptions {
+        service: a.service,
+        command: a.command,
+        entrypoint: a.entrypoint,
+        env: a.env,
+        user: a.user,
+        workdir: a.workdir,
+        name: a.name,
+        remove: a.rm,
+        service_ports: a.service_ports,
+        no_deps: a.no_deps,
+        tty,
+        interactive,
+        labels: a.label,
+    };
+    let (id, _) = c.create_oneoff(&opts, build_progress())?;
+    if a.detach {
+        c.engine.container_start(&id)?;
+        writeln!(std::io::stdout(), "{id}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let attach = berth_engine::container::AttachOptions {
+        stdin: interactive,
+        detach_keys: None,
+        proxy_signals: true,
+    };
+    Ok(super::container::attach_exit(
+        c.engine.container_run_attached(&id, &attach)?,
+    ))
+}
+
+fn top(c: &Compose<'_>, a: ServicesArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    for m in chosen(c, &a.services)?
+        .into_iter()
+        .filter(|m| m.state == "running")
+    {
+        let t = c.engine.container_top(&m.id, &[])?;
+        writeln!(out, "{}", m.name)?;
+        let mut rows = vec![t.titles.clone()];
+        rows.extend(t.processes.iter().cloned());
+        super::images::print_table(&mut out, &rows)?;
+        writeln!(out)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn events(c: &Compose<'_>, a: EventsArgs) -> anyhow::Result<ExitCode> {
+    let mut labels = vec![format!("{}={}", service::PROJECT, c.project.name)];
+    if a.services.len() == 1 {
+        labels.push(format!("{}={}", service::SERVICE, a.services[0]));
+    }
+    let opts = berth_engine::events::EventsOptions {
+        since: None,
+        until: None,
+        filters: BTreeMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("label".to_string(), labels),
+        ]),
+    };
+    let services = a.services.clone();
+    let mut out = std::io::stdout();
+    c.engine.events(&opts, &mut |e| {
+        let attrs = &e.actor.attributes;
+        let svc = attrs.get(service::SERVICE).cloned().unwrap_or_default();
+        if !services.is_empty() && !services.contains(&svc) {
+            return true;
+        }
+        let time = berth_engine::units::rfc3339_nano(e.time_nano);
+        let line = if a.json {
+            serde_json::json!({
+                "time": time, "type": e.kind, "action": e.action, "id": e.actor.id,
+                "service": svc, "attributes": attrs,
+            })
+            .to_string()
+        } else {
+            let shown: Vec<String> = attrs
+                .iter()
+                .filter(|(k, _)| !k.starts_with("com.docker.compose."))
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            format!(
+                "{time} {} {} {} ({})",
+                e.kind,
+                e.action,
+                e.actor.id,
+                shown.join(", ")
+            )
+        };
+        writeln!(out, "{line}").is_ok()
+    })?;
     Ok(ExitCode::SUCCESS)
 }
