@@ -457,10 +457,14 @@ impl Compose<'_> {
         }
     }
 
-    /// Creates replica `number` of service `name`.
-    fn create(&self, name: &str, s: &Value, number: usize) -> Result<String> {
-        let cname = self.container_name(name, s, number);
-        self.report.line("Container", &cname, "Creating");
+    /// The container request of replica `number` of service `name`.
+    fn request(
+        &self,
+        name: &str,
+        s: &Value,
+        number: usize,
+        oneoff: bool,
+    ) -> Result<berth_engine::model::ContainerCreate> {
         let members = self.members(None, false)?;
         let container_of = |svc: &str| {
             members
@@ -477,8 +481,14 @@ impl Compose<'_> {
             config_files: &files,
             container_of: &container_of,
         };
-        let req = service::container_request(&cx, name, s, number, false)
-            .map_err(ComposeError::Failed)?;
+        service::container_request(&cx, name, s, number, oneoff).map_err(ComposeError::Failed)
+    }
+
+    /// Creates replica `number` of service `name`.
+    fn create(&self, name: &str, s: &Value, number: usize) -> Result<String> {
+        let cname = self.container_name(name, s, number);
+        self.report.line("Container", &cname, "Creating");
+        let req = self.request(name, s, number, false)?;
         let created = self.engine.container_create(Some(&cname), req)?;
         for w in created.warnings {
             self.report.warn(&w);
@@ -916,24 +926,7 @@ impl Compose<'_> {
             .name
             .clone()
             .unwrap_or_else(|| format!("{}-{}-run-{suffix}", self.project.name, opts.service));
-        let members = self.members(None, false)?;
-        let container_of = |svc: &str| {
-            members
-                .iter()
-                .find(|m| m.service == svc)
-                .map(|m| m.id.clone())
-        };
-        let working_dir = self.project.working_dir.display().to_string();
-        let files = self.project.config_files.join(",");
-        let cx = Context {
-            project: &self.project.name,
-            model: self.model(),
-            working_dir: &working_dir,
-            config_files: &files,
-            container_of: &container_of,
-        };
-        let mut req = service::container_request(&cx, &opts.service, &s, 1, true)
-            .map_err(ComposeError::Failed)?;
+        let mut req = self.request(&opts.service, &s, 1, true)?;
         req.config.attach_stdout = true;
         req.config.attach_stderr = true;
         req.config.attach_stdin = opts.interactive;

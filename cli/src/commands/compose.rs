@@ -92,11 +92,9 @@ pub enum ComposeCommand {
     Version(VersionArgs),
 }
 
+/// What `up` and `create` share: how the services converge.
 #[derive(Args, Default)]
-pub struct UpArgs {
-    /// Detached mode: Run containers in the background
-    #[arg(short, long)]
-    detach: bool,
+pub struct ConvergeArgs {
     /// Build images before starting containers
     #[arg(long)]
     build: bool,
@@ -112,15 +110,25 @@ pub struct UpArgs {
     /// If containers already exist, don't recreate them
     #[arg(long = "no-recreate")]
     no_recreate: bool,
-    /// Don't start linked services
-    #[arg(long = "no-deps")]
-    no_deps: bool,
     /// Remove containers for services not defined in the Compose file
     #[arg(long = "remove-orphans")]
     remove_orphans: bool,
     /// Scale SERVICE to NUM instances
     #[arg(long)]
     scale: Vec<String>,
+    services: Vec<String>,
+}
+
+#[derive(Args, Default)]
+pub struct UpArgs {
+    #[command(flatten)]
+    converge: ConvergeArgs,
+    /// Detached mode: Run containers in the background
+    #[arg(short, long)]
+    detach: bool,
+    /// Don't start linked services
+    #[arg(long = "no-deps")]
+    no_deps: bool,
     /// Wait for services to be running|healthy. Implies detached mode
     #[arg(long)]
     wait: bool,
@@ -136,26 +144,12 @@ pub struct UpArgs {
     /// Produce monochrome output
     #[arg(long = "no-color")]
     no_color: bool,
-    services: Vec<String>,
 }
 
 #[derive(Args)]
 pub struct CreateArgs {
-    #[arg(long)]
-    build: bool,
-    #[arg(long = "no-build")]
-    no_build: bool,
-    #[arg(long)]
-    pull: Option<String>,
-    #[arg(long = "force-recreate")]
-    force_recreate: bool,
-    #[arg(long = "no-recreate")]
-    no_recreate: bool,
-    #[arg(long = "remove-orphans")]
-    remove_orphans: bool,
-    #[arg(long)]
-    scale: Vec<String>,
-    services: Vec<String>,
+    #[command(flatten)]
+    converge: ConvergeArgs,
 }
 
 #[derive(Args)]
@@ -458,14 +452,7 @@ pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
         ComposeCommand::Up(a) => up(&c, a),
         ComposeCommand::Create(a) => {
             let up_args = UpArgs {
-                build: a.build,
-                no_build: a.no_build,
-                pull: a.pull,
-                force_recreate: a.force_recreate,
-                no_recreate: a.no_recreate,
-                remove_orphans: a.remove_orphans,
-                scale: a.scale,
-                services: a.services,
+                converge: a.converge,
                 ..UpArgs::default()
             };
             let mut o = up_options(&up_args)?;
@@ -578,7 +565,7 @@ fn version(v: &VersionArgs) -> anyhow::Result<ExitCode> {
 
 fn up_options(a: &UpArgs) -> anyhow::Result<UpOptions> {
     let mut scale = BTreeMap::new();
-    for s in &a.scale {
+    for s in &a.converge.scale {
         let Some((svc, n)) = s.split_once('=') else {
             bail!("invalid --scale {s:?}: use SERVICE=NUM");
         };
@@ -587,36 +574,36 @@ fn up_options(a: &UpArgs) -> anyhow::Result<UpOptions> {
             .with_context(|| format!("invalid --scale {s:?}"))?;
         scale.insert(svc.to_string(), n);
     }
-    if a.build && a.no_build {
+    if a.converge.build && a.converge.no_build {
         bail!("--build and --no-build are incompatible");
     }
-    if a.force_recreate && a.no_recreate {
+    if a.converge.force_recreate && a.converge.no_recreate {
         bail!("--force-recreate and --no-recreate are incompatible");
     }
-    if let Some(p) = &a.pull {
+    if let Some(p) = &a.converge.pull {
         if !matches!(p.as_str(), "always" | "missing" | "never") {
             bail!("invalid --pull option {p:?}");
         }
     }
     Ok(UpOptions {
-        services: a.services.clone(),
-        build: if a.build {
+        services: a.converge.services.clone(),
+        build: if a.converge.build {
             Build::Always
-        } else if a.no_build {
+        } else if a.converge.no_build {
             Build::Never
         } else {
             Build::Missing
         },
-        pull: a.pull.clone(),
-        recreate: if a.force_recreate {
+        pull: a.converge.pull.clone(),
+        recreate: if a.converge.force_recreate {
             Recreate::Force
-        } else if a.no_recreate {
+        } else if a.converge.no_recreate {
             Recreate::Never
         } else {
             Recreate::Diverged
         },
         no_deps: a.no_deps,
-        remove_orphans: a.remove_orphans,
+        remove_orphans: a.converge.remove_orphans,
         scale,
         wait: a.wait,
         no_start: false,
