@@ -349,3 +349,86 @@ fn a_foreground_up_ends_with_a_failing_service_or_ctrl_c() {
     compose_ok(&root, &dir, &[], &["down"]);
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
 }
+
+#[test]
+fn dependencies_that_must_complete_and_an_up_killed_midway() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let dir = project_dir("steps", tmp.path());
+    let (_, progress) = compose_ok(&root, &dir, &[], &["up", "-d", "--wait"]);
+    let exited = progress
+        .find(" Container steps-migrate-1  Exited")
+        .unwrap_or_else(|| panic!("{progress}"));
+    let started = progress
+        .find(" Container steps-app-1  Started")
+        .unwrap_or_else(|| panic!("{progress}"));
+    assert!(exited < started, "{progress}");
+    let app = inspect(&root, "steps-app-1");
+    assert_eq!(
+        app["State"]["Health"]["Status"], "healthy",
+        "--wait returned before healthy"
+    );
+    let (logs, _) = compose_ok(&root, &dir, &[], &["logs", "--no-log-prefix", "app"]);
+    assert_eq!(logs.trim(), "migrated");
+
+    // A step that fails stops its dependents from starting.
+    let o = compose(
+        &root,
+        &dir,
+        &[],
+        &["--profile", "broken", "up", "-d", "after-broken"],
+    );
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("service \"broken\" didn't complete successfully: exit 2"),
+        "{err}"
+    );
+    let (all, _) = compose_ok(
+        &root,
+        &dir,
+        &[],
+        &["--profile", "broken", "ps", "-a", "--format", "json"],
+    );
+    for row in all
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    {
+        assert!(
+            row["Service"] != "after-broken" || row["State"] != "running",
+            "after-broken started: {row}"
+        );
+    }
+    compose_ok(&root, &dir, &[], &["--profile", "broken", "down", "-v"]);
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+
+    // berth killed in the middle of `up`: `down` finds what it made, by labels.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["compose", "up", "-d"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = String::new();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut err, &mut line).unwrap();
+        assert!(n > 0, "up ended before it made a container: {seen}");
+        seen.push_str(&line);
+        if line.contains(" Container steps-migrate-1  Started") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!ok(&root, &["ps", "-aq"]).is_empty());
+    compose_ok(&root, &dir, &[], &["down", "-v"]);
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+    assert!(!ok(&root, &["network", "ls"]).contains("steps_default"));
+    assert!(!ok(&root, &["volume", "ls", "-q"]).contains("steps_shared"));
+}

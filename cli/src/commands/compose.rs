@@ -82,6 +82,8 @@ pub enum ComposeCommand {
     Build(BuildArgs),
     /// Pull service images
     Pull(ServicesArgs),
+    /// Push service images
+    Push(PushArgs),
     /// List images used by the created containers
     Images(ServicesArgs),
     /// Print the public port for a port binding
@@ -316,6 +318,17 @@ pub struct EventsArgs {
 }
 
 #[derive(Args)]
+pub struct PushArgs {
+    /// Push what can be pushed, ignoring failures
+    #[arg(long = "ignore-push-failures")]
+    ignore_push_failures: bool,
+    /// Push without printing progress information
+    #[arg(short, long)]
+    quiet: bool,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
 pub struct ServicesArgs {
     services: Vec<String>,
 }
@@ -532,6 +545,23 @@ pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
                 report.line("Image", &image, "Pulling");
                 engine.image_pull(&image, None, Arc::new(berth_engine::progress::Silent))?;
                 report.line("Image", &image, "Pulled");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ComposeCommand::Push(a) => {
+            for name in c.ordered(&a.services, false)? {
+                let s = &project.model["services"][&name];
+                // compose pushes the services that name their image.
+                let Some(image) = s.get("image").and_then(|i| i.as_str()) else {
+                    continue;
+                };
+                report.line("Image", image, "Pushing");
+                let view = Arc::new(super::transfer::TransferView::new("Preparing", a.quiet));
+                match engine.image_push(image, view) {
+                    Ok(_) => report.line("Image", image, "Pushed"),
+                    Err(e) if a.ignore_push_failures => report.warn(&format!("{image}: {e}")),
+                    Err(e) => return Err(e.into()),
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
