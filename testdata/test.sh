@@ -25,9 +25,10 @@ if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
   chmod 0666 /dev/net/tun || true
 fi
 # The API's SDK clients from PyPI, on the python3 of PATH (Debian's
-# python3-docker 5 and docker-compose use /usr/bin/python3).
-if ! python3 -c 'import docker, testcontainers, httpx, sys; sys.exit(not docker.__version__.startswith("7."))' 2>/dev/null; then
-  python3 -m pip install -q "docker>=7,<8" testcontainers httpx
+# python3-docker 5 and docker-compose use /usr/bin/python3), and the
+# Kubernetes schema check `compose convert` is tested with.
+if ! python3 -c 'import docker, testcontainers, httpx, kubernetes_validate, sys; sys.exit(not docker.__version__.startswith("7."))' 2>/dev/null; then
+  python3 -m pip install -q "docker>=7,<8" testcontainers httpx kubernetes-validate
 fi
 if command -v rustup >/dev/null; then
   rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -432,3 +432,63 @@ fn dependencies_that_must_complete_and_an_up_killed_midway() {
     assert!(!ok(&root, &["network", "ls"]).contains("steps_default"));
     assert!(!ok(&root, &["volume", "ls", "-q"]).contains("steps_shared"));
 }
+
+#[test]
+fn a_project_converts_to_kubernetes_objects_that_validate() {
+    // No containers: any user may convert.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project_dir("cluster", tmp.path());
+    let root = tmp.path().join("root");
+    let (yaml, _) = compose_ok(&root, &dir, &[], &["convert", "--format", "kubernetes"]);
+    let docs: Vec<serde_json::Value> = yaml
+        .split("---\n")
+        .map(|d| berth_compose::yaml::parse(d).unwrap().remove(0).tree)
+        .collect();
+    let kinds: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap(),
+                d["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Service/web",
+            "Deployment/web",
+            "Deployment/worker",
+            "PersistentVolumeClaim/data",
+            "ConfigMap/app",
+            "Secret/token"
+        ]
+    );
+    let web = &docs[1]["spec"];
+    assert_eq!(web["replicas"], 2);
+    let c = &web["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "registry.example/cluster/web:1.0");
+    assert_eq!(
+        c["livenessProbe"]["exec"]["command"][2],
+        "wget -qO- http://127.0.0.1:8080/ || exit 1"
+    );
+    assert_eq!(c["livenessProbe"]["periodSeconds"], 10);
+    assert_eq!(c["resources"]["limits"]["memory"], "67108864");
+    assert_eq!(docs[5]["data"]["token"], "czNjcjN0Cg==");
+    assert_eq!(docs[4]["data"]["app"], "listen 8080\n");
+    // Kubernetes' own schemas, strictly (PyPI's kubernetes-validate).
+    let file = tmp.path().join("k8s.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let check = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--strict"])
+        .arg(&file)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        check.status.success(),
+        "kubernetes-validate: {}\n{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

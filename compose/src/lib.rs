@@ -14,6 +14,7 @@ pub mod environment;
 pub mod extends;
 pub mod include;
 pub mod interpolate;
+pub mod kubernetes;
 pub mod loader;
 pub mod merge;
 pub mod normalize;

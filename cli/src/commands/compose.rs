@@ -221,7 +221,7 @@ pub struct ConfigArgs {
     /// Print the service config hash, one per line ("*" for all)
     #[arg(long)]
     hash: Option<String>,
-    /// Format the output ("yaml"|"json")
+    /// Format the output ("yaml"|"json"|"kubernetes")
     #[arg(long, default_value = "yaml")]
     format: String,
     /// Only validate the configuration, don't print anything
@@ -1118,6 +1118,15 @@ fn config(project: &Project, a: ConfigArgs) -> anyhow::Result<ExitCode> {
             };
             text.push_str(&format!("{s} {}\n", service::config_hash(svc)));
         }
+    } else if a.format == "kubernetes" {
+        let dir = project.working_dir.clone();
+        let objects = berth_compose::kubernetes::convert(model, &|f| std::fs::read(dir.join(f)))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        text = objects
+            .iter()
+            .map(berth_compose::emit::to_yaml)
+            .collect::<Vec<_>>()
+            .join("---\n");
     } else if a.format == "json" {
         text = serde_json::to_string_pretty(model)? + "\n";
     } else if a.format == "yaml" {
