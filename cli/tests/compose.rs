@@ -182,6 +182,27 @@ fn a_web_and_db_project_comes_up_in_order_and_goes_away() {
         &["exec", "-T", "web", "sh", "-c", "echo $GREETING"],
     );
     assert_eq!(greeting.trim(), "from-override");
+    let (secret, _) = compose_ok(
+        &root,
+        &dir,
+        &env,
+        &["exec", "-T", "web", "cat", "/run/secrets/token"],
+    );
+    assert_eq!(secret.trim(), "sesame");
+    let o = compose(
+        &root,
+        &dir,
+        &env,
+        &[
+            "exec",
+            "-T",
+            "web",
+            "sh",
+            "-c",
+            "echo x > /run/secrets/token",
+        ],
+    );
+    assert!(!o.status.success(), "a secret is read-only");
 
     // Unchanged, nothing is recreated; a changed service alone is.
     let before: Vec<String> = names.iter().map(|n| id_of(&root, n)).collect();

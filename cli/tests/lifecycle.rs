@@ -1056,3 +1056,51 @@ fn inspect_has_dockers_shape() {
         .contains("Minimum memory limit allowed is 6MB"));
     ok(&root, &["rm", "-f", "shaped"]);
 }
+
+#[test]
+fn a_supervisor_outlives_an_upgrade_of_its_binary() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    // berth from a copy that is then replaced, as a package upgrade does.
+    let bin = tmp.path().join("berth");
+    std::fs::copy(env!("CARGO_BIN_EXE_berth"), &bin).unwrap();
+    let run = Command::new(&bin)
+        .arg("--root")
+        .arg(&root)
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "upgraded",
+            "--network",
+            "none",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let status = |root: &Path| inspect(root, "upgraded")["State"]["Health"]["Status"].clone();
+    wait_until("healthy", 20, || status(&root) == "healthy");
+    let next = tmp.path().join("berth.new");
+    std::fs::write(&next, b"#!/bin/sh\nexit 99\n").unwrap();
+    std::fs::rename(&next, &bin).unwrap();
+    // Checks keep passing: the supervisor re-executes its own binary.
+    std::thread::sleep(Duration::from_millis(1500));
+    let h = &inspect(&root, "upgraded")["State"]["Health"];
+    assert_eq!(h["Status"], "healthy", "{h}");
+    assert_eq!(h["FailingStreak"], 0, "{h}");
+    ok(&root, &["rm", "-f", "upgraded"]);
+}

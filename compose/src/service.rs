@@ -291,6 +291,28 @@ pub fn container_request(
             mounts.push(json!({"Type": "tmpfs", "Target": target}));
         }
     }
+    // File-based secrets and configs: the file, read-only, where the
+    // service wants it (`/run/secrets/<name>`, `/<name>` by default).
+    for (key, dir) in [("secrets", "/run/secrets"), ("configs", "")] {
+        for item in get(key).and_then(Value::as_array).into_iter().flatten() {
+            let Some(src) = item.get("source").and_then(Value::as_str) else {
+                continue;
+            };
+            let def = cx.model.get(key).and_then(|d| d.get(src));
+            let Some(file) = def.and_then(|d| d.get("file")).and_then(Value::as_str) else {
+                return Err(format!(
+                    "services.{name}.{key}: {src} is not file-based; berth mounts only file-based {key}"
+                ));
+            };
+            let target = match item.get("target").and_then(Value::as_str) {
+                Some(t) if t.starts_with('/') => t.to_string(),
+                Some(t) => format!("{}/{t}", if dir.is_empty() { "" } else { dir }),
+                None => format!("{dir}/{src}"),
+            };
+            mounts
+                .push(json!({"Type": "bind", "Source": file, "Target": target, "ReadOnly": true}));
+        }
+    }
 
     let restart = str_of("restart");
     let (policy, retries) = match restart.split_once(':') {

@@ -10,8 +10,15 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// The binary the engine runs in, for re-executing it as a helper (it
-/// calls `dispatch` first).
+/// calls `dispatch` first). `/proc/self/exe` is that very file even after
+/// an upgrade replaced it: a long-lived supervisor's healthchecks and
+/// restarts go on working, where the path would name a deleted file or a
+/// half-written new one.
 pub(crate) fn berth_exe() -> Result<PathBuf> {
+    let running = Path::new("/proc/self/exe");
+    if running.exists() {
+        return Ok(running.to_path_buf());
+    }
     std::env::current_exe().map_err(|e| Error::Failed(format!("cannot find the berth binary: {e}")))
 }
 
