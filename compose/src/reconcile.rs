@@ -203,6 +203,22 @@ impl Compose<'_> {
             .unwrap_or_else(|| format!("{}_{key}", self.project.name))
     }
 
+    /// A network's or volume's labels: its own, and compose's (`kind` is
+    /// the label that names its key).
+    fn resource_labels(&self, def: &Value, kind: &str, key: &str) -> BTreeMap<String, String> {
+        let mut labels: BTreeMap<String, String> = match def.get("labels") {
+            Some(l) => crate::canonical::to_mapping(l.clone(), true)
+                .into_iter()
+                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        labels.insert(PROJECT.into(), self.project.name.clone());
+        labels.insert(kind.into(), key.to_string());
+        labels.insert(service::VERSION.into(), service::COMPOSE_VERSION.into());
+        labels
+    }
+
     /// The project's networks the given services use, made if missing.
     fn ensure_networks(&self, services: &[String]) -> Result<()> {
         let all = self.services();
@@ -226,16 +242,7 @@ impl Compose<'_> {
                 ));
             }
             self.report.line("Network", &name, "Creating");
-            let mut labels: BTreeMap<String, String> = match def.get("labels") {
-                Some(l) => crate::canonical::to_mapping(l.clone(), true)
-                    .into_iter()
-                    .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-                    .collect(),
-                None => BTreeMap::new(),
-            };
-            labels.insert(PROJECT.into(), self.project.name.clone());
-            labels.insert(NETWORK.into(), key.clone());
-            labels.insert(service::VERSION.into(), service::COMPOSE_VERSION.into());
+            let labels = self.resource_labels(&def, NETWORK, &key);
             let ipam = def.get("ipam").map(|i| {
                 json!({
                     "Driver": i.get("driver").and_then(Value::as_str).unwrap_or("default"),
@@ -300,16 +307,7 @@ impl Compose<'_> {
             }
             self.report
                 .line("Volume", &format!("\"{name}\""), "Creating");
-            let mut labels: BTreeMap<String, String> = match def.get("labels") {
-                Some(l) => crate::canonical::to_mapping(l.clone(), true)
-                    .into_iter()
-                    .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-                    .collect(),
-                None => BTreeMap::new(),
-            };
-            labels.insert(PROJECT.into(), self.project.name.clone());
-            labels.insert(VOLUME.into(), key.clone());
-            labels.insert(service::VERSION.into(), service::COMPOSE_VERSION.into());
+            let labels = self.resource_labels(def, VOLUME, &key);
             let opts = def
                 .get("driver_opts")
                 .and_then(Value::as_object)
