@@ -424,6 +424,31 @@ fn dependencies_that_must_complete_and_an_up_killed_midway() {
     compose_ok(&root, &dir, &[], &["--profile", "broken", "down", "-v"]);
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
 
+    // Ctrl-C while `up -d` waits on a dependency: what it started is stopped.
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(&root)
+        .args(["compose", "up", "-d"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (child, reader) = wait_for_line(child, " Container steps-migrate-1  Waiting");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = reader.join().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains(" Container steps-migrate-1  Stopped"), "{err}");
+    assert_eq!(inspect(&root, "steps-migrate-1")["State"]["Running"], false);
+    let (all, _) = compose_ok(&root, &dir, &[], &["ps", "-a", "--format", "json"]);
+    assert!(!all.contains("steps-app-1"), "app was started: {all}");
+    compose_ok(&root, &dir, &[], &["down", "-v"]);
+
     // berth killed in the middle of `up`: `down` finds what it made, by labels.
     let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
         .arg("--root")
@@ -512,4 +537,37 @@ fn a_project_converts_to_kubernetes_objects_that_validate() {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+/// Reads `child`'s stderr until `line` appears; the child, still
+/// running, and the reader, which gives all of stderr once it ends.
+fn wait_for_line(
+    mut child: std::process::Child,
+    line: &str,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let want = line.to_string();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut r = std::io::BufReader::new(err);
+        loop {
+            let mut l = String::new();
+            match std::io::BufRead::read_line(&mut r, &mut l) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            seen.push_str(&l);
+            if l.contains(&want) {
+                let _ = tx.send(());
+            }
+        }
+        seen
+    });
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        let seen = reader.join().unwrap_or_default();
+        panic!("no {line:?} in:\n{seen}");
+    }
+    (child, reader)
 }

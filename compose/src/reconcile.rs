@@ -21,6 +21,9 @@ pub enum ComposeError {
     Engine(#[from] EngineError),
     #[error("{0}")]
     Failed(String),
+    /// Ctrl-C: what this run started is stopped again.
+    #[error("canceled")]
+    Canceled,
 }
 
 pub type Result<T> = std::result::Result<T, ComposeError>;
@@ -82,6 +85,8 @@ pub struct Compose<'a> {
     pub engine: &'a Engine,
     pub project: &'a Project,
     pub report: &'a dyn Report,
+    /// Set by Ctrl-C: `up` stops at the next step and takes back what it started.
+    pub cancel: Option<&'a std::sync::atomic::AtomicBool>,
 }
 
 /// A container of the project, by the labels compose put on it.
@@ -116,6 +121,13 @@ impl Member {
 impl Compose<'_> {
     fn model(&self) -> &Value {
         &self.project.model
+    }
+
+    fn check_cancel(&self) -> Result<()> {
+        match self.cancel {
+            Some(c) if c.load(std::sync::atomic::Ordering::SeqCst) => Err(ComposeError::Canceled),
+            _ => Ok(()),
+        }
     }
 
     fn services(&self) -> serde_json::Map<String, Value> {
@@ -534,6 +546,7 @@ impl Compose<'_> {
     ) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(600);
         let waits = condition != "service_started";
+        self.check_cancel()?;
         if waits {
             for m in self.members(Some(dep), false)? {
                 self.report.line("Container", &m.name, "Waiting");
@@ -612,14 +625,39 @@ impl Compose<'_> {
                 return failed(format!("timed out waiting for {dep:?} ({condition})"));
             }
             std::thread::sleep(Duration::from_millis(100));
+            self.check_cancel()?;
         }
     }
 
-    /// `up` (and `create`): the services converged on the project.
+    /// `up` (and `create`): the services converged on the project. After
+    /// Ctrl-C, what this run started is stopped again.
     pub fn up(
         &self,
         opts: &UpOptions,
         progress: Arc<dyn berth_engine::ProgressSink>,
+    ) -> Result<Vec<Member>> {
+        let mut started = Vec::new();
+        let result = self.converge(opts, progress, &mut started);
+        if matches!(result, Err(ComposeError::Canceled)) {
+            for (id, name) in started.iter().rev() {
+                self.report.line("Container", name, "Stopping");
+                if self
+                    .engine
+                    .container_stop(id, Duration::from_secs(10))
+                    .is_ok()
+                {
+                    self.report.line("Container", name, "Stopped");
+                }
+            }
+        }
+        result
+    }
+
+    fn converge(
+        &self,
+        opts: &UpOptions,
+        progress: Arc<dyn berth_engine::ProgressSink>,
+        started: &mut Vec<(String, String)>,
     ) -> Result<Vec<Member>> {
         let all = self.services();
         for (name, s) in &all {
@@ -656,6 +694,7 @@ impl Compose<'_> {
         self.ensure_volumes(&order)?;
         let mut touched = Vec::new();
         for name in &order {
+            self.check_cancel()?;
             let s = &all[name];
             if !opts.no_start {
                 for (dep, d) in s
@@ -723,8 +762,10 @@ impl Compose<'_> {
                 };
                 if let Some(id) = id {
                     if !opts.no_start {
+                        self.check_cancel()?;
                         let cname = self.container_name(name, s, number);
                         self.start(&id, &cname)?;
+                        started.push((id, cname));
                     }
                 }
             }

@@ -460,6 +460,7 @@ pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
         engine,
         project: &project,
         report: &report,
+        cancel: Some(&INTERRUPTED),
     };
     match args.command {
         ComposeCommand::Up(a) => up(&c, a),
@@ -652,12 +653,8 @@ fn up(c: &Compose<'_>, a: UpArgs) -> anyhow::Result<ExitCode> {
     // Output from this run on: a container kept running shows what it
     // says from now.
     let began = now_nanos();
-    let members = c.up(&o, build_progress())?;
-    if a.detach || a.wait {
-        return Ok(ExitCode::SUCCESS);
-    }
-    // Attached: every container's output with its prefix, until all have
-    // exited, one has with --abort-on-container-exit, or Ctrl-C.
+    // Ctrl-C while converging stops what this run started; attached, it
+    // stops everything.
     // SAFETY: the handler only stores to an atomic.
     unsafe {
         libc::signal(
@@ -669,6 +666,18 @@ fn up(c: &Compose<'_>, a: UpArgs) -> anyhow::Result<ExitCode> {
             on_interrupt as *const () as libc::sighandler_t,
         );
     }
+    let members = match c.up(&o, build_progress()) {
+        Err(berth_compose::reconcile::ComposeError::Canceled) => {
+            eprintln!("canceled");
+            return Ok(ExitCode::from(130));
+        }
+        other => other?,
+    };
+    if a.detach || a.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Attached: every container's output with its prefix, until all have
+    // exited, one has with --abort-on-container-exit, or Ctrl-C.
     let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
     let color = !a.no_color && std::io::stdout().is_terminal();
     let printer = Arc::new(Printer::new(&members, color));
