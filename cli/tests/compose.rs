@@ -10,6 +10,10 @@ mod busybox;
 #[path = "../../testdata/support/containers.rs"]
 mod containers;
 
+#[path = "../../testdata/support/registry.rs"]
+#[allow(dead_code)]
+mod registry;
+
 use containers::{free_port, inspect, ok, root_store};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -570,4 +574,54 @@ fn wait_for_line(
         panic!("no {line:?} in:\n{seen}");
     }
     (child, reader)
+}
+
+#[test]
+fn convert_builds_and_pushes_the_images_a_cluster_pulls() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let reg = registry::Registry::start(&tmp.path().join("registry"), Default::default());
+    let dir = tmp.path().join("shipped");
+    std::fs::create_dir_all(dir.join("web")).unwrap();
+    std::fs::write(
+        dir.join("web/Dockerfile"),
+        "FROM busybox\nRUN echo shipped > /shipped\n",
+    )
+    .unwrap();
+    let image = format!("{}/shipped/web:1", reg.host());
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!("services:\n  web:\n    build: ./web\n    image: {image}\n    command: [\"cat\", \"/shipped\"]\n"),
+    )
+    .unwrap();
+    let (yaml, progress) = compose_ok(
+        &root,
+        &dir,
+        &[],
+        &["convert", "--format", "kubernetes", "--push"],
+    );
+    assert!(
+        progress.contains(&format!(" Image {image}  Pushed")),
+        "{progress}"
+    );
+    assert!(yaml.contains(&format!("image: {image}")), "{yaml}");
+    // What the cluster would pull is in the registry: a fresh store runs it.
+    let other = tmp.path().join("other");
+    ok(&other, &["pull", &image]);
+    assert_eq!(
+        ok(
+            &other,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                &image,
+                "cat",
+                "/shipped"
+            ]
+        ),
+        "shipped"
+    );
 }

@@ -236,6 +236,10 @@ pub struct ConfigArgs {
     /// Save to file (default to stdout)
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// With --format kubernetes: build the services that have a build
+    /// section and push their images to the registry `image:` names
+    #[arg(long)]
+    push: bool,
 }
 
 #[derive(Args)]
@@ -485,7 +489,15 @@ pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
         }
         ComposeCommand::Ps(a) => ps(&c, a),
         ComposeCommand::Logs(a) => logs(&c, a),
-        ComposeCommand::Config(a) => config(&project, a),
+        ComposeCommand::Config(a) => {
+            if a.push {
+                if a.format != "kubernetes" {
+                    bail!("--push goes with --format kubernetes");
+                }
+                build_and_push(&c)?;
+            }
+            config(&project, a)
+        }
         ComposeCommand::Exec(a) => exec(&c, a),
         ComposeCommand::Run(a) => run(&c, a),
         ComposeCommand::Top(a) => top(&c, a),
@@ -1394,4 +1406,26 @@ fn events(c: &Compose<'_>, a: EventsArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{line}").is_ok()
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a cluster needs before it can run the project: the images of the
+/// services berth builds, pushed where their `image:` says.
+fn build_and_push(c: &Compose<'_>) -> anyhow::Result<()> {
+    for name in c.ordered(&[], false)? {
+        let s = &c.project.model["services"][&name];
+        if s.get("build").is_none() {
+            continue;
+        }
+        let Some(image) = s.get("image").and_then(|i| i.as_str()) else {
+            bail!("services.{name}: a cluster pulls images by name: give the built service an `image:` in a registry");
+        };
+        c.build_service(&name, false, build_progress())?;
+        c.report.line("Image", image, "Pushing");
+        c.engine.image_push(
+            image,
+            Arc::new(super::transfer::TransferView::new("Preparing", true)),
+        )?;
+        c.report.line("Image", image, "Pushed");
+    }
+    Ok(())
 }
