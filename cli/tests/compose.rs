@@ -11,7 +11,6 @@ mod busybox;
 mod containers;
 
 #[path = "../../testdata/support/registry.rs"]
-#[allow(dead_code)]
 mod registry;
 
 use containers::{free_port, inspect, ok, root_store};
