@@ -275,6 +275,15 @@ fn resolve_layer(tree: &mut Value, dir: &Path) {
 
 /// Loads a project as `docker compose` does before any command.
 pub fn load(details: &ConfigDetails, opts: &Options) -> Result<Project, LoadError> {
+    // Each file read once: the name is looked for before the load, and a
+    // pipe (`-f <(...)`, `/dev/stdin`) gives its text only once.
+    let mut details = details.clone();
+    for f in &mut details.config_files {
+        if f.content.is_none() {
+            f.content = Some(read_file(f)?);
+        }
+    }
+    let details = &details;
     let working_dir = match &details.working_dir {
         Some(d) => d.clone(),
         // Paths then stay relative, as Go's `filepath.Join("", p)` leaves them.
