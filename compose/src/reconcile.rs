@@ -140,10 +140,16 @@ impl Compose<'_> {
 
     /// The project's containers, oldest number first; `oneoff` for `run`'s.
     pub fn members(&self, service: Option<&str>, oneoff: bool) -> Result<Vec<Member>> {
-        let mut labels = vec![
-            format!("{PROJECT}={}", self.project.name),
-            format!("{ONEOFF}={}", if oneoff { "True" } else { "False" }),
-        ];
+        self.members_where(service, Some(oneoff))
+    }
+
+    /// The project's containers, of `service` if given, one-off or not as
+    /// `oneoff` says (both when none).
+    fn members_where(&self, service: Option<&str>, oneoff: Option<bool>) -> Result<Vec<Member>> {
+        let mut labels = vec![format!("{PROJECT}={}", self.project.name)];
+        if let Some(o) = oneoff {
+            labels.push(format!("{ONEOFF}={}", if o { "True" } else { "False" }));
+        }
         if let Some(s) = service {
             labels.push(format!("{SERVICE}={s}"));
         }
@@ -790,8 +796,7 @@ impl Compose<'_> {
     /// with `-v`, images with `--rmi`).
     pub fn down(&self, opts: &DownOptions) -> Result<()> {
         let all = self.services();
-        let mut members = self.members(None, false)?;
-        members.extend(self.members(None, true)?);
+        let mut members = self.members_where(None, None)?;
         // Dependents first.
         let order = self.ordered(&[], true).unwrap_or_default();
         members.sort_by_key(|m| {
