@@ -78,6 +78,11 @@ fn a_web_and_db_project_comes_up_in_order_and_goes_away() {
     let dir = project_dir("webdb", tmp.path());
     let port = free_port().to_string();
     let env = [("WEB_PORT", port.as_str())];
+    // A command in the web container; its output.
+    let in_web = |cmd: &[&str]| {
+        let args: Vec<&str> = ["exec", "-T", "web"].iter().chain(cmd).copied().collect();
+        compose_ok(&root, &dir, &env, &args)
+    };
 
     // The model: the override merged, the profile's service left out.
     let (services, _) = compose_ok(&root, &dir, &env, &["config", "--services"]);
@@ -158,12 +163,7 @@ fn a_web_and_db_project_comes_up_in_order_and_goes_away() {
     // service name, the db by its own, over the project's network.
     let page = wget(&format!("http://127.0.0.1:{port}/"));
     assert_eq!(page.trim(), "it works");
-    let (worker, _) = compose_ok(
-        &root,
-        &dir,
-        &env,
-        &["exec", "-T", "web", "wget", "-qO-", "http://worker:8000/"],
-    );
+    let (worker, _) = in_web(&["wget", "-qO-", "http://worker:8000/"]);
     let workers: Vec<String> = (1..=3)
         .map(|n| id_of(&root, &format!("webdb-worker-{n}"))[..12].to_string())
         .collect();
@@ -171,26 +171,11 @@ fn a_web_and_db_project_comes_up_in_order_and_goes_away() {
         workers.contains(&worker.trim().to_string()),
         "{worker} is none of {workers:?}"
     );
-    let (db_page, _) = compose_ok(
-        &root,
-        &dir,
-        &env,
-        &["exec", "-T", "web", "wget", "-qO-", "http://db:5432/"],
-    );
+    let (db_page, _) = in_web(&["wget", "-qO-", "http://db:5432/"]);
     assert_eq!(db_page.trim(), "db");
-    let (greeting, _) = compose_ok(
-        &root,
-        &dir,
-        &env,
-        &["exec", "-T", "web", "sh", "-c", "echo $GREETING"],
-    );
+    let (greeting, _) = in_web(&["sh", "-c", "echo $GREETING"]);
     assert_eq!(greeting.trim(), "from-override");
-    let (secret, _) = compose_ok(
-        &root,
-        &dir,
-        &env,
-        &["exec", "-T", "web", "cat", "/run/secrets/token"],
-    );
+    let (secret, _) = in_web(&["cat", "/run/secrets/token"]);
     assert_eq!(secret.trim(), "sesame");
     let o = compose(
         &root,
