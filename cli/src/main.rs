@@ -73,7 +73,7 @@ enum Command {
     #[command(subcommand)]
     Network(commands::network::NetworkCommand),
     /// Define and run multi-container applications
-    Compose(commands::compose::ComposeArgs),
+    Compose(commands::service::ComposeArgs),
     /// Get real time events from the server
     Events(commands::events::EventsArgs),
     /// Create and run a new container from an image
@@ -315,7 +315,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Volume(c) => commands::volume::volume(engine, c),
         Command::Network(c) => commands::network::network(engine, c),
         Command::Events(a) => commands::events::events(engine, a),
-        Command::Compose(a) => commands::compose::compose(engine, a),
+        Command::Compose(a) => commands::service::compose(engine, a, &config_registries),
         Command::Build(a) => commands::build::build(engine, a),
         Command::Builder(BuilderCommand::Prune(a)) => commands::build::prune(engine, a),
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::images(engine, a),

@@ -49,6 +49,25 @@ fn compose(root: &Path, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Outp
         .unwrap()
 }
 
+/// `berth compose ARGS` started in `dir`, its stderr piped (and its stdout
+/// when `stdout`).
+fn spawn_compose(root: &Path, dir: &Path, args: &[&str], stdout: bool) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(root)
+        .arg("compose")
+        .args(args)
+        .current_dir(dir)
+        .stdout(if stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -304,15 +323,7 @@ fn a_foreground_up_ends_with_a_failing_service_or_ctrl_c() {
     assert_eq!(inspect(&root, "abort-lasting-1")["State"]["Running"], false);
 
     // Ctrl-C stops what runs, and says so.
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&root)
-        .args(["compose", "up", "lasting"])
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_compose(&root, &dir, &["up", "lasting"], true);
     let deadline = Instant::now() + Duration::from_secs(20);
     while inspect(&root, "abort-lasting-1")["State"]["Running"] != true {
         assert!(Instant::now() < deadline, "lasting never ran");
@@ -413,15 +424,7 @@ fn dependencies_that_must_complete_and_an_up_killed_midway() {
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
 
     // Ctrl-C while `up -d` waits on a dependency: what it started is stopped.
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&root)
-        .args(["compose", "up", "-d"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_compose(&root, &dir, &["up", "-d"], false);
     let (child, reader) = wait_for_line(child, " Container steps-migrate-1  Waiting");
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
@@ -438,15 +441,7 @@ fn dependencies_that_must_complete_and_an_up_killed_midway() {
     compose_ok(&root, &dir, &[], &["down", "-v"]);
 
     // berth killed in the middle of `up`: `down` finds what it made, by labels.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(&root)
-        .args(["compose", "up", "-d"])
-        .current_dir(&dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_compose(&root, &dir, &["up", "-d"], false);
     let mut seen = String::new();
     let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
     loop {
@@ -465,99 +460,6 @@ fn dependencies_that_must_complete_and_an_up_killed_midway() {
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
     assert!(!ok(&root, &["network", "ls"]).contains("steps_default"));
     assert!(!ok(&root, &["volume", "ls", "-q"]).contains("steps_shared"));
-}
-
-#[test]
-fn a_project_converts_to_kubernetes_objects_that_validate() {
-    // No containers: any user may convert.
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = project_dir("cluster", tmp.path());
-    let root = tmp.path().join("root");
-    let (yaml, _) = compose_ok(&root, &dir, &[], &["convert", "--format", "kubernetes"]);
-    let docs: Vec<serde_json::Value> = yaml
-        .split("---\n")
-        .map(|d| berth_compose::yaml::parse(d).unwrap().remove(0).tree)
-        .collect();
-    let kinds: Vec<String> = docs
-        .iter()
-        .map(|d| {
-            format!(
-                "{}/{}",
-                d["kind"].as_str().unwrap(),
-                d["metadata"]["name"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            "Service/web",
-            "Deployment/web",
-            "Deployment/worker",
-            "PersistentVolumeClaim/data",
-            "ConfigMap/app",
-            "Secret/token"
-        ]
-    );
-    let web = &docs[1]["spec"];
-    assert_eq!(web["replicas"], 2);
-    let c = &web["template"]["spec"]["containers"][0];
-    assert_eq!(c["image"], "registry.example/cluster/web:1.0");
-    assert_eq!(
-        c["livenessProbe"]["exec"]["command"][2],
-        "wget -qO- http://127.0.0.1:8080/ || exit 1"
-    );
-    assert_eq!(c["livenessProbe"]["periodSeconds"], 10);
-    assert_eq!(c["resources"]["limits"]["memory"], "67108864");
-    assert_eq!(docs[5]["data"]["token"], "czNjcjN0Cg==");
-    assert_eq!(docs[4]["data"]["app"], "listen 8080\n");
-    // Kubernetes' own schemas, strictly (PyPI's kubernetes-validate).
-    let file = tmp.path().join("k8s.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    let check = Command::new("python3")
-        .args(["-m", "kubernetes_validate", "--strict"])
-        .arg(&file)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        check.status.success(),
-        "kubernetes-validate: {}\n{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
-}
-
-/// Reads `child`'s stderr until `line` appears; the child, still
-/// running, and the reader, which gives all of stderr once it ends.
-fn wait_for_line(
-    mut child: std::process::Child,
-    line: &str,
-) -> (std::process::Child, std::thread::JoinHandle<String>) {
-    let err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let want = line.to_string();
-    let reader = std::thread::spawn(move || {
-        let mut seen = String::new();
-        let mut r = std::io::BufReader::new(err);
-        loop {
-            let mut l = String::new();
-            match std::io::BufRead::read_line(&mut r, &mut l) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-            seen.push_str(&l);
-            if l.contains(&want) {
-                let _ = tx.send(());
-            }
-        }
-        seen
-    });
-    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
-        let _ = child.kill();
-        let seen = reader.join().unwrap_or_default();
-        panic!("no {line:?} in:\n{seen}");
-    }
-    (child, reader)
 }
 
 #[test]
@@ -608,4 +510,37 @@ fn convert_builds_and_pushes_the_images_a_cluster_pulls() {
         ),
         "shipped"
     );
+}
+
+/// Reads `child`'s stderr until `line` appears; the child, still
+/// running, and the reader, which gives all of stderr once it ends.
+fn wait_for_line(
+    mut child: std::process::Child,
+    line: &str,
+) -> (std::process::Child, std::thread::JoinHandle<String>) {
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let want = line.to_string();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut r = std::io::BufReader::new(err);
+        loop {
+            let mut l = String::new();
+            match std::io::BufRead::read_line(&mut r, &mut l) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            seen.push_str(&l);
+            if l.contains(&want) {
+                let _ = tx.send(());
+            }
+        }
+        seen
+    });
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        let seen = reader.join().unwrap_or_default();
+        panic!("no {line:?} in:\n{seen}");
+    }
+    (child, reader)
 }

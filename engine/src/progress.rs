@@ -113,3 +113,23 @@ impl berth_registry::Progress for RegistryProgress {
 fn short(d: &Digest) -> String {
     d.hex().chars().take(12).collect()
 }
+
+/// A build step's event as BuildKit's plain output prints it (`#3 DONE
+/// 0.1s`); none for a transfer's events.
+pub fn plain_step_line(event: &ProgressEvent<'_>) -> Option<String> {
+    Some(match event {
+        ProgressEvent::StepStarted { n, title } => format!("#{n} {title}"),
+        ProgressEvent::StepOutput { n, elapsed, text } => format!("#{n} {elapsed:.3} {text}"),
+        ProgressEvent::StepNote { n, text } => format!("#{n} {text}"),
+        ProgressEvent::StepCached { n, .. } => format!("#{n} CACHED"),
+        ProgressEvent::StepDone { n, elapsed, .. } => format!("#{n} DONE {elapsed:.1}s"),
+        ProgressEvent::StepFailed {
+            n,
+            message,
+            elapsed,
+            ..
+        } => format!("#{n} ERROR: {message} ({elapsed:.1}s)"),
+        ProgressEvent::Warning(w) => format!("WARNING: {w}"),
+        _ => return None,
+    })
+}

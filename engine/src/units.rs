@@ -175,6 +175,34 @@ pub fn rfc3339_nano(nanos: i64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
+/// docker's tables: columns padded to their widest cell and three spaces
+/// apart, the last one as it is; `rows` holds the header first.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.first().map(|r| r.len()).unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map(|x| x.chars().count()).unwrap_or(0))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::human_size;

@@ -13,7 +13,7 @@ RUNS="${RUNS:-5}"
 source testdata/bench/common.sh
 need_root compose.sh
 install_missing hyperfine jq podman podman-compose
-cargo build --release -p berth-cli >/dev/null 2>&1
+cargo build --release -p berth-cli -p berth-compose >/dev/null 2>&1
 BERTH="$PWD/target/release/berth"
 rm -rf "$W"; mkdir -p "$W/bench10"
 export BERTH_ROOT="$W/root"

@@ -69,9 +69,15 @@ impl BuildView {
 
 impl ProgressSink for BuildView {
     fn event(&self, event: ProgressEvent<'_>) {
+        if self.multi.is_none() {
+            if let Some(line) = berth_engine::progress::plain_step_line(&event) {
+                self.print(&line);
+                return;
+            }
+        }
         match event {
-            ProgressEvent::StepStarted { n, title } => match &self.multi {
-                Some(m) => {
+            ProgressEvent::StepStarted { n, title } => {
+                if let Some(m) = &self.multi {
                     let bar = m.add(indicatif::ProgressBar::new_spinner());
                     bar.set_style(
                         indicatif::ProgressStyle::with_template(
@@ -85,8 +91,7 @@ impl ProgressSink for BuildView {
                         b.insert(n, bar);
                     }
                 }
-                None => self.print(&format!("#{n} {title}")),
-            },
+            }
             ProgressEvent::StepOutput { n, elapsed, text } => match self.bar(n) {
                 Some(bar) => bar.set_message(text.to_string()),
                 None => self.print(&format!("#{n} {elapsed:.3} {text}")),

@@ -273,20 +273,8 @@ pub fn start(engine: &Engine, args: StartArgs) -> anyhow::Result<ExitCode> {
     Ok(each(&args.containers, |n| Ok(engine.container_start(n)?)))
 }
 
-pub(crate) fn ports_text(c: &ContainerSummary) -> String {
-    c.ports
-        .iter()
-        .map(|p| {
-            format!(
-                "{}:{}->{}/{}",
-                p.ip,
-                p.public_port.unwrap_or(0),
-                p.private_port,
-                p.kind
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+fn ports_text(c: &ContainerSummary) -> String {
+    c.ports_text()
 }
 
 fn short(id: &str) -> &str {

@@ -112,22 +112,7 @@ pub fn images(engine: &Engine, args: ImagesArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn print_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
-    let cols = rows.first().map(|r| r.len()).unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
-    for r in rows {
-        let mut line = String::new();
-        for (c, cell) in r.iter().enumerate() {
-            if c + 1 == cols {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[c]));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
-    Ok(())
+    out.write_all(berth_engine::units::table(rows).as_bytes())
 }
 
 pub fn tag(engine: &Engine, args: TagArgs) -> anyhow::Result<ExitCode> {

@@ -1,6 +1,5 @@
 pub mod build;
 mod build_view;
-pub mod compose;
 pub mod container;
 pub mod events;
 pub mod images;

@@ -364,6 +364,25 @@ pub struct ContainerSummary {
     pub mounts: Vec<MountPoint>,
 }
 
+impl ContainerSummary {
+    /// The PORTS column of `docker ps`: `0.0.0.0:8080->80/tcp, ...`.
+    pub fn ports_text(&self) -> String {
+        self.ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}->{}/{}",
+                    p.ip,
+                    p.public_port.unwrap_or(0),
+                    p.private_port,
+                    p.kind
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

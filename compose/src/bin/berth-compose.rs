@@ -1,5 +1,7 @@
-//! `berth compose`: docker compose v2's commands, flags and output over
-//! the compose crate (loading, reconciling) and the engine.
+//! `berth-compose`: docker compose v2's commands, flags and output over
+//! the compose crate (loading, reconciling) and the engine. `berth compose`
+//! hands over to it, as `berth system service` does to `berth-api`, so the
+//! `berth` command links the engine alone.
 
 use anyhow::{bail, Context as _};
 use berth_compose::loader::Project;
@@ -17,8 +19,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-#[derive(Args)]
+/// Define and run multi-container applications
+#[derive(clap::Parser)]
+#[command(name = "berth compose", bin_name = "berth compose", version)]
 pub struct ComposeArgs {
+    /// The store folder [default: /var/lib/berth as root, else ~/.local/share/berth]
+    #[arg(long, env = "BERTH_ROOT")]
+    root: Option<PathBuf>,
+    /// A registry reached over plain HTTP or with an unchecked certificate (repeatable)
+    #[arg(long = "insecure-registry")]
+    insecure_registry: Vec<String>,
     /// Compose configuration files
     #[arg(short = 'f', long = "file")]
     file: Vec<String>,
@@ -450,7 +460,7 @@ fn options(args: &ComposeArgs) -> anyhow::Result<ProjectOptions> {
     Ok(o)
 }
 
-pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
+fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
     if let ComposeCommand::Version(v) = &args.command {
         return version(v);
     }
@@ -569,8 +579,7 @@ pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
                     continue;
                 };
                 report.line("Image", image, "Pushing");
-                let view = Arc::new(super::transfer::TransferView::new("Preparing", a.quiet));
-                match engine.image_push(image, view) {
+                match engine.image_push(image, Arc::new(berth_engine::progress::Silent)) {
                     Ok(_) => report.line("Image", image, "Pushed"),
                     Err(e) if a.ignore_push_failures => report.warn(&format!("{image}: {e}")),
                     Err(e) => return Err(e.into()),
@@ -584,10 +593,19 @@ pub fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Build steps as BuildKit's plain output prints them, on stderr.
+struct PlainBuild;
+
+impl berth_engine::ProgressSink for PlainBuild {
+    fn event(&self, event: berth_engine::ProgressEvent<'_>) {
+        if let Some(line) = berth_engine::progress::plain_step_line(&event) {
+            eprintln!("{line}");
+        }
+    }
+}
+
 fn build_progress() -> Arc<dyn berth_engine::ProgressSink> {
-    Arc::new(super::build_view::BuildView::new(
-        super::build_view::Mode::Plain,
-    ))
+    Arc::new(PlainBuild)
 }
 
 fn version(v: &VersionArgs) -> anyhow::Result<ExitCode> {
@@ -991,7 +1009,7 @@ fn ps(c: &Compose<'_>, a: PsArgs) -> anyhow::Result<ExitCode> {
                 "Name": m.name,
                 "Names": m.name,
                 "Networks": s.network_settings.networks.keys().cloned().collect::<Vec<_>>().join(","),
-                "Ports": super::container::ports_text(s),
+                "Ports": s.ports_text(),
                 "Project": c.project.name,
                 "Publishers": s.ports.iter().map(|p| serde_json::json!({
                     "URL": p.ip, "TargetPort": p.private_port, "PublishedPort": p.public_port.unwrap_or(0), "Protocol": p.kind,
@@ -1027,10 +1045,10 @@ fn ps(c: &Compose<'_>, a: PsArgs) -> anyhow::Result<ExitCode> {
             m.service.clone(),
             berth_engine::units::since_unix(s.created),
             s.status.clone(),
-            super::container::ports_text(s),
+            s.ports_text(),
         ]);
     }
-    super::images::print_table(&mut std::io::stdout().lock(), &rows)?;
+    std::io::stdout().write_all(berth_engine::units::table(&rows).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1216,7 +1234,7 @@ fn images(c: &Compose<'_>, a: ServicesArgs) -> anyhow::Result<ExitCode> {
             size,
         ]);
     }
-    super::images::print_table(&mut std::io::stdout().lock(), &rows)?;
+    std::io::stdout().write_all(berth_engine::units::table(&rows).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1306,7 +1324,7 @@ fn ls(engine: &Engine, a: &LsArgs) -> anyhow::Result<ExitCode> {
     for (n, (st, files)) in shown {
         rows.push(vec![n.clone(), status(st), files.clone()]);
     }
-    super::images::print_table(&mut std::io::stdout().lock(), &rows)?;
+    std::io::stdout().write_all(berth_engine::units::table(&rows).as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1340,9 +1358,12 @@ fn run(c: &Compose<'_>, a: RunArgs) -> anyhow::Result<ExitCode> {
         detach_keys: None,
         proxy_signals: true,
     };
-    Ok(super::container::attach_exit(
-        c.engine.container_run_attached(&id, &attach)?,
-    ))
+    Ok(match c.engine.container_run_attached(&id, &attach)? {
+        berth_engine::container::AttachEnd::Exited(code) => {
+            ExitCode::from(code.clamp(0, 255) as u8)
+        }
+        berth_engine::container::AttachEnd::Detached => ExitCode::SUCCESS,
+    })
 }
 
 fn top(c: &Compose<'_>, a: ServicesArgs) -> anyhow::Result<ExitCode> {
@@ -1355,7 +1376,7 @@ fn top(c: &Compose<'_>, a: ServicesArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", m.name)?;
         let mut rows = vec![t.titles.clone()];
         rows.extend(t.processes.iter().cloned());
-        super::images::print_table(&mut out, &rows)?;
+        out.write_all(berth_engine::units::table(&rows).as_bytes())?;
         writeln!(out)?;
     }
     Ok(ExitCode::SUCCESS)
@@ -1421,11 +1442,39 @@ fn build_and_push(c: &Compose<'_>) -> anyhow::Result<()> {
         };
         c.build_service(&name, false, build_progress())?;
         c.report.line("Image", image, "Pushing");
-        c.engine.image_push(
-            image,
-            Arc::new(super::transfer::TransferView::new("Preparing", true)),
-        )?;
+        c.engine
+            .image_push(image, Arc::new(berth_engine::progress::Silent))?;
         c.report.line("Image", image, "Pushed");
     }
     Ok(())
+}
+
+fn main() -> ExitCode {
+    // The engine re-executes this binary for its helpers (supervisors).
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(r) = berth_engine::helper::dispatch(&argv) {
+        return match r {
+            Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::from(125)
+            }
+        };
+    }
+    let args = <ComposeArgs as clap::Parser>::parse();
+    let run = || -> anyhow::Result<ExitCode> {
+        let config = berth_engine::EngineConfig {
+            insecure_registries: args.insecure_registry.clone(),
+        };
+        let root = args.root.clone().unwrap_or_else(Engine::default_root);
+        let engine = Engine::open(&root, config)?;
+        compose(&engine, args)
+    };
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
