@@ -94,15 +94,8 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     // The engine re-executes this binary for its helpers (supervisors).
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if let Some(r) = berth_engine::helper::dispatch(&argv) {
-        return match r {
-            Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                ExitCode::from(125)
-            }
-        };
+    if let Some(code) = berth_engine::helper::run_if_helper() {
+        return code;
     }
     // The service's log: one line a request at debug, warnings and up by
     // default (BERTH_LOG=debug, or any tracing filter). Request headers

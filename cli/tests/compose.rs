@@ -13,25 +13,14 @@ mod containers;
 #[path = "../../testdata/support/registry.rs"]
 mod registry;
 
+#[path = "../../testdata/support/compose_projects.rs"]
+mod compose_projects;
+use compose_projects::project_dir;
+
 use containers::{free_port, inspect, ok, root_store};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn project_dir(name: &str, into: &Path) -> PathBuf {
-    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/compose")
-        .join(name);
-    let to = into.join(name);
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(&from)
-        .arg(&to)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    to
-}
 
 /// `berth compose ARGS` in project folder `dir`, with `env` set.
 fn compose(root: &Path, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {

@@ -4,24 +4,12 @@
 //! runs as any user. The commands that run containers are tested through
 //! `berth compose` in cli/tests/compose.rs.
 
-use berth_compose::yaml;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "../../testdata/support/compose_projects.rs"]
+mod compose_projects;
+use compose_projects::project_dir;
 
-fn project_dir(name: &str, into: &Path) -> PathBuf {
-    let from = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/compose")
-        .join(name);
-    let to = into.join(name);
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(&from)
-        .arg(&to)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    to
-}
+use berth_compose::yaml;
+use std::process::Command;
 
 #[test]
 fn a_project_converts_to_kubernetes_objects_that_validate() {

@@ -167,3 +167,17 @@ pub fn dispatch(args: &[OsString]) -> Option<Result<i32>> {
         _ => None,
     }
 }
+
+/// What a front end's `main` does first: when this process was started as
+/// one of the engine's helpers, it runs it and says how to exit (errors on
+/// stderr, exit code 125, as docker's daemon-side failures).
+pub fn run_if_helper() -> Option<std::process::ExitCode> {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    dispatch(&argv).map(|r| match r {
+        Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("Error: {e}");
+            std::process::ExitCode::from(125)
+        }
+    })
+}

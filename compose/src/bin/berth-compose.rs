@@ -1451,15 +1451,8 @@ fn build_and_push(c: &Compose<'_>) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     // The engine re-executes this binary for its helpers (supervisors).
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if let Some(r) = berth_engine::helper::dispatch(&argv) {
-        return match r {
-            Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-            Err(e) => {
-                eprintln!("Error: {e}");
-                ExitCode::from(125)
-            }
-        };
+    if let Some(code) = berth_engine::helper::run_if_helper() {
+        return code;
     }
     let args = <ComposeArgs as clap::Parser>::parse();
     let run = || -> anyhow::Result<ExitCode> {
