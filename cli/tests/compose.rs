@@ -426,7 +426,15 @@ fn dependencies_that_must_complete_and_an_up_killed_midway() {
     assert!(err.contains(" Container steps-migrate-1  Stopped"), "{err}");
     assert_eq!(inspect(&root, "steps-migrate-1")["State"]["Running"], false);
     let (all, _) = compose_ok(&root, &dir, &[], &["ps", "-a", "--format", "json"]);
-    assert!(!all.contains("steps-app-1"), "app was started: {all}");
+    for row in all
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+    {
+        assert!(
+            row["Service"] != "app" || row["State"] == "created",
+            "app was started: {row}"
+        );
+    }
     compose_ok(&root, &dir, &[], &["down", "-v"]);
 
     // berth killed in the middle of `up`: `down` finds what it made, by labels.
@@ -532,4 +540,88 @@ fn wait_for_line(
         panic!("no {line:?} in:\n{seen}");
     }
     (child, reader)
+}
+
+#[test]
+fn secrets_configs_build_secrets_dependent_restarts_and_platforms() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let dir = project_dir("secrets", tmp.path());
+    let env = [("API_KEY", "k3y")];
+    let (_, progress) = compose_ok(&root, &dir, &env, &["up", "-d"]);
+    // Compose v2's passes: every container created before any starts.
+    let last_created = progress.rfind("  Created").unwrap();
+    let first_started = progress.find("  Started").unwrap();
+    assert!(last_created < first_started, "{progress}");
+
+    let exec = |args: &[&str]| {
+        let mut all = vec!["exec", "-T", "app"];
+        all.extend_from_slice(args);
+        compose_ok(&root, &dir, &env, &all).0
+    };
+    assert_eq!(exec(&["cat", "/built-with"]), "from-dot-env");
+    assert_eq!(exec(&["cat", "/run/secrets/api_key"]), "k3y");
+    assert_eq!(
+        exec(&["cat", "/greeting", "/etc/greeting.conf"]),
+        "hello k3y\nhello k3y\n"
+    );
+    assert_eq!(
+        exec(&[
+            "stat",
+            "-c",
+            "%a %u %g",
+            "/run/secrets/api_key",
+            "/run/secrets/owned"
+        ]),
+        "444 0 0\n400 5 7\n"
+    );
+
+    // `restart: true`: web follows db's restart, unless --no-deps.
+    let started = |name: &str| inspect(&root, name)["State"]["StartedAt"].clone();
+    let web_before = started("secrets-web-1");
+    let (_, err) = compose_ok(&root, &dir, &env, &["restart", "--no-deps", "db"]);
+    assert!(!err.contains("secrets-web-1"), "{err}");
+    assert_eq!(started("secrets-web-1"), web_before);
+    let (_, err) = compose_ok(&root, &dir, &env, &["restart", "db"]);
+    assert!(
+        err.contains(" Container secrets-web-1  Restarting"),
+        "{err}"
+    );
+    let web_restarted = started("secrets-web-1");
+    assert_ne!(web_restarted, web_before);
+    // ... and its recreation by `up`.
+    let (_, err) = compose_ok(&root, &dir, &env, &["up", "-d", "--force-recreate", "db"]);
+    assert!(err.contains(" Container secrets-db-1  Recreated"), "{err}");
+    assert!(err.contains(" Container secrets-web-1  Restarted"), "{err}");
+    assert_ne!(started("secrets-web-1"), web_restarted);
+
+    // An environment secret whose variable is unset makes no container.
+    compose_ok(&root, &dir, &env, &["down", "-t", "1"]);
+    let o = compose(&root, &dir, &[], &["up", "-d", "app"]);
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("api_key comes from the environment variable API_KEY, which is not set"),
+        "{err}"
+    );
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
+
+    // A platform the image was not made for: docker's refusal.
+    let o = compose(
+        &root,
+        &dir,
+        &env,
+        &["--profile", "foreign", "up", "-d", "other"],
+    );
+    let (_, err) = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        err.contains(
+            "does not match the specified platform: wanted linux/s390x, actual: linux/amd64"
+        ),
+        "{err}"
+    );
+    compose_ok(&root, &dir, &env, &["down", "-t", "1"]);
+    assert_eq!(ok(&root, &["ps", "-aq"]), "");
 }

@@ -2,9 +2,9 @@
 //! compose-spec's rules, as compose-go implements them) and, above the
 //! engine, the project they describe.
 //!
-//! So far: interpolation of `${VAR}` expressions (`interpolate`) and `.env`
-//! files (`dotenv`), each checked against compose-go's own cases
-//! (../shared/conformance/compose).
+//! `loader` reads files into a `Project` (compose-go's steps, each checked
+//! against its own cases in ../shared/conformance/compose); `reconcile`
+//! converges the engine's containers, networks and volumes on it.
 
 pub mod canonical;
 pub mod consistency;
@@ -13,6 +13,7 @@ pub mod emit;
 pub mod environment;
 pub mod extends;
 pub mod include;
+pub mod injected;
 pub mod interpolate;
 pub mod kubernetes;
 pub mod loader;

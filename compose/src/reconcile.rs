@@ -6,7 +6,7 @@
 
 use crate::loader::Project;
 use crate::service::{self, Context, NETWORK, NUMBER, ONEOFF, PROJECT, SERVICE, VOLUME};
-use berth_engine::build::{BuildContext, BuildOptions, DockerfileSource};
+use berth_engine::build::{BuildContext, BuildOptions, DockerfileSource, SecretSource};
 use berth_engine::model::{ContainerSummary, NetworkCreate, VolumeCreate};
 use berth_engine::progress::Silent;
 use berth_engine::{Engine, Error as EngineError};
@@ -211,6 +211,53 @@ impl Compose<'_> {
         Ok(order)
     }
 
+    /// `restart [--no-deps] [SERVICE...]`: the services named (all when
+    /// none), and, unless `no_deps`, every service that depends on one of
+    /// them with `restart: true`, in dependency order.
+    pub fn restart(
+        &self,
+        wanted: &[String],
+        no_deps: bool,
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        let services = self.services();
+        let mut chosen: BTreeSet<String> = self.ordered(wanted, false)?.into_iter().collect();
+        if !no_deps {
+            loop {
+                let more: Vec<String> = services
+                    .iter()
+                    .filter(|(name, _)| !chosen.contains(*name))
+                    .filter(|(_, s)| {
+                        s.get("depends_on")
+                            .and_then(Value::as_object)
+                            .into_iter()
+                            .flatten()
+                            .any(|(dep, d)| {
+                                chosen.contains(dep)
+                                    && d.get("restart").and_then(Value::as_bool) == Some(true)
+                            })
+                    })
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                if more.is_empty() {
+                    break;
+                }
+                chosen.extend(more);
+            }
+        }
+        let chosen: Vec<String> = chosen.into_iter().collect();
+        for name in self.ordered(&chosen, false)? {
+            let grace = self.grace(&services[&name], timeout);
+            for m in self.members(Some(&name), false)? {
+                self.check_cancel()?;
+                self.report.line("Container", &m.name, "Restarting");
+                self.engine.container_restart(&m.id, grace)?;
+                self.report.line("Container", &m.name, "Started");
+            }
+        }
+        Ok(())
+    }
+
     fn network_name(&self, key: &str) -> String {
         self.model()
             .get("networks")
@@ -395,6 +442,34 @@ impl Compose<'_> {
                 .filter_map(Value::as_str)
                 .map(String::from),
         );
+        // Secrets from the environment reach the builder as files, since
+        // the project's environment includes `.env`, which the process's lacks.
+        let secret_dir = tempfile::tempdir().map_err(|e| ComposeError::Failed(e.to_string()))?;
+        let secrets = self.build_secrets(name, b, secret_dir.path())?;
+        // berth builds for one platform: the service's, or the one
+        // `build.platforms` names.
+        let mut platforms: BTreeSet<&str> = b
+            .get("platforms")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if let Some(p) = s.get("platform").and_then(Value::as_str) {
+            if !platforms.is_empty() && !platforms.contains(p) {
+                return failed(format!(
+                    "services.{name}.build.platforms must include the service's platform {p}"
+                ));
+            }
+            platforms = BTreeSet::from([p]);
+        }
+        if platforms.len() > 1 {
+            return failed(format!(
+                "services.{name}.build.platforms: berth builds for one platform at a time, not {}",
+                platforms.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let platform = platforms.into_iter().next().map(String::from);
         let opts = BuildOptions {
             context: BuildContext::Dir(context),
             dockerfile,
@@ -402,17 +477,98 @@ impl Compose<'_> {
             build_args: strings("args"),
             labels: strings("labels"),
             target: b.get("target").and_then(Value::as_str).map(String::from),
-            no_cache,
+            no_cache: no_cache || b.get("no_cache").and_then(Value::as_bool) == Some(true),
             no_cache_filter: Vec::new(),
-            pull: false,
+            pull: b.get("pull").and_then(Value::as_bool) == Some(true),
             push: false,
-            platform: b.get("platform").and_then(Value::as_str).map(String::from),
+            platform,
             outputs: Vec::new(),
-            secrets: BTreeMap::new(),
+            secrets,
             network: b.get("network").and_then(Value::as_str).map(String::from),
         };
         let built = self.engine.build(opts, progress)?;
+        drop(secret_dir);
         Ok(built.image_id)
+    }
+
+    /// `build.secrets`: each by its target (the id a `RUN --mount=type=secret`
+    /// names, the source's name by default), from the project's secrets.
+    fn build_secrets(
+        &self,
+        name: &str,
+        b: &Value,
+        dir: &std::path::Path,
+    ) -> Result<BTreeMap<String, SecretSource>> {
+        let mut out = BTreeMap::new();
+        for item in b
+            .get("secrets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (source, target) = match item {
+                Value::String(s) => (s.as_str(), s.as_str()),
+                other => {
+                    let source = other.get("source").and_then(Value::as_str).unwrap_or("");
+                    let target = other
+                        .get("target")
+                        .and_then(Value::as_str)
+                        .unwrap_or(source);
+                    (source, target)
+                }
+            };
+            let Some(def) = self.model().get("secrets").and_then(|d| d.get(source)) else {
+                return failed(format!(
+                    "services.{name}.build.secrets: undefined secret {source:?}"
+                ));
+            };
+            let secret = if let Some(file) = def.get("file").and_then(Value::as_str) {
+                SecretSource::File(crate::paths::join(&self.project.working_dir, file))
+            } else if let Some(var) = def.get("environment").and_then(Value::as_str) {
+                let Some(value) = self.project.environment.get(var) else {
+                    return failed(format!(
+                        "services.{name}.build.secrets: {source} comes from the environment variable {var}, which is not set"
+                    ));
+                };
+                let path = dir.join(format!("{}", out.len()));
+                std::fs::write(&path, value).map_err(|e| {
+                    ComposeError::Failed(format!("cannot stage secret {source}: {e}"))
+                })?;
+                SecretSource::File(path)
+            } else {
+                return failed(format!(
+                    "services.{name}.build.secrets: {source} is neither file- nor environment-based"
+                ));
+            };
+            out.insert(target.to_string(), secret);
+        }
+        Ok(out)
+    }
+
+    /// A service's `platform:` against the image it runs, as the daemon
+    /// checks it on create.
+    fn check_platform(&self, name: &str, s: &Value) -> Result<()> {
+        let Some(wanted) = s.get("platform").and_then(Value::as_str) else {
+            return Ok(());
+        };
+        let image = service::image_name(&self.project.name, name, s);
+        let info = self.engine.image_inspect(&image)?;
+        let mut actual = format!("{}/{}", info.os, info.architecture);
+        if let Some(v) = info.variant.as_deref().filter(|v| !v.is_empty()) {
+            actual = format!("{actual}/{v}");
+        }
+        let want: Vec<&str> = wanted.split('/').collect();
+        let have: Vec<&str> = actual.split('/').collect();
+        let matches = want.len() >= 2
+            && want[0] == have[0]
+            && want[1] == have[1]
+            && (want.len() < 3 || have.get(2) == Some(&want[2]));
+        if !matches {
+            return failed(format!(
+                "image with reference {image} was found but does not match the specified platform: wanted {wanted}, actual: {actual}"
+            ));
+        }
+        Ok(())
     }
 
     /// The images the services need: built or pulled as their policies say.
@@ -444,9 +600,9 @@ impl Compose<'_> {
                 };
                 if build {
                     self.build_service(name, false, progress.clone())?;
-                    continue;
                 }
-                if present {
+                if build || present {
+                    self.check_platform(name, s)?;
                     continue;
                 }
             }
@@ -457,11 +613,13 @@ impl Compose<'_> {
             };
             if pull {
                 self.report.line("Image", &image, "Pulling");
-                self.engine.image_pull(&image, None, Arc::new(Silent))?;
+                let platform = s.get("platform").and_then(Value::as_str);
+                self.engine.image_pull(&image, platform, Arc::new(Silent))?;
                 self.report.line("Image", &image, "Pulled");
             } else if !present {
                 return failed(format!("No such image: {image}"));
             }
+            self.check_platform(name, s)?;
         }
         Ok(())
     }
@@ -501,16 +659,50 @@ impl Compose<'_> {
     }
 
     /// Creates replica `number` of service `name`.
-    fn create(&self, name: &str, s: &Value, number: usize) -> Result<String> {
+    /// `announce`: the Creating/Created lines (a recreate has its own).
+    fn create(&self, name: &str, s: &Value, number: usize, announce: bool) -> Result<String> {
         let cname = self.container_name(name, s, number);
-        self.report.line("Container", &cname, "Creating");
+        if announce {
+            self.report.line("Container", &cname, "Creating");
+        }
         let req = self.request(name, s, number, false)?;
+        let files = self.injected(name, s)?;
         let created = self.engine.container_create(Some(&cname), req)?;
         for w in created.warnings {
             self.report.warn(&w);
         }
-        self.report.line("Container", &cname, "Created");
+        self.inject(&created.id, &cname, &files)?;
+        if announce {
+            self.report.line("Container", &cname, "Created");
+        }
         Ok(created.id)
+    }
+
+    fn injected(&self, name: &str, s: &Value) -> Result<Vec<crate::injected::InjectedFile>> {
+        crate::injected::files(self.model(), name, s, &self.project.environment)
+            .map_err(ComposeError::Failed)
+    }
+
+    /// Copies the non-file secrets and configs into a created container;
+    /// a container they cannot be copied into is removed again.
+    fn inject(&self, id: &str, cname: &str, files: &[crate::injected::InjectedFile]) -> Result<()> {
+        if files.is_empty() {
+            return Ok(());
+        }
+        let copied = crate::injected::tar(files)
+            .map_err(|e| ComposeError::Failed(e.to_string()))
+            .and_then(|t| {
+                Ok(self
+                    .engine
+                    .container_archive_put(id, "/", &mut t.as_slice())?)
+            });
+        if let Err(e) = copied {
+            let _ = self.engine.container_remove(id, true, false);
+            return failed(format!(
+                "cannot copy the secrets and configs into {cname}: {e}"
+            ));
+        }
+        Ok(())
     }
 
     fn start(&self, id: &str, cname: &str) -> Result<()> {
@@ -667,7 +859,9 @@ impl Compose<'_> {
     ) -> Result<Vec<Member>> {
         let all = self.services();
         for (name, s) in &all {
-            for k in service::unsupported_keys(s) {
+            let mut keys = service::unsupported_keys(s);
+            keys.extend(service::unsupported_build_keys(s));
+            for k in keys {
                 self.report.warn(&format!(
                     "services.{name}.{k} is not supported by berth and is ignored"
                 ));
@@ -698,28 +892,14 @@ impl Compose<'_> {
         self.ensure_images(&order, opts, &progress)?;
         self.ensure_networks(&order)?;
         self.ensure_volumes(&order)?;
-        let mut touched = Vec::new();
+        // Compose v2's two passes: every container created (or recreated)
+        // first, then each service started in dependency order once what it
+        // depends on meets its condition.
+        let mut to_start: BTreeMap<&String, Vec<(String, String)>> = BTreeMap::new();
+        let mut recreated: BTreeSet<&String> = BTreeSet::new();
         for name in &order {
             self.check_cancel()?;
             let s = &all[name];
-            if !opts.no_start {
-                for (dep, d) in s
-                    .get("depends_on")
-                    .and_then(Value::as_object)
-                    .into_iter()
-                    .flatten()
-                {
-                    if !all.contains_key(dep) {
-                        continue;
-                    }
-                    let condition = d
-                        .get("condition")
-                        .and_then(Value::as_str)
-                        .unwrap_or("service_started");
-                    let required = d.get("required").and_then(Value::as_bool).unwrap_or(true);
-                    self.wait_condition(name, dep, condition, required)?;
-                }
-            }
             let want = opts
                 .scale
                 .get(name)
@@ -736,6 +916,7 @@ impl Compose<'_> {
             for m in existing.iter().filter(|m| m.number > want || m.number == 0) {
                 self.remove(m, grace)?;
             }
+            let starts = to_start.entry(name).or_default();
             for number in 1..=want {
                 let current = existing.iter().find(|m| m.number == number);
                 let id = match current {
@@ -754,8 +935,9 @@ impl Compose<'_> {
                                 self.engine.container_stop(&m.id, grace)?;
                             }
                             self.engine.container_remove(&m.id, true, false)?;
-                            let id = self.create(name, s, number)?;
+                            let id = self.create(name, s, number, false)?;
                             self.report.line("Container", &m.name, "Recreated");
+                            recreated.insert(name);
                             Some(id)
                         } else if m.state == "running" {
                             self.report.line("Container", &m.name, "Running");
@@ -764,18 +946,65 @@ impl Compose<'_> {
                             Some(m.id.clone())
                         }
                     }
-                    None => Some(self.create(name, s, number)?),
+                    None => Some(self.create(name, s, number, true)?),
                 };
                 if let Some(id) = id {
-                    if !opts.no_start {
-                        self.check_cancel()?;
-                        let cname = self.container_name(name, s, number);
-                        self.start(&id, &cname)?;
-                        started.push((id, cname));
+                    starts.push((id, self.container_name(name, s, number)));
+                }
+            }
+        }
+        let mut touched = Vec::new();
+        for name in &order {
+            let s = &all[name];
+            if !opts.no_start {
+                let mut restart = false;
+                for (dep, d) in s
+                    .get("depends_on")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    if !order.contains(dep) {
+                        continue;
                     }
+                    let condition = d
+                        .get("condition")
+                        .and_then(Value::as_str)
+                        .unwrap_or("service_started");
+                    let required = d.get("required").and_then(Value::as_bool).unwrap_or(true);
+                    self.wait_condition(name, dep, condition, required)?;
+                    // `restart: true`: a dependent follows its dependency's update.
+                    restart |= recreated.contains(dep)
+                        && d.get("restart").and_then(Value::as_bool).unwrap_or(false);
+                }
+                let starts = to_start.remove(name).unwrap_or_default();
+                if restart && !recreated.contains(name) {
+                    self.restart_running(name, s, opts.timeout, &starts)?;
+                }
+                for (id, cname) in starts {
+                    self.check_cancel()?;
+                    self.start(&id, &cname)?;
+                    started.push((id, cname));
                 }
             }
             touched.extend(self.members(Some(name), false)?);
+        }
+        // Dependents outside the services named follow an update too.
+        if !opts.no_start {
+            for (name, s) in all.iter().filter(|(n, _)| !order.contains(n)) {
+                let follows = s
+                    .get("depends_on")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                    .any(|(dep, d)| {
+                        recreated.contains(dep)
+                            && d.get("restart").and_then(Value::as_bool) == Some(true)
+                    });
+                if follows {
+                    self.restart_running(name, s, opts.timeout, &[])?;
+                }
+            }
         }
         if opts.wait && !opts.no_start {
             let waited: BTreeSet<&String> = touched.iter().map(|m| &m.service).collect();
@@ -790,6 +1019,27 @@ impl Compose<'_> {
             }
         }
         Ok(touched)
+    }
+
+    /// Restarts service `name`'s running containers but those in `except`
+    /// (`depends_on.restart`: a dependent follows its dependency's update).
+    fn restart_running(
+        &self,
+        name: &str,
+        s: &Value,
+        timeout: Option<Duration>,
+        except: &[(String, String)],
+    ) -> Result<()> {
+        let grace = self.grace(s, timeout);
+        for m in self.members(Some(name), false)? {
+            if m.state == "running" && !except.iter().any(|(id, _)| *id == m.id) {
+                self.check_cancel()?;
+                self.report.line("Container", &m.name, "Restarting");
+                self.engine.container_restart(&m.id, grace)?;
+                self.report.line("Container", &m.name, "Restarted");
+            }
+        }
+        Ok(())
     }
 
     /// `down`: the project's containers, then its networks (and volumes
@@ -976,10 +1226,12 @@ impl Compose<'_> {
         req.config.attach_stdin = opts.interactive;
         req.config.stdin_once = opts.interactive;
         req.host_config.auto_remove = opts.remove;
+        let files = self.injected(&opts.service, &s)?;
         let created = self.engine.container_create(Some(&cname), req)?;
         for w in created.warnings {
             self.report.warn(&w);
         }
+        self.inject(&created.id, &cname, &files)?;
         Ok((created.id, cname))
     }
 }

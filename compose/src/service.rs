@@ -93,6 +93,37 @@ pub fn unsupported_keys(service: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The `build:` keys berth passes to its builder.
+const BUILD_KNOWN: &[&str] = &[
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "args",
+    "labels",
+    "target",
+    "tags",
+    "network",
+    "secrets",
+    "platforms",
+    "no_cache",
+    "pull",
+];
+
+/// The keys of a service's `build:` berth does not support, as
+/// `build.<key>` for a warning each.
+pub fn unsupported_build_keys(service: &Value) -> Vec<String> {
+    service
+        .get("build")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.keys()
+                .filter(|k| !k.starts_with("x-") && !BUILD_KNOWN.contains(&k.as_str()))
+                .map(|k| format!("build.{k}"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The image a service runs: its `image`, or `<project>-<service>` for
 /// one that is only built.
 pub fn image_name(project: &str, name: &str, service: &Value) -> String {
@@ -292,23 +323,19 @@ pub fn container_request(
         }
     }
     // File-based secrets and configs: the file, read-only, where the
-    // service wants it (`/run/secrets/<name>`, `/<name>` by default).
-    for (key, dir) in [("secrets", "/run/secrets"), ("configs", "")] {
+    // service wants it (`/run/secrets/<name>`, `/<name>` by default). The
+    // others are copied in after create (`injected`).
+    for key in ["secrets", "configs"] {
         for item in get(key).and_then(Value::as_array).into_iter().flatten() {
             let Some(src) = item.get("source").and_then(Value::as_str) else {
                 continue;
             };
             let def = cx.model.get(key).and_then(|d| d.get(src));
             let Some(file) = def.and_then(|d| d.get("file")).and_then(Value::as_str) else {
-                return Err(format!(
-                    "services.{name}.{key}: {src} is not file-based; berth mounts only file-based {key}"
-                ));
+                continue;
             };
-            let target = match item.get("target").and_then(Value::as_str) {
-                Some(t) if t.starts_with('/') => t.to_string(),
-                Some(t) => format!("{}/{t}", if dir.is_empty() { "" } else { dir }),
-                None => format!("{dir}/{src}"),
-            };
+            let target =
+                crate::injected::target(key, src, item.get("target").and_then(Value::as_str));
             mounts
                 .push(json!({"Type": "bind", "Source": file, "Target": target, "ReadOnly": true}));
         }

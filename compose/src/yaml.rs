@@ -202,6 +202,9 @@ fn int(text: &str) -> Option<i64> {
         (8, o)
     } else if let Some(b) = digits.strip_prefix("0b") {
         (2, b)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        // YAML 1.1's octal (`mode: 0440`), which go-yaml v3 still reads.
+        (8, &digits[1..])
     } else {
         (10, digits)
     };

@@ -79,7 +79,7 @@ pub enum ComposeCommand {
     /// Stop services
     Stop(StopArgs),
     /// Restart service containers
-    Restart(StopArgs),
+    Restart(RestartArgs),
     /// Force stop service containers
     Kill(KillArgs),
     /// Removes stopped service containers
@@ -356,6 +356,17 @@ pub struct StopArgs {
 }
 
 #[derive(Args)]
+pub struct RestartArgs {
+    /// Specify a shutdown timeout in seconds
+    #[arg(short, long)]
+    timeout: Option<u64>,
+    /// Don't restart dependent services
+    #[arg(long)]
+    no_deps: bool,
+    services: Vec<String>,
+}
+
+#[derive(Args)]
 pub struct KillArgs {
     /// SIGNAL to send to the container
     #[arg(short, long, default_value = "SIGKILL")]
@@ -525,10 +536,8 @@ fn compose(engine: &Engine, args: ComposeArgs) -> anyhow::Result<ExitCode> {
             })
         }
         ComposeCommand::Restart(a) => {
-            let grace = Duration::from_secs(a.timeout.unwrap_or(10));
-            each_member(&c, &a.services, "Restarting", "Started", |m| {
-                Ok(engine.container_restart(&m.id, grace)?)
-            })
+            c.restart(&a.services, a.no_deps, a.timeout.map(Duration::from_secs))?;
+            Ok(ExitCode::SUCCESS)
         }
         ComposeCommand::Kill(a) => each_member(&c, &a.services, "Killing", "Killed", |m| {
             if m.state == "running" {
