@@ -22,18 +22,25 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// `berth compose ARGS` in project folder `dir`, with `env` set.
-fn compose(root: &Path, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
+/// `berth compose ARGS` in project folder `dir`, free of the caller's
+/// COMPOSE_* variables.
+fn compose_command(root: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.arg("--root")
         .arg(root)
         .arg("compose")
         .args(args)
         .current_dir(dir)
-        .envs(env.iter().copied())
         .env_remove("COMPOSE_PROJECT_NAME")
         .env_remove("COMPOSE_FILE")
-        .env_remove("COMPOSE_PROFILES")
+        .env_remove("COMPOSE_PROFILES");
+    cmd
+}
+
+/// `berth compose ARGS` in project folder `dir`, with `env` set.
+fn compose(root: &Path, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    compose_command(root, dir, args)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -41,12 +48,7 @@ fn compose(root: &Path, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Outp
 /// `berth compose ARGS` started in `dir`, its stderr piped (and its stdout
 /// when `stdout`).
 fn spawn_compose(root: &Path, dir: &Path, args: &[&str], stdout: bool) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("--root")
-        .arg(root)
-        .arg("compose")
-        .args(args)
-        .current_dir(dir)
+    compose_command(root, dir, args)
         .stdout(if stdout {
             Stdio::piped()
         } else {
