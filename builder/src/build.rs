@@ -22,6 +22,13 @@ use std::sync::{Arc, Mutex};
 pub struct BuildResult {
     pub image: StoredImage,
     pub warnings: Vec<String>,
+    /// Every step of the build and its result, in the order they finished
+    /// (what `--cache-to` exports).
+    pub steps: Vec<crate::remote::BuiltStep>,
+    /// The stages whose steps the image's layers come from (`mode=min`).
+    pub final_stages: BTreeSet<usize>,
+    /// The ids of the cache mounts RUN steps used.
+    pub cache_mounts: BTreeSet<String>,
 }
 
 pub(crate) struct Builder {
@@ -40,7 +47,19 @@ pub(crate) struct Builder {
     pub used_args: Mutex<BTreeSet<String>>,
     /// Images fetched during this build, by the name the Dockerfile gives.
     pub pulled: Mutex<HashMap<String, StoredImage>>,
+    /// Which `--cache-from` source a layer named by a taken entry comes from.
+    pub layer_origin: Mutex<HashMap<berth_store::Digest, usize>>,
+    /// Cached layers that could not be fetched or did not match: entries
+    /// naming them are misses (kept across the build's attempts).
+    pub poisoned: Arc<Mutex<std::collections::HashSet<berth_store::Digest>>>,
+    /// A cached layer failed this attempt.
+    pub cache_fault: AtomicBool,
+    pub steps: Mutex<Vec<crate::remote::BuiltStep>>,
+    pub mounts_used: Mutex<BTreeSet<String>>,
 }
+
+/// How often a build starts over after a cached layer turned out bad.
+const CACHE_ATTEMPTS: usize = 4;
 
 /// Runs the build `req` describes against `store`.
 pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<BuildResult> {
@@ -65,31 +84,61 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
         )
         .to_hex()
     ));
-    let ctx = Context::open(&req.context, req.dockerignore.as_deref(), Some(cache_file))?;
+    let ctx = Context::open(
+        &req.context,
+        req.dockerignore.as_deref(),
+        Some(cache_file.clone()),
+    )?;
     t.done();
     let lex = ShellLex::new(df.escape);
-    let builder = Arc::new(Builder {
-        store: store.clone(),
-        req: req.clone(),
-        ctx,
-        plan,
-        df,
-        lex,
-        progress: progress.clone(),
-        created: rfc3339(creation_time()),
-        results: Mutex::new(HashMap::new()),
-        failed: AtomicBool::new(false),
-        used_args: Mutex::new(BTreeSet::new()),
-        pulled: Mutex::new(HashMap::new()),
-    });
+    let created = rfc3339(creation_time());
+    let poisoned = Arc::new(Mutex::new(std::collections::HashSet::new()));
     // Blobs written by this build stay out of GC's reach until it is recorded.
     let _lease = store.lease()?;
     crate::run::reap_stale(store.root());
-    let errors = schedule(&builder, &needed)?;
-    builder.ctx.save_cache();
-    if let Some(e) = errors.into_iter().next() {
+    let mut ctx = Some(ctx);
+    let mut attempt = 0;
+    let builder = loop {
+        attempt += 1;
+        let ctx = match ctx.take() {
+            Some(c) => c,
+            None => Context::open(
+                &req.context,
+                req.dockerignore.as_deref(),
+                Some(cache_file.clone()),
+            )?,
+        };
+        let builder = Arc::new(Builder {
+            store: store.clone(),
+            req: req.clone(),
+            ctx,
+            plan: plan.clone(),
+            df: df.clone(),
+            lex: lex.clone(),
+            progress: progress.clone(),
+            created: created.clone(),
+            results: Mutex::new(HashMap::new()),
+            failed: AtomicBool::new(false),
+            used_args: Mutex::new(BTreeSet::new()),
+            pulled: Mutex::new(HashMap::new()),
+            layer_origin: Mutex::new(HashMap::new()),
+            poisoned: poisoned.clone(),
+            cache_fault: AtomicBool::new(false),
+            steps: Mutex::new(Vec::new()),
+            mounts_used: Mutex::new(BTreeSet::new()),
+        });
+        let errors = schedule(&builder, &needed)?;
+        builder.ctx.save_cache();
+        let Some(e) = errors.into_iter().next() else {
+            break builder;
+        };
+        // A bad cached layer: the steps that need it run this time.
+        if builder.cache_fault.load(Ordering::SeqCst) && attempt < CACHE_ATTEMPTS {
+            progress.warn("a cached layer could not be used: building again without it");
+            continue;
+        }
         return Err(e);
-    }
+    };
     let state = builder.stage_result(target)?;
     let mut warnings = Vec::new();
     let used = builder
@@ -116,7 +165,17 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
         warnings.push(w);
     }
     let image = builder.export(&state)?;
-    Ok(BuildResult { image, warnings })
+    Ok(BuildResult {
+        image,
+        warnings,
+        steps: builder.steps.lock().map(|s| s.clone()).unwrap_or_default(),
+        final_stages: builder.final_chain(target),
+        cache_mounts: builder
+            .mounts_used
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default(),
+    })
 }
 
 /// Runs the needed stages on a tokio runtime: each stage waits for the
@@ -316,7 +375,10 @@ impl Builder {
         if self.no_cache_for(stage) {
             return Ok(None);
         }
-        Ok(self.store.cache_get(key)?)
+        if let Some(e) = self.store.cache_get(key)? {
+            return Ok(Some(e));
+        }
+        Ok(self.remote_lookup(key))
     }
 
     /// Takes the cached result of the step keyed `key`, if there is one.
@@ -330,6 +392,7 @@ impl Builder {
         match self.cache_lookup(stage, key)? {
             Some(entry) => {
                 state.apply_entry(entry, key.to_string());
+                self.note_step(state, key);
                 step.cached();
                 Ok(true)
             }
@@ -345,6 +408,7 @@ impl Builder {
         step: &Step,
     ) -> std::result::Result<(), StepFailure> {
         self.cache_record(key, state)?;
+        self.note_step(state, key);
         state.settle(key);
         step.done();
         Ok(())
@@ -388,6 +452,7 @@ impl Builder {
                 );
                 s.args = parent.args.clone();
                 s.args_over_env = parent.args_over_env.clone();
+                s.stage = stage.index;
                 return self.check_from_platform(stage, s);
             }
             Source::Image(name) => {
@@ -411,6 +476,7 @@ impl Builder {
         };
         // A new stage gets the meta ARGs only through ARG lines of its own.
         state.args = crate::vars::Vars::default();
+        state.stage = stage.index;
         self.check_from_platform(stage, state)
     }
 
@@ -527,6 +593,8 @@ impl Builder {
                 labels.insert(k.clone(), v.clone());
             }
         }
+        self.ensure_layers(&state.layer_pairs())
+            .map_err(|StepFailure(e)| Error::CacheFetch(e))?;
         let layers: Vec<_> = state.layers.clone();
         let to_store = self.req.outputs.is_empty()
             || self.req.outputs.iter().any(|o| matches!(o, Output::Image));

@@ -216,6 +216,22 @@ fn parse_chown(rootfs: &Path, spec: &str) -> (u32, u32) {
     (uid, gid)
 }
 
+/// What `COPY --from` reads from, and the key that names its content.
+enum Origin {
+    Stage(std::sync::Arc<State>, String),
+    Image(berth_store::StoredImage, String),
+    Scratch,
+}
+
+impl Origin {
+    fn key(&self) -> &str {
+        match self {
+            Origin::Stage(_, k) | Origin::Image(_, k) => k,
+            Origin::Scratch => "scratch",
+        }
+    }
+}
+
 impl Builder {
     pub(crate) fn copy(
         &self,
@@ -281,6 +297,7 @@ impl Builder {
 
         // Where the sources come from, and what names that origin in the key.
         let mut origin_mount = None;
+        let mut shortcut = None;
         let (origin, origin_key): (Context, Option<String>) = match &c.from {
             None => (
                 Context::open(self.ctx.root(), None, None).map_err(StepFailure::from)?,
@@ -288,19 +305,55 @@ impl Builder {
             ),
             Some(f) => {
                 let from = self.expand_from(state, &f.value)?;
-                let (layers, k) = match self.plan.source(&from, stage.index) {
+                let origin = match self.plan.source(&from, stage.index) {
                     Source::Stage(i) => {
                         let s = self.stage_result(i)?;
-                        (s.layer_pairs(), s.key.clone())
+                        Origin::Stage(s.clone(), s.key.clone())
                     }
                     Source::Image(n) => {
                         let img = self.image(&n).map_err(StepFailure)?;
-                        (
-                            berth_store::snapshot::image_layers(&img)?,
-                            img.id.to_string(),
-                        )
+                        let k = img.id.to_string();
+                        Origin::Image(img, k)
                     }
-                    Source::Scratch => (Vec::new(), "scratch".into()),
+                    Source::Scratch => Origin::Scratch,
+                };
+                // The origin's key names its content (its diff IDs), so the
+                // sources' names, options and destination decide the result:
+                // a hit on this key needs no files of the origin at all.
+                let mut sk = CacheKey::new(&format!("{name}-FROM"), &state.key);
+                sk.field(&dest_raw).field(&dest).field(&format!(
+                    "{chown:?} {chmod:?} {excludes:?} {} {} {add}",
+                    c.parents, c.link
+                ));
+                sk.field(origin.key()).field(&format!(
+                    "{:?} {:?} {:?}",
+                    c.checksum.as_ref().map(|w| &w.value),
+                    c.keep_git_dir,
+                    c.unpack
+                ));
+                let mut paths_only = true;
+                for src in &c.sources {
+                    match src {
+                        CopySource::Path(w) => {
+                            sk.field(&expand(&w.value)?);
+                        }
+                        _ => paths_only = false,
+                    }
+                }
+                if paths_only {
+                    let sk = sk.finish();
+                    if let Some(entry) = self.cache_lookup(stage, &sk)? {
+                        state.apply_entry(entry, sk.clone());
+                        self.note_step(state, &sk);
+                        step.cached();
+                        return Ok(());
+                    }
+                    shortcut = Some(sk);
+                }
+                let (layers, k) = match origin {
+                    Origin::Stage(s, k) => (self.local_layers(&s)?, k),
+                    Origin::Image(img, k) => (berth_store::snapshot::image_layers(&img)?, k),
+                    Origin::Scratch => (Vec::new(), "scratch".into()),
                 };
                 let m = self
                     .store
@@ -445,6 +498,7 @@ impl Builder {
             downloads.as_path(),
             &mut downloaded,
             origin_mount,
+            shortcut,
         );
         for p in downloaded {
             let _ = fs::remove_file(p);
@@ -469,8 +523,19 @@ impl Builder {
         downloads: &Path,
         downloaded: &mut Vec<PathBuf>,
         origin_mount: Option<berth_store::snapshot::Mount>,
+        shortcut: Option<String>,
     ) -> StepResult {
-        if self.reuse_cached(stage, state, &key, step)? {
+        // A COPY --from chains to its shortcut key whichever key hit, so
+        // later steps' keys do not depend on which one did.
+        if let Some(sk) = &shortcut {
+            if let Some(entry) = self.cache_lookup(stage, &key)? {
+                state.apply_entry(entry, sk.clone());
+                self.cache_record(sk, state)?;
+                self.note_step(state, sk);
+                step.cached();
+                return Ok(());
+            }
+        } else if self.reuse_cached(stage, state, &key, step)? {
             return Ok(());
         }
 
@@ -487,7 +552,8 @@ impl Builder {
             .map(|s| s.split(':').all(|p| p.parse::<u32>().is_ok()))
             .unwrap_or(true);
         let mut lowers = Vec::new();
-        for (l, d) in state.layer_pairs().iter().rev() {
+        let pairs = self.local_layers(state)?;
+        for (l, d) in pairs.iter().rev() {
             lowers.push(self.store.layer_snapshot(l, d)?);
         }
         let view = LowerView::new(lowers);
@@ -495,9 +561,9 @@ impl Builder {
         let rootfs = if direct {
             None
         } else {
-            let rootfs =
-                self.store
-                    .prepare_layers(&state.layer_pairs(), &scratch_name("copy"), false)?;
+            let rootfs = self
+                .store
+                .prepare_layers(&pairs, &scratch_name("copy"), false)?;
             if rootfs.kind != MountKind::Overlay {
                 return Err(StepFailure(
                     "COPY needs overlayfs to capture the step's changes, and it cannot be mounted here"
@@ -582,7 +648,13 @@ impl Builder {
             Some(layer?)
         };
         state.commit(&self.created, created_by, layer);
-        self.finish_step(state, &key, step)
+        match &shortcut {
+            Some(sk) => {
+                self.cache_record(&key, state)?;
+                self.finish_step(state, sk, step)
+            }
+            None => self.finish_step(state, &key, step),
+        }
     }
 
     /// Adds what one matched source gives to `items` and to the key.

@@ -30,6 +30,9 @@ pub enum Error {
     Store(#[from] berth_store::Error),
     #[error(transparent)]
     Runner(#[from] berth_runner::Error),
+    /// A layer the build's cache named could not be had when the image was written.
+    #[error("{0}")]
+    CacheFetch(String),
     #[error("build interrupted")]
     Interrupted,
 }

@@ -15,7 +15,7 @@ impl CacheKey {
         let mut k = CacheKey {
             hasher: Sha256::new(),
         };
-        k.field("berth-cache-v1");
+        k.field(berth_store::cache_document::KEY_SCHEME);
         k.field(kind);
         k.field(parent);
         k

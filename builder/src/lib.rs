@@ -17,6 +17,7 @@ mod lower;
 mod meta;
 pub mod plan;
 pub mod progress;
+mod remote;
 mod request;
 mod run;
 mod state;
@@ -25,6 +26,7 @@ pub mod vars;
 pub use build::{build, BuildResult};
 pub use error::{Error, Result};
 pub use progress::{BuildEvent, BuildObserver, Progress, Unobserved};
+pub use remote::{BuiltStep, CacheImport};
 pub use request::{
     BuildNetwork, BuildRequest, ImageSource, JoinedStep, Output, SecretSource, StepNetwork,
 };

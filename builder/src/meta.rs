@@ -152,7 +152,7 @@ impl Builder {
     fn workdir_layer(&self, state: &State) -> Result<berth_store::Layer, StepFailure> {
         let wd = state.workdir();
         let mut lowers = Vec::new();
-        for (l, d) in state.layer_pairs().iter().rev() {
+        for (l, d) in self.local_layers(state)?.iter().rev() {
             lowers.push(self.store.layer_snapshot(l, d)?);
         }
         let view = crate::lower::LowerView::new(lowers);

@@ -87,4 +87,6 @@ pub struct BuildRequest {
     pub helper: PathBuf,
     /// `--network`: what RUN steps get unless they say.
     pub network: BuildNetwork,
+    /// `--cache-from`: exported caches tried after the store's own, in order.
+    pub cache_from: Vec<std::sync::Arc<dyn crate::remote::CacheImport>>,
 }

@@ -233,7 +233,7 @@ impl Builder {
         let name = scratch_name("run");
         let mut rootfs = self
             .store
-            .prepare_layers(&state.layer_pairs(), &name, false)?;
+            .prepare_layers(&self.local_layers(state)?, &name, false)?;
         if rootfs.kind != MountKind::Overlay {
             return Err(StepFailure(
                 "RUN needs overlayfs to capture the step's changes, and it cannot be mounted here (run berth as root on a kernel with overlayfs)".into(),
@@ -529,12 +529,9 @@ impl Builder {
                 let target =
                     target.ok_or_else(|| StepFailure("cache mount needs a target".into()))?;
                 let id = m.id.clone().unwrap_or_else(|| target.clone());
-                let dir = self
-                    .store
-                    .root()
-                    .join("cache-mounts")
-                    .join(blake3::hash(id.as_bytes()).to_hex().as_str());
-                if !dir.exists() {
+                let dir = self.store.cache_mount_dir(&id);
+                self.note_mount(&id);
+                if !dir.exists() && !self.restore_mount(&id, &dir) {
                     std::fs::create_dir_all(&dir)?;
                     set_mode_owner(&dir, m, 0o755, None)?;
                 }
@@ -561,7 +558,7 @@ impl Builder {
                     Some(from) => {
                         let from = self.expand_from(state, from)?;
                         let layers = match self.plan.source(&from, stage.index) {
-                            Source::Stage(i) => self.stage_result(i)?.layer_pairs(),
+                            Source::Stage(i) => self.local_layers(&*self.stage_result(i)?)?,
                             Source::Image(n) => berth_store::snapshot::image_layers(
                                 &self.image(&n).map_err(StepFailure)?,
                             )?,

@@ -23,6 +23,8 @@ pub struct State {
     pub args_over_env: Vec<String>,
     /// A CMD came earlier in this stage (ENTRYPOINT then keeps it).
     pub cmd_set: bool,
+    /// The stage's index in the plan.
+    pub stage: usize,
 }
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -37,6 +39,7 @@ impl State {
             arg_names: Vec::new(),
             args_over_env: Vec::new(),
             cmd_set: false,
+            stage: 0,
         }
     }
 

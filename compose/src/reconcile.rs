@@ -432,6 +432,12 @@ impl Compose<'_> {
                 })
                 .unwrap_or_default()
         };
+        let list = |k: &str| -> Vec<String> {
+            b.get(k)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(crate::merge::scalar_text).collect())
+                .unwrap_or_default()
+        };
         let image = service::image_name(&self.project.name, name, s);
         let mut tags = vec![image.clone()];
         tags.extend(
@@ -485,6 +491,8 @@ impl Compose<'_> {
             outputs: Vec::new(),
             secrets,
             network: b.get("network").and_then(Value::as_str).map(String::from),
+            cache_from: list("cache_from"),
+            cache_to: list("cache_to"),
         };
         let built = self.engine.build(opts, progress)?;
         drop(secret_dir);

@@ -96,6 +96,8 @@ pub fn unsupported_keys(service: &Value) -> Vec<String> {
 /// The `build:` keys berth passes to its builder.
 const BUILD_KNOWN: &[&str] = &[
     "context",
+    "cache_from",
+    "cache_to",
     "dockerfile",
     "dockerfile_inline",
     "args",

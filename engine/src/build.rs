@@ -71,6 +71,9 @@ pub struct BuildOptions {
     pub secrets: BTreeMap<String, SecretSource>,
     /// `--network`: default (the host's), host, none, or a network's name.
     pub network: Option<String>,
+    /// `--cache-from` and `--cache-to`, as docker's CLI takes them.
+    pub cache_from: Vec<String>,
+    pub cache_to: Vec<String>,
 }
 
 /// What a build made.
@@ -263,6 +266,22 @@ impl Engine {
                 );
             }
         }
+        let cache_from = opts
+            .cache_from
+            .iter()
+            .map(|s| crate::build_cache::CacheSpec::parse(s, false))
+            .collect::<Result<Vec<_>>>()?;
+        let cache_to = opts
+            .cache_to
+            .iter()
+            .map(|s| crate::build_cache::CacheSpec::parse(s, true))
+            .collect::<Result<Vec<_>>>()?;
+        let inline = cache_to
+            .iter()
+            .any(|s| s.location == crate::build_cache::CacheLocation::Inline);
+        let observer = Arc::new(crate::progress::BuildProgress(progress.clone()));
+        let build_progress = Progress::new(observer);
+        let imports = crate::build_cache::imports(&cache_from, &self.registries(), &build_progress);
         let req = BuildRequest {
             context,
             dockerfile,
@@ -306,9 +325,27 @@ impl Engine {
                     crate::network::StepNetworkOn::new(self, name)?,
                 )),
             },
+            cache_from: imports.clone(),
         };
-        let observer = Arc::new(crate::progress::BuildProgress(progress.clone()));
-        let result = berth_builder::build(store, &req, Progress::new(observer))?;
+        let mut result = berth_builder::build(store, &req, build_progress.clone())?;
+        if inline {
+            if req.tags.is_empty() {
+                build_progress.warn("--cache-to type=inline needs a name for the image (-t): no inline cache written");
+            } else {
+                let old = result.image.clone();
+                result.image =
+                    crate::build_cache::add_inline(store, &result.image, &result, &req.tags)?;
+                if old.manifest_digest != result.image.manifest_digest
+                    && !store.holds().contains(&old.manifest_digest)
+                    && store
+                        .get(&old.manifest_digest)
+                        .map(|i| i.tags.is_empty())
+                        .unwrap_or(false)
+                {
+                    store.remove_image(&old)?;
+                }
+            }
+        }
         let mut pushed = Vec::new();
         if push {
             let client = client(self)?;
@@ -322,6 +359,15 @@ impl Engine {
                 )?);
             }
         }
+        // The image is built, tagged and pushed whatever the export gives.
+        crate::build_cache::export_all(
+            store,
+            &self.registries(),
+            &cache_to,
+            &result,
+            &imports,
+            &build_progress,
+        )?;
         Ok(Built {
             image_id: result.image.id.to_string(),
             pushed,

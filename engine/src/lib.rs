@@ -9,6 +9,7 @@
 //! `logs`) take the process's own stdio for now.
 
 pub mod build;
+pub mod build_cache;
 mod change;
 pub mod container;
 mod error;

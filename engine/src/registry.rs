@@ -21,7 +21,7 @@ impl Registries {
         Registries { insecure }
     }
 
-    fn client(&self) -> Result<Client> {
+    pub(crate) fn client(&self) -> Result<Client> {
         let path = RegistryConfig::default_path();
         let config = RegistryConfig::load(&path, &self.insecure)?;
         Ok(Client::new(

@@ -11,6 +11,7 @@
 //! pass and resume with `Range`. Those are the bulk of a client, so there was
 //! little left to borrow.
 
+pub mod artifact;
 mod challenge;
 pub mod client;
 pub mod config;

@@ -82,7 +82,7 @@ pub(crate) async fn fetch_manifest(repo: &Repo, reference: &str) -> Result<Optio
     }))
 }
 
-async fn read_limited(resp: reqwest::Response, what: &str) -> Result<Bytes> {
+pub(crate) async fn read_limited(resp: reqwest::Response, what: &str) -> Result<Bytes> {
     if resp
         .content_length()
         .is_some_and(|n| n > MAX_DOCUMENT as u64)
@@ -342,7 +342,7 @@ impl std::io::Read for PieceReader {
     }
 }
 
-async fn fetch_layer(
+pub(crate) async fn fetch_layer(
     repo: &Repo,
     store: &Store,
     layer: &LayerRef,

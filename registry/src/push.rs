@@ -178,6 +178,27 @@ async fn push_blob(
     Ok("Pushed".into())
 }
 
+/// Pushes one blob of the store unless the repository has it.
+pub(crate) async fn push_blob_of(
+    repo: &Repo,
+    store: &Store,
+    digest: &Digest,
+    size: u64,
+) -> Result<()> {
+    push_blob(repo, store, digest, size, &crate::progress::Silent).await?;
+    Ok(())
+}
+
+/// Pushes a blob held in memory unless the repository has it.
+pub(crate) async fn push_bytes(repo: &Repo, digest: &Digest, data: bytes::Bytes) -> Result<()> {
+    let what = format!("cannot push blob {digest} to {}", repo.display());
+    if head_blob(repo, digest, &what).await? {
+        return Ok(());
+    }
+    let session = start_upload(repo, &what).await?;
+    monolithic_upload(repo, digest, data, session, &what).await
+}
+
 /// One `PUT` with the whole blob. A try that fails midway may have left
 /// part of the blob in its session, so the next try starts a new session.
 async fn monolithic_upload(
@@ -221,7 +242,7 @@ async fn monolithic_upload(
 }
 
 /// Whether the repository has the blob (`HEAD`: 2xx yes, 404 no).
-async fn head_blob(repo: &Repo, digest: &Digest, what: &str) -> Result<bool> {
+pub(crate) async fn head_blob(repo: &Repo, digest: &Digest, what: &str) -> Result<bool> {
     let url = repo.url(&format!("blobs/{digest}"))?;
     let resp = repo
         .send(what, "pull,push", move |c| c.head(url.clone()))

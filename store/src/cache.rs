@@ -60,6 +60,13 @@ impl Store {
         self.root().join("buildcache")
     }
 
+    /// The folder of the `RUN --mount=type=cache` mount `id`.
+    pub fn cache_mount_dir(&self, id: &str) -> PathBuf {
+        self.root()
+            .join("cache-mounts")
+            .join(blake3::hash(id.as_bytes()).to_hex().as_str())
+    }
+
     /// The entry for `key` (64 hex digits), when every blob it names is
     /// still in the store.
     pub fn cache_get(&self, key: &str) -> Result<Option<CacheEntry>> {

@@ -9,6 +9,7 @@ pub mod archive;
 mod blob_file;
 pub mod blobs;
 pub mod cache;
+pub mod cache_document;
 pub mod digest;
 mod error;
 pub mod image;
@@ -22,6 +23,7 @@ pub mod volume;
 
 pub use blobs::{BlobStore, Ingest, Sealed};
 pub use cache::{CacheEntry, CachedLayer};
+pub use cache_document::{CacheDocument, CacheDocumentError, CacheRecord, MountRecord};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use image::{ImageConfig, StoredImage};

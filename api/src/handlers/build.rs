@@ -42,9 +42,14 @@ fn options(req: &Request, context: BuildContext) -> Result<BuildOptions, String>
                 .into(),
         );
     }
-    if let Some(c) = q.get("cachefrom").filter(|c| !c.is_empty()) {
-        serde_json::from_str::<Vec<String>>(c).map_err(|e| format!("invalid cachefrom: {e}"))?;
-    }
+    // The classic builder's cachefrom names images whose steps may be
+    // reused: berth reads the build cache (inline or berth's own) they carry.
+    let cache_from = match q.get("cachefrom").filter(|c| !c.is_empty()) {
+        Some(c) => {
+            serde_json::from_str::<Vec<String>>(c).map_err(|e| format!("invalid cachefrom: {e}"))?
+        }
+        None => Vec::new(),
+    };
     Ok(BuildOptions {
         context,
         dockerfile: DockerfileSource::Path(
@@ -70,6 +75,8 @@ fn options(req: &Request, context: BuildContext) -> Result<BuildOptions, String>
             .get("networkmode")
             .filter(|n| !n.is_empty())
             .map(String::from),
+        cache_from,
+        cache_to: Vec::new(),
     })
 }
 

@@ -65,6 +65,12 @@ pub struct BuildArgs {
     /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")
     #[arg(long)]
     secret: Vec<String>,
+    /// External cache sources (e.g., "user/app:cache", "type=local,src=path/to/dir")
+    #[arg(long)]
+    cache_from: Vec<String>,
+    /// Cache export destinations (e.g., "user/app:cache", "type=local,dest=path/to/dir")
+    #[arg(long)]
+    cache_to: Vec<String>,
     /// Build context: a folder, or "-" for a tar archive on STDIN
     context: String,
 }
@@ -191,6 +197,8 @@ pub fn build(engine: &Engine, args: BuildArgs) -> anyhow::Result<ExitCode> {
         push: args.push,
         platform: args.platform.clone(),
         network: args.network.clone(),
+        cache_from: args.cache_from.clone(),
+        cache_to: args.cache_to.clone(),
         outputs: args
             .output
             .iter()
