@@ -129,7 +129,19 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
         });
         let errors = schedule(&builder, &needed)?;
         builder.ctx.save_cache();
-        let Some(e) = errors.into_iter().next() else {
+        // The image's layers, fetched now from the caches that gave them.
+        let fetched = match errors.is_empty() {
+            true => builder
+                .stage_result(target)
+                .and_then(|s| {
+                    builder
+                        .ensure_layers(&s.layer_pairs())
+                        .map_err(|StepFailure(e)| Error::CacheFetch(e))
+                })
+                .err(),
+            false => None,
+        };
+        let Some(e) = errors.into_iter().next().or(fetched) else {
             break builder;
         };
         // A bad cached layer: the steps that need it run this time.

@@ -481,6 +481,19 @@ impl Builder {
             "{:?} target={:?} source={:?} from={:?} id={:?} ro={:?} mode={:?} uid={:?} gid={:?} env={:?}",
             m.kind, m.target, m.source, m.from, m.id, m.readonly, m.mode, m.uid, m.gid, m.env
         );
+        if m.kind == MountType::Cache {
+            // Exported with the build's cache whether the step runs or not.
+            let target = m.target.clone().map(|t| {
+                if t.starts_with('/') {
+                    t
+                } else {
+                    format!("{}/{t}", state.workdir().trim_end_matches('/'))
+                }
+            });
+            if let Some(id) = m.id.clone().or(target) {
+                self.note_mount(&id);
+            }
+        }
         if m.kind == MountType::Bind {
             match &m.from {
                 None => {
@@ -530,7 +543,6 @@ impl Builder {
                     target.ok_or_else(|| StepFailure("cache mount needs a target".into()))?;
                 let id = m.id.clone().unwrap_or_else(|| target.clone());
                 let dir = self.store.cache_mount_dir(&id);
-                self.note_mount(&id);
                 if !dir.exists() && !self.restore_mount(&id, &dir) {
                     std::fs::create_dir_all(&dir)?;
                     set_mode_owner(&dir, m, 0o755, None)?;

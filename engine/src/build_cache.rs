@@ -171,7 +171,8 @@ impl CacheSpec {
 fn on_own_runtime<T: Send>(fut: impl Future<Output = Result<T>> + Send) -> Result<T> {
     std::thread::scope(|s| {
         s.spawn(|| {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
                 .map_err(|e| Error::Failed(format!("cannot start the network runtime: {e}")))?;
