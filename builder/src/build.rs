@@ -56,6 +56,8 @@ pub(crate) struct Builder {
     pub cache_fault: AtomicBool,
     pub steps: Mutex<Vec<crate::remote::BuiltStep>>,
     pub mounts_used: Mutex<BTreeSet<String>>,
+    /// Layer blob and diff ID pairs known to match (see `trust`).
+    pub trusted: Mutex<std::collections::HashSet<(berth_store::Digest, berth_store::Digest)>>,
 }
 
 /// How often a build starts over after a cached layer turned out bad.
@@ -126,6 +128,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
             cache_fault: AtomicBool::new(false),
             steps: Mutex::new(Vec::new()),
             mounts_used: Mutex::new(BTreeSet::new()),
+            trusted: Mutex::new(std::collections::HashSet::new()),
         });
         let errors = schedule(&builder, &needed)?;
         builder.ctx.save_cache();
@@ -388,6 +391,13 @@ impl Builder {
             return Ok(None);
         }
         if let Some(e) = self.store.cache_get(key)? {
+            let pairs: Vec<_> = e
+                .layers
+                .iter()
+                .map(berth_store::image::LayerRef::from)
+                .zip(e.config.rootfs.diff_ids.iter().cloned())
+                .collect();
+            self.trust(&pairs);
             return Ok(Some(e));
         }
         Ok(self.remote_lookup(key))
@@ -403,8 +413,9 @@ impl Builder {
     ) -> Result<bool> {
         match self.cache_lookup(stage, key)? {
             Some(entry) => {
-                state.apply_entry(entry, key.to_string());
-                self.note_step(state, key);
+                let chain = entry.settle.clone().unwrap_or_else(|| key.to_string());
+                state.apply_entry(entry, chain);
+                self.note_step(state, key, None);
                 step.cached();
                 Ok(true)
             }
@@ -420,16 +431,28 @@ impl Builder {
         step: &Step,
     ) -> std::result::Result<(), StepFailure> {
         self.cache_record(key, state)?;
-        self.note_step(state, key);
+        self.trust(&state.layer_pairs());
+        self.note_step(state, key, None);
         state.settle(key);
         step.done();
         Ok(())
     }
 
     pub fn cache_record(&self, key: &str, state: &State) -> Result<()> {
+        self.cache_record_settled(key, state, None)
+    }
+
+    /// Records `state` under `key`, chaining later steps to `settle`.
+    pub fn cache_record_settled(
+        &self,
+        key: &str,
+        state: &State,
+        settle: Option<&str>,
+    ) -> Result<()> {
         let entry = CacheEntry {
             config: state.config.clone(),
             layers: state.layers.iter().map(CachedLayer::from).collect(),
+            settle: settle.map(String::from),
         };
         Ok(self.store.cache_put(key, &entry)?)
     }
@@ -483,7 +506,9 @@ impl Builder {
                 if !env.iter().any(|e| e.starts_with("PATH=")) {
                     env.push(format!("PATH={}", crate::state::DEFAULT_PATH));
                 }
-                State::new(config, image.layers.clone(), key)
+                let state = State::new(config, image.layers.clone(), key);
+                self.trust(&state.layer_pairs());
+                state
             }
         };
         // A new stage gets the meta ARGs only through ARG lines of its own.

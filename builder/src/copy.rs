@@ -343,8 +343,9 @@ impl Builder {
                 if paths_only {
                     let sk = sk.finish();
                     if let Some(entry) = self.cache_lookup(stage, &sk)? {
-                        state.apply_entry(entry, sk.clone());
-                        self.note_step(state, &sk);
+                        let chain = entry.settle.clone().unwrap_or_else(|| sk.clone());
+                        state.apply_entry(entry, chain.clone());
+                        self.note_step(state, &sk, Some(&chain));
                         step.cached();
                         return Ok(());
                     }
@@ -370,8 +371,11 @@ impl Builder {
             "{chown:?} {chmod:?} {excludes:?} {} {}",
             c.parents, c.link
         ));
-        if let Some(k) = &origin_key {
-            key.field(k);
+        // A stage's or image's files are keyed by what they are (names,
+        // modes, owners, contents), not by the origin's key: an origin built
+        // again with the same files keeps the step cached.
+        if origin_key.is_some() {
+            key.field("from");
         }
         let mut items = Vec::new();
         // Several sources to a destination without a trailing slash are
@@ -482,6 +486,19 @@ impl Builder {
                 }
             }
         }
+        if !from_context {
+            let mut owners = blake3::Hasher::new();
+            for it in &items {
+                if let Item::Path { meta, target, .. } = it {
+                    let (u, g) = meta.owner();
+                    owners.update(&(target.len() as u64).to_le_bytes());
+                    owners.update(target.as_bytes());
+                    owners.update(&u.to_le_bytes());
+                    owners.update(&g.to_le_bytes());
+                }
+            }
+            key.field(owners.finalize().to_hex().as_str());
+        }
         let key = key.finish();
         let result = self.copy_with_key(
             stage,
@@ -525,17 +542,13 @@ impl Builder {
         origin_mount: Option<berth_store::snapshot::Mount>,
         shortcut: Option<String>,
     ) -> StepResult {
-        // A COPY --from chains to its shortcut key whichever key hit, so
-        // later steps' keys do not depend on which one did.
-        if let Some(sk) = &shortcut {
-            if let Some(entry) = self.cache_lookup(stage, &key)? {
-                state.apply_entry(entry, sk.clone());
-                self.cache_record(sk, state)?;
-                self.note_step(state, sk);
-                step.cached();
-                return Ok(());
+        // A COPY --from chains to its content's key whichever key hit, and
+        // its origin's key remembers that one.
+        if self.reuse_cached(stage, state, &key, step)? {
+            if let Some(sk) = &shortcut {
+                self.cache_record_settled(sk, state, Some(&key))?;
+                self.note_step(state, sk, Some(&key));
             }
-        } else if self.reuse_cached(stage, state, &key, step)? {
             return Ok(());
         }
 
@@ -648,13 +661,11 @@ impl Builder {
             Some(layer?)
         };
         state.commit(&self.created, created_by, layer);
-        match &shortcut {
-            Some(sk) => {
-                self.cache_record(&key, state)?;
-                self.finish_step(state, sk, step)
-            }
-            None => self.finish_step(state, &key, step),
+        if let Some(sk) = &shortcut {
+            self.cache_record_settled(sk, state, Some(&key))?;
+            self.note_step(state, sk, Some(&key));
         }
+        self.finish_step(state, &key, step)
     }
 
     /// Adds what one matched source gives to `items` and to the key.

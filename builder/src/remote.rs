@@ -73,9 +73,25 @@ impl Builder {
         Ok(pairs)
     }
 
+    /// Pairs of layer blob and diff ID this build may rely on: the base
+    /// images' (checked when pulled), the store's cache entries' and the
+    /// steps' it ran (made here), and imported ones once checked.
+    pub(crate) fn trust(&self, pairs: &[(LayerRef, Digest)]) {
+        if let Ok(mut t) = self.trusted.lock() {
+            for (l, d) in pairs {
+                t.insert((l.digest.clone(), d.clone()));
+            }
+        }
+    }
+
     pub(crate) fn ensure_layers(&self, pairs: &[(LayerRef, Digest)]) -> Result<(), StepFailure> {
         for (layer, diff_id) in pairs {
-            if self.store.blobs().contains(&layer.digest) {
+            let trusted = self
+                .trusted
+                .lock()
+                .map(|t| t.contains(&(layer.digest.clone(), diff_id.clone())))
+                .unwrap_or(false);
+            if trusted {
                 continue;
             }
             let origin = self
@@ -83,21 +99,40 @@ impl Builder {
                 .lock()
                 .ok()
                 .and_then(|o| o.get(&layer.digest).copied());
-            let Some(source) = origin.and_then(|i| self.req.cache_from.get(i)) else {
-                continue;
-            };
-            if let Err(e) = source.fetch_layer(&self.store, layer, diff_id) {
+            let source = origin.and_then(|i| self.req.cache_from.get(i));
+            let name = source
+                .map(|s| s.name())
+                .unwrap_or_else(|| "the cache".into());
+            // Unpacking a fetched blob checks its diff ID; a blob already here,
+            // or one whose snapshot already is, is checked by hashing it.
+            let checked = (|| -> Result<(), String> {
+                let fetched = if self.store.blobs().contains(&layer.digest) {
+                    false
+                } else {
+                    let Some(source) = source else {
+                        return Err("no cache source has it".into());
+                    };
+                    let unpacked = self.store.has_snapshot(diff_id);
+                    source.fetch_layer(&self.store, layer, diff_id)?;
+                    !unpacked
+                };
+                if !fetched {
+                    self.store
+                        .verify_layer(layer, diff_id)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = checked {
                 if let Ok(mut p) = self.poisoned.lock() {
                     p.insert(layer.digest.clone());
                 }
                 self.cache_fault.store(true, Ordering::SeqCst);
-                let w = format!(
-                    "ignoring the cached layer {} of {}: {e}",
-                    layer.digest,
-                    source.name()
-                );
+                let w = format!("ignoring the cached layer {} of {name}: {e}", layer.digest);
+                self.progress.warn(&w);
                 return Err(StepFailure(w));
             }
+            self.trust(&[(layer.clone(), diff_id.clone())]);
         }
         Ok(())
     }
@@ -134,7 +169,7 @@ impl Builder {
     }
 
     /// Remembers what a step ended with, for the cache exports.
-    pub(crate) fn note_step(&self, state: &State, key: &str) {
+    pub(crate) fn note_step(&self, state: &State, key: &str, settle: Option<&str>) {
         if let Ok(mut steps) = self.steps.lock() {
             steps.push(BuiltStep {
                 stage: state.stage,
@@ -146,6 +181,7 @@ impl Builder {
                         .iter()
                         .map(berth_store::CachedLayer::from)
                         .collect(),
+                    settle: settle.map(String::from),
                 },
             });
         }

@@ -16,6 +16,11 @@ use std::path::PathBuf;
 pub struct CacheEntry {
     pub config: ImageConfig,
     pub layers: Vec<CachedLayer>,
+    /// The key later steps chain to when it is not the one the entry is
+    /// stored under (a `COPY --from` found by its origin's key chains to its
+    /// content's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle: Option<String>,
 }
 
 /// A layer as a cache entry records it.

@@ -227,7 +227,11 @@ mod tests {
         }
         CacheRecord {
             exported: exported.into(),
-            entry: CacheEntry { config, layers: ls },
+            entry: CacheEntry {
+                config,
+                layers: ls,
+                settle: None,
+            },
         }
     }
 

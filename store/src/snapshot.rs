@@ -93,6 +93,30 @@ impl Store {
         self.layer_snapshot(&layer, &diff_id)
     }
 
+    /// Whether the snapshot of `diff_id` is unpacked.
+    pub fn has_snapshot(&self, diff_id: &Digest) -> bool {
+        self.snapshots_dir().join(diff_id.hex()).is_dir()
+    }
+
+    /// Checks that the layer blob uncompresses to `diff_id` (a pairing
+    /// that came from elsewhere, such as an imported build cache).
+    pub fn verify_layer(&self, layer: &LayerRef, diff_id: &Digest) -> Result<()> {
+        let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
+        let plain = decompressed_buffered(std::io::BufReader::with_capacity(256 << 10, blob))
+            .ctx(|| format!("cannot read layer {}", layer.digest))?;
+        let mut hashing = HashingReader::new(plain);
+        std::io::copy(&mut hashing, &mut std::io::sink())
+            .ctx(|| format!("cannot read layer {}", layer.digest))?;
+        let (actual, _) = hashing.finish();
+        if actual != *diff_id {
+            return Err(Error::DigestMismatch {
+                expected: diff_id.to_string(),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// The snapshot of a layer blob whose uncompressed digest is `diff_id`.
     pub fn layer_snapshot(&self, layer: &LayerRef, diff_id: &Digest) -> Result<PathBuf> {
         let path = self.snapshots_dir().join(diff_id.hex());

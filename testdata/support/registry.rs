@@ -135,6 +135,8 @@ pub struct RegistryOptions {
     /// `(realm URL, certificate bundle)` of a token server.
     pub token: Option<(String, PathBuf)>,
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Log every request (`registry.log` then lists each `GET`).
+    pub log_requests: bool,
 }
 
 /// A running `docker-registry`; stopped on drop.
@@ -149,7 +151,8 @@ impl Registry {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let mut cfg = format!(
-            "version: 0.1\nlog: {{level: warn}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n",
+            "version: 0.1\nlog: {{level: {}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: berth-test\n",
+            if opts.log_requests { "info" } else { "warn" },
             dir.join("data").display()
         );
         if let Some((cert, key)) = &opts.tls {
