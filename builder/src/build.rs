@@ -116,7 +116,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
             ctx,
             plan: plan.clone(),
             df: df.clone(),
-            lex: lex.clone(),
+            lex,
             progress: progress.clone(),
             created: created.clone(),
             results: Mutex::new(HashMap::new()),

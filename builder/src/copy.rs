@@ -219,7 +219,7 @@ fn parse_chown(rootfs: &Path, spec: &str) -> (u32, u32) {
 /// What `COPY --from` reads from, and the key that names its content.
 enum Origin {
     Stage(std::sync::Arc<State>, String),
-    Image(berth_store::StoredImage, String),
+    Image(Box<berth_store::StoredImage>, String),
     Scratch,
 }
 
@@ -313,7 +313,7 @@ impl Builder {
                     Source::Image(n) => {
                         let img = self.image(&n).map_err(StepFailure)?;
                         let k = img.id.to_string();
-                        Origin::Image(img, k)
+                        Origin::Image(Box::new(img), k)
                     }
                     Source::Scratch => Origin::Scratch,
                 };
