@@ -138,7 +138,7 @@ pub fn build(store: &Store, req: &BuildRequest, progress: Progress) -> Result<Bu
                 .stage_result(target)
                 .and_then(|s| {
                     builder
-                        .ensure_layers(&s.layer_pairs())
+                        .ensure_layers(&s.layer_pairs(), false)
                         .map_err(|StepFailure(e)| Error::CacheFetch(e))
                 })
                 .err(),
@@ -630,7 +630,7 @@ impl Builder {
                 labels.insert(k.clone(), v.clone());
             }
         }
-        self.ensure_layers(&state.layer_pairs())
+        self.ensure_layers(&state.layer_pairs(), false)
             .map_err(|StepFailure(e)| Error::CacheFetch(e))?;
         let layers: Vec<_> = state.layers.clone();
         let to_store = self.req.outputs.is_empty()

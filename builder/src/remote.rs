@@ -26,10 +26,19 @@ pub trait CacheImport: Send + Sync + std::fmt::Debug {
     fn entry(&self, key: &str) -> Option<CacheEntry>;
     /// The cache-mount folder exported under `id`.
     fn mount(&self, id: &str) -> Option<MountRecord>;
-    /// Puts a layer blob into the store and unpacks its snapshot, both
-    /// checked against `layer.digest` and `diff_id`.
-    fn fetch_layer(&self, store: &Store, layer: &LayerRef, diff_id: &Digest) -> Result<(), String>;
+    /// Puts a layer blob into the store, checked against `layer.digest` and
+    /// `diff_id`, and unpacks its snapshot when `unpack`.
+    fn fetch_layer(
+        &self,
+        store: &Store,
+        layer: &LayerRef,
+        diff_id: &Digest,
+        unpack: bool,
+    ) -> Result<(), String>;
 }
+
+/// Layers fetched at once.
+const FETCH_PARALLEL: usize = 3;
 
 /// A step of this build and the result it ended with (ran or cached).
 #[derive(Debug, Clone)]
@@ -69,7 +78,7 @@ impl Builder {
         state: &State,
     ) -> Result<Vec<(LayerRef, Digest)>, StepFailure> {
         let pairs = state.layer_pairs();
-        self.ensure_layers(&pairs)?;
+        self.ensure_layers(&pairs, true)?;
         Ok(pairs)
     }
 
@@ -84,57 +93,79 @@ impl Builder {
         }
     }
 
-    pub(crate) fn ensure_layers(&self, pairs: &[(LayerRef, Digest)]) -> Result<(), StepFailure> {
-        for (layer, diff_id) in pairs {
-            let trusted = self
-                .trusted
-                .lock()
-                .map(|t| t.contains(&(layer.digest.clone(), diff_id.clone())))
-                .unwrap_or(false);
-            if trusted {
-                continue;
-            }
-            let origin = self
-                .layer_origin
-                .lock()
-                .ok()
-                .and_then(|o| o.get(&layer.digest).copied());
-            let source = origin.and_then(|i| self.req.cache_from.get(i));
-            let name = source
-                .map(|s| s.name())
-                .unwrap_or_else(|| "the cache".into());
-            // Unpacking a fetched blob checks its diff ID; a blob already here,
-            // or one whose snapshot already is, is checked by hashing it.
-            let checked = (|| -> Result<(), String> {
-                let fetched = if self.store.blobs().contains(&layer.digest) {
-                    false
-                } else {
-                    let Some(source) = source else {
-                        return Err("no cache source has it".into());
-                    };
-                    let unpacked = self.store.has_snapshot(diff_id);
-                    source.fetch_layer(&self.store, layer, diff_id)?;
-                    !unpacked
-                };
-                if !fetched {
-                    self.store
-                        .verify_layer(layer, diff_id)
-                        .map_err(|e| e.to_string())?;
+    /// Fetches what `pairs` name that the store lacks; `unpack` when the
+    /// files are wanted now (not only the blobs, as an exported image).
+    pub(crate) fn ensure_layers(
+        &self,
+        pairs: &[(LayerRef, Digest)],
+        unpack: bool,
+    ) -> Result<(), StepFailure> {
+        let todo: Vec<&(LayerRef, Digest)> = {
+            let trusted = self.trusted.lock().map(|t| t.clone()).unwrap_or_default();
+            pairs
+                .iter()
+                .filter(|(l, d)| !trusted.contains(&(l.digest.clone(), d.clone())))
+                .collect()
+        };
+        // A few at a time, as a pull fetches layers.
+        for group in todo.chunks(FETCH_PARALLEL) {
+            let results: Vec<Result<(), String>> = std::thread::scope(|s| {
+                let running: Vec<_> = group
+                    .iter()
+                    .map(|(l, d)| s.spawn(move || self.check_layer(l, d, unpack)))
+                    .collect();
+                running
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err("the fetch failed".into())))
+                    .collect()
+            });
+            for ((layer, diff_id), checked) in group.iter().zip(results) {
+                if let Err(w) = checked {
+                    if let Ok(mut p) = self.poisoned.lock() {
+                        p.insert(layer.digest.clone());
+                    }
+                    self.cache_fault.store(true, Ordering::SeqCst);
+                    self.progress.warn(&w);
+                    return Err(StepFailure(w));
                 }
-                Ok(())
-            })();
-            if let Err(e) = checked {
-                if let Ok(mut p) = self.poisoned.lock() {
-                    p.insert(layer.digest.clone());
-                }
-                self.cache_fault.store(true, Ordering::SeqCst);
-                let w = format!("ignoring the cached layer {} of {name}: {e}", layer.digest);
-                self.progress.warn(&w);
-                return Err(StepFailure(w));
+                self.trust(&[(layer.clone(), diff_id.clone())]);
             }
-            self.trust(&[(layer.clone(), diff_id.clone())]);
         }
         Ok(())
+    }
+
+    /// Fetches one pair's blob when it is missing, and checks the pair. A
+    /// fetched blob's diff ID is checked on the way in (unless its snapshot
+    /// was already there); a blob already here is hashed.
+    fn check_layer(&self, layer: &LayerRef, diff_id: &Digest, unpack: bool) -> Result<(), String> {
+        let origin = self
+            .layer_origin
+            .lock()
+            .ok()
+            .and_then(|o| o.get(&layer.digest).copied());
+        let source = origin.and_then(|i| self.req.cache_from.get(i));
+        let name = source
+            .map(|s| s.name())
+            .unwrap_or_else(|| "the cache".into());
+        let checked = (|| -> Result<(), String> {
+            let verified = if self.store.blobs().contains(&layer.digest) {
+                false
+            } else {
+                let Some(source) = source else {
+                    return Err("no cache source has it".into());
+                };
+                let unpacked = self.store.has_snapshot(diff_id);
+                source.fetch_layer(&self.store, layer, diff_id, unpack)?;
+                !unpack || !unpacked
+            };
+            if !verified {
+                self.store
+                    .verify_layer(layer, diff_id)
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        })();
+        checked.map_err(|e| format!("ignoring the cached layer {} of {name}: {e}", layer.digest))
     }
 
     /// Fills a cache mount's new folder from the first source that
@@ -145,7 +176,7 @@ impl Builder {
             let layer = LayerRef::from(&m.layer);
             let restored = (|| -> Result<(), String> {
                 if !self.store.blobs().contains(&layer.digest) {
-                    source.fetch_layer(&self.store, &layer, &m.diff_id)?;
+                    source.fetch_layer(&self.store, &layer, &m.diff_id, true)?;
                 }
                 let snap = self
                     .store

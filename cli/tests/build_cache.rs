@@ -216,11 +216,13 @@ fn a_fresh_machine_builds_from_another_ones_cache_in_every_mode() {
     // Machine C from the layout folder; D from the image's inline cache;
     // E from mode=min. For the last two the assets stage (not the image's)
     // runs again, and gives files that keep the rest cached.
+    // (and from another folder: keys hold no paths)
     let c = machine(d, "c");
+    let elsewhere = project(&d.join("elsewhere/deeper"));
     let log = build(
         &env,
         &c,
-        &ctx,
+        &elsewhere,
         "app",
         &[
             "--cache-from",

@@ -327,10 +327,11 @@ impl CacheImport for RegistryImport {
         store: &Store,
         layer: &LayerRef,
         diff_id: &Digest,
+        unpack: bool,
     ) -> std::result::Result<(), String> {
         on_own_runtime(async {
             let client = self.registries.client()?;
-            Ok(artifact::fetch_layer(&client, &self.r, store, layer, diff_id).await?)
+            Ok(artifact::fetch_layer(&client, &self.r, store, layer, diff_id, unpack).await?)
         })
         .map_err(|e| e.to_string())
     }
@@ -351,6 +352,7 @@ impl CacheImport for LocalImport {
         store: &Store,
         layer: &LayerRef,
         diff_id: &Digest,
+        unpack: bool,
     ) -> std::result::Result<(), String> {
         let path = layout_blob(&self.dir, &layer.digest);
         let mut file =
@@ -371,15 +373,17 @@ impl CacheImport for LocalImport {
         let sealed = ingest
             .seal(Some(&layer.digest))
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        // Unpacked (and its diff ID checked) before the blob is kept.
-        let reader = sealed.reader().map_err(|e| e.to_string())?;
-        store
-            .snapshot_from(
-                std::io::BufReader::new(reader),
-                diff_id,
-                &layer.digest.to_string(),
-            )
-            .map_err(|e| e.to_string())?;
+        // Its diff ID checked (unpacked, when asked) before the blob is kept.
+        let reader = std::io::BufReader::new(sealed.reader().map_err(|e| e.to_string())?);
+        let name = layer.digest.to_string();
+        if unpack {
+            store
+                .snapshot_from(reader, diff_id, &name)
+                .map_err(|e| e.to_string())?;
+        } else {
+            berth_store::snapshot::verify_stream(reader, diff_id, &name)
+                .map_err(|e| e.to_string())?;
+        }
         sealed.commit().map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -497,7 +501,7 @@ fn gather(
         let layer = LayerRef::from(&l);
         let mut last = None;
         for i in imports {
-            match i.fetch_layer(store, &layer, &diff_id) {
+            match i.fetch_layer(store, &layer, &diff_id, false) {
                 Ok(()) => {
                     last = None;
                     break;

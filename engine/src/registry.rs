@@ -228,12 +228,14 @@ impl berth_builder::ImageSource for BuildPuller {
                     .worker_threads(2)
                     .build()
                     .map_err(|e| format!("cannot start the network runtime: {e}"))?;
-                rt.block_on(berth_registry::pull(
+                // Blobs only: a base whose steps are all cached is never unpacked.
+                rt.block_on(berth_registry::pull_with(
                     &client,
                     &self.store,
                     &r,
                     &Platform::host(),
                     Arc::new(Silent),
+                    false,
                 ))
                 .map_err(|e| e.to_string())
             })

@@ -76,19 +76,22 @@ pub async fn get_small_blob(client: &Client, r: &ImageRef, digest: &Digest) -> R
     Ok(data)
 }
 
-/// Fetches one layer of `r`'s repository into the store and its snapshot
-/// (digest and diff ID checked, resumed and retried as a pull's layers).
+/// Fetches one layer of `r`'s repository into the store (digest and diff
+/// ID checked, resumed and retried as a pull's layers), unpacked into its
+/// snapshot when `unpack`.
 pub async fn fetch_layer(
     client: &Client,
     r: &ImageRef,
     store: &Store,
     layer: &LayerRef,
     diff_id: &Digest,
+    unpack: bool,
 ) -> Result<()> {
     let repo = client.repo(r)?;
     let sem = Arc::new(tokio::sync::Semaphore::new(1));
     let permit = sem.acquire_owned().await;
-    let sealed = crate::pull::fetch_layer(&repo, store, layer, diff_id, &Silent, permit).await?;
+    let sealed =
+        crate::pull::fetch_layer(&repo, store, layer, diff_id, &Silent, permit, unpack).await?;
     if let Some(s) = sealed {
         let store = store.clone();
         tokio::task::spawn_blocking(move || {

@@ -30,6 +30,6 @@ pub use credentials::{Credentials, DockerConfig};
 pub use error::{Error, Result};
 pub use manifest::Platform;
 pub use progress::{Progress, Silent};
-pub use pull::pull;
+pub use pull::{pull, pull_with};
 pub use push::{push, Pushed};
 pub use transport::RetryPolicy;

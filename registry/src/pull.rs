@@ -135,10 +135,24 @@ pub async fn pull(
     platform: &Platform,
     progress: Arc<dyn Progress>,
 ) -> Result<StoredImage> {
+    pull_with(client, store, r, platform, progress, true).await
+}
+
+/// [`pull`]; with `unpack` false the layers are kept as checked blobs only
+/// (each diff ID verified on the way in) and unpacked when first used, as a
+/// build wants a base whose steps may all be cached.
+pub async fn pull_with(
+    client: &Client,
+    store: &Store,
+    r: &ImageRef,
+    platform: &Platform,
+    progress: Arc<dyn Progress>,
+    unpack: bool,
+) -> Result<StoredImage> {
     let sources = client.pull_sources(r)?;
     let last = sources.len() - 1;
     for (i, repo) in sources.into_iter().enumerate() {
-        match pull_from(&repo, store, r, platform, progress.clone()).await {
+        match pull_from(&repo, store, r, platform, progress.clone(), unpack).await {
             Ok(img) => return Ok(img),
             Err(e) if i < last => {
                 tracing::warn!(mirror = %repo.host.base, error = %e, "mirror failed, trying the next source");
@@ -155,6 +169,7 @@ async fn pull_from(
     r: &ImageRef,
     platform: &Platform,
     progress: Arc<dyn Progress>,
+    unpack: bool,
 ) -> Result<StoredImage> {
     let reference = match (&r.digest, &r.tag) {
         (Some(d), _) => d.to_string(),
@@ -248,7 +263,16 @@ async fn pull_from(
             (repo.clone(), store.clone(), progress.clone(), sem.clone());
         tasks.spawn(async move {
             let permit = sem.acquire_owned().await;
-            fetch_layer(&repo, &store, &layer, &diff_id, progress.as_ref(), permit).await
+            fetch_layer(
+                &repo,
+                &store,
+                &layer,
+                &diff_id,
+                progress.as_ref(),
+                permit,
+                unpack,
+            )
+            .await
         });
     }
     let mut first_error = None;
@@ -349,8 +373,13 @@ pub(crate) async fn fetch_layer(
     diff_id: &Digest,
     progress: &dyn Progress,
     permit: std::result::Result<tokio::sync::OwnedSemaphorePermit, tokio::sync::AcquireError>,
+    unpack_it: bool,
 ) -> Result<Option<berth_store::Sealed>> {
     let digest = &layer.digest;
+    if store.blobs().contains(digest) && !unpack_it {
+        progress.finish(digest, "Already exists");
+        return Ok(None);
+    }
     if store.blobs().contains(digest) {
         let (store2, layer2, diff2) = (store.clone(), layer.clone(), diff_id.clone());
         tokio::task::spawn_blocking(move || store2.layer_snapshot(&layer2, &diff2))
@@ -369,15 +398,16 @@ pub(crate) async fn fetch_layer(
     let unpack = {
         let (store, diff_id, name) = (store.clone(), diff_id.clone(), digest.to_string());
         tokio::task::spawn_blocking(move || {
-            store.snapshot_from(
-                PieceReader {
-                    rx,
-                    current: Bytes::new(),
-                    ended: false,
-                },
-                &diff_id,
-                &name,
-            )
+            let reader = PieceReader {
+                rx,
+                current: Bytes::new(),
+                ended: false,
+            };
+            if unpack_it {
+                store.snapshot_from(reader, &diff_id, &name).map(|_| ())
+            } else {
+                berth_store::snapshot::verify_stream(reader, &diff_id, &name)
+            }
         })
     };
     let mut tx = Some(tx);
@@ -527,11 +557,12 @@ pub(crate) async fn fetch_layer(
             let blob = sealed.reader()?;
             let (store2, diff2, name) = (store.clone(), diff_id.clone(), digest.to_string());
             tokio::task::spawn_blocking(move || {
-                store2.snapshot_from(
-                    std::io::BufReader::with_capacity(256 << 10, blob),
-                    &diff2,
-                    &name,
-                )
+                let reader = std::io::BufReader::with_capacity(256 << 10, blob);
+                if unpack_it {
+                    store2.snapshot_from(reader, &diff2, &name).map(|_| ())
+                } else {
+                    berth_store::snapshot::verify_stream(reader, &diff2, &name)
+                }
             })
             .await
             .map_err(|e| Error::Protocol(format!("unpack task failed: {e}")))??;

@@ -102,19 +102,11 @@ impl Store {
     /// that came from elsewhere, such as an imported build cache).
     pub fn verify_layer(&self, layer: &LayerRef, diff_id: &Digest) -> Result<()> {
         let blob = self.blobs().open(&layer.digest, Some(layer.size))?;
-        let plain = decompressed_buffered(std::io::BufReader::with_capacity(256 << 10, blob))
-            .ctx(|| format!("cannot read layer {}", layer.digest))?;
-        let mut hashing = HashingReader::new(plain);
-        std::io::copy(&mut hashing, &mut std::io::sink())
-            .ctx(|| format!("cannot read layer {}", layer.digest))?;
-        let (actual, _) = hashing.finish();
-        if actual != *diff_id {
-            return Err(Error::DigestMismatch {
-                expected: diff_id.to_string(),
-                actual: actual.to_string(),
-            });
-        }
-        Ok(())
+        verify_stream(
+            std::io::BufReader::with_capacity(256 << 10, blob),
+            diff_id,
+            &layer.digest.to_string(),
+        )
     }
 
     /// The snapshot of a layer blob whose uncompressed digest is `diff_id`.
@@ -449,4 +441,25 @@ fn remove_tree(p: &Path) -> std::io::Result<()> {
     } else {
         fs::remove_file(p)
     }
+}
+
+/// Checks that a compressed layer stream uncompresses to `diff_id`, reading
+/// it to its end (a layer kept as a blob only, unpacked when first used).
+pub fn verify_stream(
+    compressed: impl std::io::BufRead,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<()> {
+    let plain = decompressed_buffered(compressed).ctx(|| format!("cannot read layer {what}"))?;
+    let mut hashing = HashingReader::new(plain);
+    std::io::copy(&mut hashing, &mut std::io::sink())
+        .ctx(|| format!("cannot read layer {what}"))?;
+    let (actual, _) = hashing.finish();
+    if actual != *diff_id {
+        return Err(Error::DigestMismatch {
+            expected: diff_id.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    Ok(())
 }
