@@ -291,7 +291,9 @@ impl Builder {
         let img = match (local, &self.req.images) {
             (Ok(img), _) => return Ok(img),
             (Err(berth_store::Error::NoSuchImage(_)), Some(source)) => source
-                .pull(name)
+                // With cache sources the steps on it are likely all cached:
+                // then nothing of it is unpacked.
+                .pull(name, self.req.cache_from.is_empty())
                 .map_err(|e| format!("not found in the store, and the pull failed: {e}"))?,
             (Err(berth_store::Error::NoSuchImage(_)), None) => {
                 return Err(format!("{name}: not found in the local store"))

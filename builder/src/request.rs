@@ -15,7 +15,9 @@ pub enum SecretSource {
 /// from when the store does not have them (the CLI gives a registry puller).
 pub trait ImageSource: Send + Sync + std::fmt::Debug {
     /// Fetches `name` into the store and returns it; the error says why not.
-    fn pull(&self, name: &str) -> Result<StoredImage, String>;
+    /// Without `unpack` the layers are kept as checked blobs only, unpacked
+    /// when a step first needs their files.
+    fn pull(&self, name: &str, unpack: bool) -> Result<StoredImage, String>;
 }
 
 /// The network a RUN step without `--network=` gets: `berth build

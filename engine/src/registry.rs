@@ -217,7 +217,7 @@ pub(crate) struct BuildPuller {
 }
 
 impl berth_builder::ImageSource for BuildPuller {
-    fn pull(&self, name: &str) -> std::result::Result<StoredImage, String> {
+    fn pull(&self, name: &str, unpack: bool) -> std::result::Result<StoredImage, String> {
         let r: ImageRef = name.parse().map_err(|e| format!("{e}"))?;
         // Its own thread: the build's scheduler is a runtime of its own.
         std::thread::scope(|s| {
@@ -228,14 +228,13 @@ impl berth_builder::ImageSource for BuildPuller {
                     .worker_threads(2)
                     .build()
                     .map_err(|e| format!("cannot start the network runtime: {e}"))?;
-                // Blobs only: a base whose steps are all cached is never unpacked.
                 rt.block_on(berth_registry::pull_with(
                     &client,
                     &self.store,
                     &r,
                     &Platform::host(),
                     Arc::new(Silent),
-                    false,
+                    unpack,
                 ))
                 .map_err(|e| e.to_string())
             })

@@ -57,7 +57,9 @@ fi
 
 # BuildKit inside a private dockerd; the docker.io package's own client (a
 # newer CLI elsewhere on PATH wants the buildx plugin for DOCKER_BUILDKIT=1).
-DOCKER="$(dpkg -L docker.io 2>/dev/null | grep -m1 '/bin/docker$' || echo docker)"
+# awk reads dpkg's whole list (grep -m1 would end the pipe early: SIGPIPE).
+DOCKER="$(dpkg -L docker.io 2>/dev/null | awk '/\/bin\/docker$/ && !f {print; f=1}')"
+[ -n "$DOCKER" ] || DOCKER=docker
 export DOCKER_HOST="unix://$W/docker.sock"
 stop_dockerd() { [ -f "$W/dockerd.pid" ] && kill "$(cat "$W/dockerd.pid")" 2>/dev/null || true; }
 trap stop_dockerd EXIT

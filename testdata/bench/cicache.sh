@@ -45,7 +45,9 @@ http: {addr: $REG, secret: bench}
 EOF
 docker-registry serve "$W/registry.yml" > "$W/registry.log" 2>&1 &
 REG_PID=$!
-DOCKER="$(dpkg -L docker.io 2>/dev/null | grep -m1 '/bin/docker$' || echo docker)"
+# awk reads dpkg's whole list (grep -m1 would end the pipe early: SIGPIPE).
+DOCKER="$(dpkg -L docker.io 2>/dev/null | awk '/\/bin\/docker$/ && !f {print; f=1}')"
+[ -n "$DOCKER" ] || DOCKER=docker
 export DOCKER_HOST="unix://$W/docker.sock"
 cleanup() {
   [ -f "$W/dockerd.pid" ] && kill "$(cat "$W/dockerd.pid")" 2>/dev/null || true
