@@ -287,6 +287,43 @@ fn a_fresh_machine_builds_from_another_ones_cache_in_every_mode() {
     );
     let out = ok(env.berth(&b, &["run", "--rm", "app"]));
     assert_eq!(out, "uno\ntwo\n");
+
+    // Two caches of the same steps (machine F's own, built without cache):
+    // the first source given wins, per step.
+    std::fs::write(ctx.join("src/a"), "one\n").unwrap();
+    std::fs::write(ctx.join("notes.txt"), "first notes\n").unwrap();
+    let f = machine(d, "f");
+    let other = d.join("other-cache");
+    build(
+        &env,
+        &f,
+        &ctx,
+        "app",
+        &[
+            "--no-cache",
+            "--cache-to",
+            &format!("type=local,dest={},mode=max", other.display()),
+        ],
+    );
+    let f_stamp = stamps(&env, &f, "app");
+    assert_ne!(f_stamp, stamp);
+    let from_other = format!("type=local,src={}", other.display());
+    let from_a = format!("type=registry,ref={host}/cache:max");
+    for (name, first, second, want) in [
+        ("g", &from_other, &from_a, &f_stamp),
+        ("h", &from_a, &from_other, &stamp),
+    ] {
+        let m = machine(d, name);
+        let log = build(
+            &env,
+            &m,
+            &ctx,
+            "app",
+            &["--cache-from", first, "--cache-from", second],
+        );
+        assert!(uncached(&log).is_empty(), "{log}");
+        assert_eq!(&stamps(&env, &m, "app"), want, "{first} first");
+    }
 }
 
 /// The document of a layout folder's cache, and where its blobs are.
