@@ -667,6 +667,9 @@ impl Waiter {
     pub fn wait(self) -> Result<i32> {
         let containers = self.engine.containers();
         let mut last = 0;
+        // Short containers end within milliseconds: look often at first,
+        // then less (a long wait costs a read every 25 ms).
+        let mut pause = Duration::from_millis(1);
         loop {
             let rec = match containers.load(&self.id) {
                 Ok(r) => r,
@@ -684,7 +687,8 @@ impl Waiter {
             if done {
                 return Ok(last);
             }
-            std::thread::sleep(Duration::from_millis(25));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(25));
         }
     }
 }
