@@ -244,17 +244,10 @@ fn a_fresh_machine_builds_from_another_ones_cache_in_every_mode() {
     }
 
     // One changed file re-runs only the steps after it.
+    let from_max = format!("type=registry,ref={host}/cache:max");
+    let rebuild_b = || build(&env, &b, &ctx, "app", &["--cache-from", &from_max]);
     std::fs::write(ctx.join("notes.txt"), "second notes\n").unwrap();
-    let log = build(
-        &env,
-        &b,
-        &ctx,
-        "app",
-        &[
-            "--cache-from",
-            &format!("type=registry,ref={host}/cache:max"),
-        ],
-    );
+    let log = rebuild_b();
     let ran = uncached(&log);
     assert!(ran.len() == 1 && ran[0].contains("COPY notes.txt"), "{log}");
     assert_eq!(stamps(&env, &b, "app"), stamp);
@@ -262,16 +255,7 @@ fn a_fresh_machine_builds_from_another_ones_cache_in_every_mode() {
     // runs, the base stage stays cached, and the cache mount's folder comes
     // from machine A (cache-mounts=true).
     std::fs::write(ctx.join("src/a"), "uno\n").unwrap();
-    let log = build(
-        &env,
-        &b,
-        &ctx,
-        "app",
-        &[
-            "--cache-from",
-            &format!("type=registry,ref={host}/cache:max"),
-        ],
-    );
+    let log = rebuild_b();
     let ran = uncached(&log);
     assert_eq!(ran.len(), 5, "{log}");
     assert!(
@@ -308,7 +292,7 @@ fn a_fresh_machine_builds_from_another_ones_cache_in_every_mode() {
     let f_stamp = stamps(&env, &f, "app");
     assert_ne!(f_stamp, stamp);
     let from_other = format!("type=local,src={}", other.display());
-    let from_a = format!("type=registry,ref={host}/cache:max");
+    let from_a = from_max.clone();
     for (name, first, second, want) in [
         ("g", &from_other, &from_a, &f_stamp),
         ("h", &from_a, &from_other, &stamp),

@@ -299,28 +299,60 @@ fn read_local(dir: &Path) -> Result<Option<(Digest, CacheDocument)>> {
     Ok(Some((m, parse_document(&read_layout_blob(dir, &cd)?)?)))
 }
 
-#[derive(Debug)]
-struct RegistryImport {
-    registries: Registries,
-    r: ImageRef,
-    doc: CacheDocument,
+/// Where an imported document's blobs are.
+trait BlobSource: Send + Sync + std::fmt::Debug {
+    fn name(&self) -> String;
+    fn fetch_layer(
+        &self,
+        store: &Store,
+        layer: &LayerRef,
+        diff_id: &Digest,
+        unpack: bool,
+    ) -> std::result::Result<(), String>;
 }
 
+/// A cache document read from `source`, as the builder sees it.
 #[derive(Debug)]
-struct LocalImport {
-    dir: PathBuf,
+struct DocumentImport<S> {
     doc: CacheDocument,
+    source: S,
 }
 
-impl CacheImport for RegistryImport {
+impl<S: BlobSource> CacheImport for DocumentImport<S> {
     fn name(&self) -> String {
-        format!("type=registry,ref={}", self.r)
+        self.source.name()
     }
     fn entry(&self, key: &str) -> Option<berth_store::CacheEntry> {
         self.doc.entries.get(key).map(|r| r.entry.clone())
     }
     fn mount(&self, id: &str) -> Option<MountRecord> {
         self.doc.mounts.get(id).cloned()
+    }
+    fn fetch_layer(
+        &self,
+        store: &Store,
+        layer: &LayerRef,
+        diff_id: &Digest,
+        unpack: bool,
+    ) -> std::result::Result<(), String> {
+        self.source.fetch_layer(store, layer, diff_id, unpack)
+    }
+}
+
+#[derive(Debug)]
+struct RegistryBlobs {
+    registries: Registries,
+    r: ImageRef,
+}
+
+#[derive(Debug)]
+struct LayoutBlobs {
+    dir: PathBuf,
+}
+
+impl BlobSource for RegistryBlobs {
+    fn name(&self) -> String {
+        format!("type=registry,ref={}", self.r)
     }
     fn fetch_layer(
         &self,
@@ -337,15 +369,9 @@ impl CacheImport for RegistryImport {
     }
 }
 
-impl CacheImport for LocalImport {
+impl BlobSource for LayoutBlobs {
     fn name(&self) -> String {
         format!("type=local,src={}", self.dir.display())
-    }
-    fn entry(&self, key: &str) -> Option<berth_store::CacheEntry> {
-        self.doc.entries.get(key).map(|r| r.entry.clone())
-    }
-    fn mount(&self, id: &str) -> Option<MountRecord> {
-        self.doc.mounts.get(id).cloned()
     }
     fn fetch_layer(
         &self,
@@ -403,19 +429,17 @@ pub(crate) fn imports(
             CacheLocation::Registry(r) => on_own_runtime(async {
                 let client = registries.client()?;
                 Ok(read_registry(&client, r).await?.map(|(_, doc)| {
-                    Arc::new(RegistryImport {
+                    let source = RegistryBlobs {
                         registries: registries.clone(),
                         r: r.clone(),
-                        doc,
-                    }) as Arc<dyn CacheImport>
+                    };
+                    Arc::new(DocumentImport { doc, source }) as Arc<dyn CacheImport>
                 }))
             }),
             CacheLocation::Local(dir) => read_local(dir).map(|found| {
                 found.map(|(_, doc)| {
-                    Arc::new(LocalImport {
-                        dir: dir.clone(),
-                        doc,
-                    }) as Arc<dyn CacheImport>
+                    let source = LayoutBlobs { dir: dir.clone() };
+                    Arc::new(DocumentImport { doc, source }) as Arc<dyn CacheImport>
                 })
             }),
             CacheLocation::Inline => Ok(None),

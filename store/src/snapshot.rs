@@ -155,16 +155,7 @@ impl Store {
                 ..ExtractOptions::default()
             };
             extract(&mut hashing, &tmp, &opts)?;
-            std::io::copy(&mut hashing, &mut std::io::sink())
-                .ctx(|| format!("cannot read layer {what}"))?;
-            let (actual, _) = hashing.finish();
-            if actual != *diff_id {
-                return Err(Error::DigestMismatch {
-                    expected: diff_id.to_string(),
-                    actual: actual.to_string(),
-                });
-            }
-            Ok(())
+            finish_hash(hashing, diff_id, what)
         })();
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&tmp);
@@ -451,7 +442,16 @@ pub fn verify_stream(
     what: &str,
 ) -> Result<()> {
     let plain = decompressed_buffered(compressed).ctx(|| format!("cannot read layer {what}"))?;
-    let mut hashing = HashingReader::new(plain);
+    finish_hash(HashingReader::new(plain), diff_id, what)
+}
+
+/// Reads what is left of a layer's uncompressed stream and compares its
+/// digest with `diff_id`.
+fn finish_hash<R: std::io::Read>(
+    mut hashing: HashingReader<R>,
+    diff_id: &Digest,
+    what: &str,
+) -> Result<()> {
     std::io::copy(&mut hashing, &mut std::io::sink())
         .ctx(|| format!("cannot read layer {what}"))?;
     let (actual, _) = hashing.finish();
