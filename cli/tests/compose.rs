@@ -627,3 +627,25 @@ fn secrets_configs_build_secrets_dependent_restarts_and_platforms() {
     compose_ok(&root, &dir, &env, &["down", "-t", "1"]);
     assert_eq!(ok(&root, &["ps", "-aq"]), "");
 }
+
+#[test]
+fn build_cache_from_and_cache_to_travel_between_machines() {
+    let Some((tmp, root)) = root_store() else {
+        return;
+    };
+    let Some((_tmp2, fresh)) = root_store() else {
+        return;
+    };
+    let dir = project_dir("cached", tmp.path());
+    let cache = tmp.path().join("cache");
+    let env = [("CACHE_DIR", cache.to_str().unwrap())];
+    compose_ok(&root, &dir, &env, &["build"]);
+    assert!(cache.join("index.json").is_file(), "no cache was exported");
+    let (out, err) = compose_ok(&fresh, &dir, &env, &["build"]);
+    assert!(
+        format!("{out}{err}").contains("CACHED"),
+        "the second machine ran the build: {out}{err}"
+    );
+    let stamp = |r: &Path| ok(r, &["run", "--rm", "--network", "none", "cached-app"]);
+    assert_eq!(stamp(&root), stamp(&fresh));
+}
