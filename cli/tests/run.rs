@@ -619,3 +619,41 @@ fn stdin_reaches_the_container_only_with_i() {
     assert_eq!(piped(&["-i"]), "typed");
     assert_eq!(piped(&[]), "");
 }
+
+#[test]
+fn a_relative_root_works_from_its_folder() {
+    if !is_root() {
+        eprintln!("skipped: containers need root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    busybox_store(dir.path());
+    let berth = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_berth"))
+            .current_dir(dir.path())
+            .args(["--root", "root"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = berth(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
+    assert_eq!(
+        stdout(&out),
+        "hi",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nRUN echo built > /b\n",
+    )
+    .unwrap();
+    let out = berth(&["build", "-q", "-t", "rel", "ctx"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -61,6 +61,9 @@ impl Store {
 
     /// Opens the store at `root`, creating an empty one if the folder is new.
     pub fn open(root: &Path) -> Result<Store> {
+        // Absolute: helpers (supervisors, RUN steps) run in other folders.
+        let root = &std::path::absolute(root)
+            .ctx(|| format!("cannot resolve store root {}", root.display()))?;
         fs::create_dir_all(root).ctx(|| format!("cannot create store root {}", root.display()))?;
         let blobs = BlobStore::new(root)?;
         let store = Store {
