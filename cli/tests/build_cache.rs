@@ -511,6 +511,37 @@ fn concurrent_exports_keep_both_and_bad_caches_only_cost_a_rebuild() {
             &format!("type=registry,ref={via}/cache:flaky,mode=max"),
         ],
     );
+    // Connections cut midway through the export: resumed or retried, and
+    // what arrived is a whole cache a fresh machine builds from.
+    let fired_before = proxy.fired.load(std::sync::atomic::Ordering::SeqCst);
+    proxy.set(Faults {
+        cuts: 3,
+        cut_after: 1500,
+        ..Default::default()
+    });
+    build(
+        &env,
+        &a,
+        &ctx1,
+        "app",
+        &[
+            "--cache-to",
+            &format!("type=registry,ref={via}/cache:cut,mode=max"),
+        ],
+    );
+    assert!(proxy.fired.load(std::sync::atomic::Ordering::SeqCst) > fired_before);
+    let fresh = machine(d, "after-cuts");
+    let log = build(
+        &env,
+        &fresh,
+        &ctx1,
+        "app",
+        &[
+            "--cache-from",
+            &format!("type=registry,ref={host}/cache:cut"),
+        ],
+    );
+    assert!(uncached(&log).is_empty(), "{log}");
     proxy.set(Faults {
         fail_requests: 1000,
         ..Default::default()
