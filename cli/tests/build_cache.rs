@@ -9,26 +9,18 @@ mod busybox;
 #[path = "../../testdata/support/registry.rs"]
 mod registry;
 
-use registry::{ClientEnv, FaultProxy, Faults, Registry, RegistryOptions};
+use registry::{text, ClientEnv, FaultProxy, Faults, Registry, RegistryOptions};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
+/// Both streams of a command that must have succeeded (a build's log is
+/// on stderr).
 #[track_caller]
 fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    format!("{}{}", text(&o.stdout), text(&o.stderr))
+    let err = text(&o.stderr);
+    format!("{}{err}", registry::ok(o))
 }
 
 fn is_root() -> bool {
@@ -501,16 +493,11 @@ fn concurrent_exports_keep_both_and_bad_caches_only_cost_a_rebuild() {
         fail_requests: 2,
         ..Default::default()
     });
-    build(
-        &env,
-        &a,
-        &ctx1,
-        "app",
-        &[
-            "--cache-to",
-            &format!("type=registry,ref={via}/cache:flaky,mode=max"),
-        ],
-    );
+    let export_via = |tag: &str| {
+        let to = format!("type=registry,ref={via}/cache:{tag},mode=max");
+        build(&env, &a, &ctx1, "app", &["--cache-to", &to])
+    };
+    export_via("flaky");
     // Connections cut midway through the export: resumed or retried, and
     // what arrived is a whole cache a fresh machine builds from.
     let fired_before = proxy.fired.load(std::sync::atomic::Ordering::SeqCst);
@@ -519,16 +506,7 @@ fn concurrent_exports_keep_both_and_bad_caches_only_cost_a_rebuild() {
         cut_after: 1500,
         ..Default::default()
     });
-    build(
-        &env,
-        &a,
-        &ctx1,
-        "app",
-        &[
-            "--cache-to",
-            &format!("type=registry,ref={via}/cache:cut,mode=max"),
-        ],
-    );
+    export_via("cut");
     assert!(proxy.fired.load(std::sync::atomic::Ordering::SeqCst) > fired_before);
     let fresh = machine(d, "after-cuts");
     let log = build(

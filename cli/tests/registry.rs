@@ -9,26 +9,12 @@ mod busybox;
 #[path = "../../testdata/support/registry.rs"]
 mod registry;
 
-use registry::{ClientEnv, FaultProxy, Faults, Registry, RegistryOptions, TestCa, TokenServer};
+use registry::{
+    ok, text, ClientEnv, FaultProxy, Faults, Registry, RegistryOptions, TestCa, TokenServer,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_string()
-}
-
-#[track_caller]
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        text(&o.stdout),
-        text(&o.stderr)
-    );
-    text(&o.stdout)
-}
 
 #[track_caller]
 fn fails(o: Output) -> String {

@@ -211,18 +211,7 @@ async fn read_registry(
     let Some(m) = artifact::get_manifest(client, r).await? else {
         return Ok(None);
     };
-    let config = m.json.get("config");
-    let config_type = config
-        .and_then(|c| c.get("mediaType"))
-        .and_then(|t| t.as_str())
-        .unwrap_or("");
-    let doc = if config_type == CACHE_CONFIG_MEDIA_TYPE {
-        let digest: Digest = config
-            .and_then(|c| c.get("digest"))
-            .and_then(|d| d.as_str())
-            .unwrap_or("")
-            .parse()
-            .map_err(|_| Error::Failed("the cache manifest has no valid config digest".into()))?;
+    let doc = if let Some(digest) = cache_config(&m.json)? {
         let data = artifact::get_small_blob(client, r, &digest).await?;
         parse_document(&data)?
     } else if let Some(inline) = m
@@ -239,6 +228,25 @@ async fn read_registry(
         )
     };
     Ok(Some((m.digest, doc)))
+}
+
+/// The config digest of a manifest whose config is a berth cache document;
+/// `None` for any other manifest.
+fn cache_config(manifest: &serde_json::Value) -> Result<Option<Digest>> {
+    let config = manifest.get("config");
+    let media_type = config
+        .and_then(|c| c.get("mediaType"))
+        .and_then(|t| t.as_str());
+    if media_type != Some(CACHE_CONFIG_MEDIA_TYPE) {
+        return Ok(None);
+    }
+    config
+        .and_then(|c| c.get("digest"))
+        .and_then(|d| d.as_str())
+        .unwrap_or("")
+        .parse()
+        .map(Some)
+        .map_err(|_| Error::Failed("the cache manifest has no valid config digest".into()))
 }
 
 fn parse_document(data: &[u8]) -> Result<CacheDocument> {
@@ -282,45 +290,32 @@ fn read_local(dir: &Path) -> Result<Option<(Digest, CacheDocument)>> {
     };
     let manifest: serde_json::Value = serde_json::from_slice(&read_layout_blob(dir, &m)?)
         .map_err(|e| Error::Failed(format!("manifest {m}: {e}")))?;
-    let config = manifest.get("config");
-    if config
-        .and_then(|c| c.get("mediaType"))
-        .and_then(|t| t.as_str())
-        != Some(CACHE_CONFIG_MEDIA_TYPE)
-    {
+    let Some(cd) = cache_config(&manifest)? else {
         fail!(Failed, "it is not a berth build cache");
-    }
-    let cd: Digest = config
-        .and_then(|c| c.get("digest"))
-        .and_then(|d| d.as_str())
-        .unwrap_or("")
-        .parse()
-        .map_err(|_| Error::Failed("the cache manifest has no valid config digest".into()))?;
+    };
     Ok(Some((m, parse_document(&read_layout_blob(dir, &cd)?)?)))
 }
 
 /// Where an imported document's blobs are.
-trait BlobSource: Send + Sync + std::fmt::Debug {
-    fn name(&self) -> String;
-    fn fetch_layer(
-        &self,
-        store: &Store,
-        layer: &LayerRef,
-        diff_id: &Digest,
-        unpack: bool,
-    ) -> std::result::Result<(), String>;
+#[derive(Debug)]
+enum BlobSource {
+    Registry { registries: Registries, r: ImageRef },
+    Layout { dir: PathBuf },
 }
 
 /// A cache document read from `source`, as the builder sees it.
 #[derive(Debug)]
-struct DocumentImport<S> {
+struct DocumentImport {
     doc: CacheDocument,
-    source: S,
+    source: BlobSource,
 }
 
-impl<S: BlobSource> CacheImport for DocumentImport<S> {
+impl CacheImport for DocumentImport {
     fn name(&self) -> String {
-        self.source.name()
+        match &self.source {
+            BlobSource::Registry { r, .. } => format!("type=registry,ref={r}"),
+            BlobSource::Layout { dir } => format!("type=local,src={}", dir.display()),
+        }
     }
     fn entry(&self, key: &str) -> Option<berth_store::CacheEntry> {
         self.doc.entries.get(key).map(|r| r.entry.clone())
@@ -335,84 +330,56 @@ impl<S: BlobSource> CacheImport for DocumentImport<S> {
         diff_id: &Digest,
         unpack: bool,
     ) -> std::result::Result<(), String> {
-        self.source.fetch_layer(store, layer, diff_id, unpack)
-    }
-}
-
-#[derive(Debug)]
-struct RegistryBlobs {
-    registries: Registries,
-    r: ImageRef,
-}
-
-#[derive(Debug)]
-struct LayoutBlobs {
-    dir: PathBuf,
-}
-
-impl BlobSource for RegistryBlobs {
-    fn name(&self) -> String {
-        format!("type=registry,ref={}", self.r)
-    }
-    fn fetch_layer(
-        &self,
-        store: &Store,
-        layer: &LayerRef,
-        diff_id: &Digest,
-        unpack: bool,
-    ) -> std::result::Result<(), String> {
-        on_own_runtime(async {
-            let client = self.registries.client()?;
-            Ok(artifact::fetch_layer(&client, &self.r, store, layer, diff_id, unpack).await?)
-        })
-        .map_err(|e| e.to_string())
-    }
-}
-
-impl BlobSource for LayoutBlobs {
-    fn name(&self) -> String {
-        format!("type=local,src={}", self.dir.display())
-    }
-    fn fetch_layer(
-        &self,
-        store: &Store,
-        layer: &LayerRef,
-        diff_id: &Digest,
-        unpack: bool,
-    ) -> std::result::Result<(), String> {
-        let path = layout_blob(&self.dir, &layer.digest);
-        let mut file =
-            std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut ingest = store.blobs().ingest().map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            ingest
-                .write_all(&buf[..n])
-                .map_err(|e| format!("cannot write blob: {e}"))?;
+        match &self.source {
+            BlobSource::Registry { registries, r } => on_own_runtime(async {
+                let client = registries.client()?;
+                Ok(artifact::fetch_layer(&client, r, store, layer, diff_id, unpack).await?)
+            })
+            .map_err(|e| e.to_string()),
+            BlobSource::Layout { dir } => layout_fetch(dir, store, layer, diff_id, unpack),
         }
-        let sealed = ingest
-            .seal(Some(&layer.digest))
+    }
+}
+
+/// A layer blob of a layout folder into the store, checked against its
+/// digest and diff ID (unpacked, when `unpack`) before it is kept.
+fn layout_fetch(
+    dir: &Path,
+    store: &Store,
+    layer: &LayerRef,
+    diff_id: &Digest,
+    unpack: bool,
+) -> std::result::Result<(), String> {
+    let path = layout_blob(dir, &layer.digest);
+    let mut file = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut ingest = store.blobs().ingest().map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        // Its diff ID checked (unpacked, when asked) before the blob is kept.
-        let reader = std::io::BufReader::new(sealed.reader().map_err(|e| e.to_string())?);
-        let name = layer.digest.to_string();
-        if unpack {
-            store
-                .snapshot_from(reader, diff_id, &name)
-                .map_err(|e| e.to_string())?;
-        } else {
-            berth_store::snapshot::verify_stream(reader, diff_id, &name)
-                .map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
         }
-        sealed.commit().map_err(|e| e.to_string())?;
-        Ok(())
+        ingest
+            .write_all(&buf[..n])
+            .map_err(|e| format!("cannot write blob: {e}"))?;
     }
+    let sealed = ingest
+        .seal(Some(&layer.digest))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // Its diff ID checked (unpacked, when asked) before the blob is kept.
+    let reader = std::io::BufReader::new(sealed.reader().map_err(|e| e.to_string())?);
+    let name = layer.digest.to_string();
+    if unpack {
+        store
+            .snapshot_from(reader, diff_id, &name)
+            .map_err(|e| e.to_string())?;
+    } else {
+        berth_store::snapshot::verify_stream(reader, diff_id, &name).map_err(|e| e.to_string())?;
+    }
+    sealed.commit().map_err(|e| e.to_string())?;
+    Ok(())
 }
 
 /// Reads every `--cache-from`, in order; one that cannot be read is a
@@ -429,7 +396,7 @@ pub(crate) fn imports(
             CacheLocation::Registry(r) => on_own_runtime(async {
                 let client = registries.client()?;
                 Ok(read_registry(&client, r).await?.map(|(_, doc)| {
-                    let source = RegistryBlobs {
+                    let source = BlobSource::Registry {
                         registries: registries.clone(),
                         r: r.clone(),
                     };
@@ -438,7 +405,7 @@ pub(crate) fn imports(
             }),
             CacheLocation::Local(dir) => read_local(dir).map(|found| {
                 found.map(|(_, doc)| {
-                    let source = LayoutBlobs { dir: dir.clone() };
+                    let source = BlobSource::Layout { dir: dir.clone() };
                     Arc::new(DocumentImport { doc, source }) as Arc<dyn CacheImport>
                 })
             }),

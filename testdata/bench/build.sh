@@ -20,18 +20,11 @@ FILES="${FILES:-20000}"
 SMALL_MB="${SMALL_MB:-200}"
 BIG_MB="${BIG_MB:-500}"
 PEERS="${PEERS-buildkit buildah}"
-[ "$(id -u)" = 0 ] || { echo "build.sh: builds need root" >&2; exit 1; }
-if [[ " $PEERS " == *" buildah "* ]] && ! command -v buildah >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends buildah runc >/dev/null
-fi
-if [[ " $PEERS " == *" buildkit "* ]] && ! dpkg -L docker.io >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >/dev/null
-fi
-cargo build --release -p berth-cli >/dev/null 2>&1
-BERTH="$PWD/target/release/berth"
-# A run that was interrupted may have left peers' mounts under $W.
-awk -v w="$W" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-rm -rf "$W"; mkdir -p "$W"
+source testdata/bench/common.sh
+need_root build.sh
+[[ " $PEERS " != *" buildah "* ]] || install_missing buildah runc
+[[ " $PEERS " != *" buildkit "* ]] || install_missing /usr/bin/docker=docker.io
+release_workdir
 export BERTH_ROOT="$W/root"
 bash testdata/make-busybox.sh "$BERTH" "$W/bb.tar" >/dev/null
 

@@ -26,13 +26,8 @@ RUNS="${RUNS:-3}"
 FILES="${FILES:-20000}"
 PEERS="${PEERS-buildkit}"
 install_missing docker-registry debootstrap bc
-if [[ " $PEERS " == *" buildkit "* ]] && ! dpkg -L docker.io >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io >/dev/null
-fi
-cargo build --release -p berth-cli >/dev/null 2>&1
-BERTH="$PWD/target/release/berth"
-awk -v w="$W" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r | xargs -r umount -l
-rm -rf "$W"; mkdir -p "$W"
+[[ " $PEERS " != *" buildkit "* ]] || install_missing /usr/bin/docker=docker.io
+release_workdir
 
 # The registry.
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
