@@ -20,15 +20,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// netavark is what bridge networks need; without it the tests say so.
-fn netavark_here() -> bool {
-    let here = Path::new("/usr/lib/podman/netavark").exists()
-        && Path::new("/usr/lib/podman/aardvark-dns").exists();
-    if !here {
-        eprintln!(
-            "skipped: netavark and aardvark-dns are not installed (testdata/test.sh installs them)"
-        );
-    }
+/// iptables and aardvark-dns are what bridge networks need (testdata/test.sh
+/// installs them).
+fn network_tools_here() -> bool {
+    let here = ["/usr/sbin/iptables-restore", "/usr/lib/podman/aardvark-dns"]
+        .iter()
+        .all(|p| Path::new(p).exists());
+    assert!(
+        here,
+        "iptables and aardvark-dns are not installed (testdata/test.sh installs them)"
+    );
     here
 }
 
@@ -36,7 +37,7 @@ fn netavark_here() -> bool {
 /// can run here.
 fn network_store() -> Option<(containers::TestStore, std::path::PathBuf)> {
     let store = root_store()?;
-    netavark_here().then_some(store)
+    network_tools_here().then_some(store)
 }
 
 /// `sh -c SCRIPT` in a new `--rm` container with `flags`; its output and
@@ -593,21 +594,23 @@ fn a_killed_supervisor_leaks_no_address_interface_rule_or_namespace() {
     wait_until("the container to die with its supervisor", || {
         inspect(&root, "victim")["State"]["Running"] == false
     });
-    // The next command that looks finds it dead and takes its network down.
+    // The next command that looks finds it dead and takes its network down
+    // (its veth goes with its namespace, which the kernel takes away in the
+    // background).
     ok(&root, &["container", "prune", "-f"]);
     assert!(!Path::new(&netns).exists(), "the namespace file stays");
-    assert!(
-        !links().contains(&format!("master {bridge}")),
-        "a veth stays: {}",
-        links()
-    );
+    wait_until("the veth to go with the namespace", || {
+        !links().contains(&format!("master {bridge}"))
+    });
+    // The network's own rules stay with it, as docker's do, until it goes.
+    assert!(iptables_rules().contains("10.231.0.0/24"));
+    ok(&root, &["network", "rm", "doomed"]);
+    assert!(!links().contains(&bridge));
     assert!(
         !iptables_rules().contains("10.231.0.0/24"),
         "rules stay: {}",
         iptables_rules()
     );
-    ok(&root, &["network", "rm", "doomed"]);
-    assert!(!links().contains(&bridge));
 
     // The same when the network goes first: its rm takes the dead down.
     ok(
@@ -632,7 +635,7 @@ fn a_killed_supervisor_leaks_no_address_interface_rule_or_namespace() {
 }
 
 #[test]
-fn a_missing_netavark_is_named_with_its_package() {
+fn a_missing_aardvark_dns_is_named_with_its_package() {
     let Some((_tmp, root)) = root_store() else {
         return;
     };
@@ -640,13 +643,13 @@ fn a_missing_netavark_is_named_with_its_package() {
         .arg("--root")
         .arg(&root)
         .args(["network", "create", "x"])
-        .env("BERTH_NETAVARK", "/nonexistent/netavark")
+        .env("BERTH_AARDVARK", "/nonexistent/aardvark-dns")
         .output()
         .unwrap();
     assert!(!o.status.success());
     let e = err(&o);
     assert!(
-        e.contains("netavark") && e.contains("apt-get install netavark"),
+        e.contains("aardvark-dns") && e.contains("apt-get install aardvark-dns"),
         "{e}"
     );
     assert_eq!(e.lines().count(), 1, "{e}");
@@ -980,12 +983,12 @@ fn a_supervisor_killed_during_the_network_setup_leaks_nothing() {
     let Some((tmp, root)) = network_store() else {
         return;
     };
-    // netavark that lingers once its setup is made: the supervisor is
-    // killed after the setup and before it hears of it.
-    let slow = tmp.path().join("slow-netavark");
+    // aardvark-dns that lingers once it serves: the supervisor is killed
+    // after the interfaces are made and before the setup is done.
+    let slow = tmp.path().join("slow-aardvark");
     std::fs::write(
         &slow,
-        "#!/bin/sh\n/usr/lib/podman/netavark \"$@\"; rc=$?\ncase \" $* \" in *\" setup \"*) sleep 30;; esac\nexit $rc\n",
+        "#!/bin/sh\n/usr/lib/podman/aardvark-dns \"$@\"; rc=$?\ncase \" $* \" in *\" run \"*) sleep 30;; esac\nexit $rc\n",
     )
     .unwrap();
     std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -1008,7 +1011,7 @@ fn a_supervisor_killed_during_the_network_setup_leaks_nothing() {
             "sleep",
             "300",
         ])
-        .env("BERTH_NETAVARK", &slow)
+        .env("BERTH_AARDVARK", &slow)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -1022,12 +1025,14 @@ fn a_supervisor_killed_during_the_network_setup_leaks_nothing() {
         !Path::new(&format!("/proc/{supervisor}")).exists()
     });
     ok(&root, &["container", "prune", "-f"]);
-    assert!(!links().contains(&bridge), "a veth stays: {}", links());
+    wait_until("the veth to go with the namespace", || {
+        !links().contains(&bridge)
+    });
+    assert!(!Path::new(&format!("/run/berth/netns/{id}")).exists());
+    ok(&root, &["network", "rm", "halfway"]);
     assert!(
         !iptables_rules().contains("10.234.0.0/24"),
         "rules stay: {}",
         iptables_rules()
     );
-    assert!(!Path::new(&format!("/run/berth/netns/{id}")).exists());
-    ok(&root, &["network", "rm", "halfway"]);
 }

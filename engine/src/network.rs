@@ -9,7 +9,7 @@ use crate::model::{
 };
 use crate::Engine;
 use berth_network::lease::Lease;
-use berth_network::{Netavark, NetworkBackend, NetworkStore};
+use berth_network::{NetworkBackend, NetworkStore};
 use std::collections::BTreeMap;
 
 /// Whether the holder of `lease` is still alive.
@@ -19,21 +19,35 @@ pub(crate) fn lease_alive(lease: &Lease) -> bool {
         .is_some_and(|(pid, t)| berth_runner::container::process_start(pid) == Some(t))
 }
 
-/// The notice for what needs netavark where it cannot run.
+/// The notice for what needs the network backend where it cannot run.
 pub(crate) const NEEDS_NETAVARK: &str =
-    "user-defined networks need root and netavark (Debian's netavark and aardvark-dns packages); without them containers get slirp4netns";
+    "user-defined networks need root, iptables and aardvark-dns (Debian's iptables and aardvark-dns packages); without them containers get slirp4netns";
 
 impl Engine {
     pub(crate) fn network_store(&self) -> NetworkStore {
         NetworkStore::new(self.store().root())
     }
 
-    /// netavark for this root, or why there is none.
-    pub(crate) fn network_backend(&self) -> Result<Netavark> {
+    /// The network backend for this root, or why there is none.
+    pub(crate) fn network_backend(&self) -> Result<Box<dyn NetworkBackend>> {
         if !nix::unistd::geteuid().is_root() {
             fail!(Invalid, "{NEEDS_NETAVARK}");
         }
-        Ok(Netavark::find(&self.network_store().backend_dir())?)
+        Ok(berth_network::backend(&self.network_store().backend_dir())?)
+    }
+
+    /// Removes network `net`'s record, then what the backend made for it.
+    fn remove_network_record(&self, net: &Network) -> Result<()> {
+        self.network_store().remove(net)?;
+        match self.network_backend() {
+            Ok(b) => {
+                if let Err(e) = b.remove_network(net) {
+                    tracing::warn!("network {}: {e}", net.name);
+                }
+            }
+            Err(e) => tracing::warn!("network {}: {e}", net.name),
+        }
+        Ok(())
     }
 
     fn emit_network(&self, action: &str, net: &Network, extra: &[(&str, &str)]) {
@@ -169,7 +183,7 @@ impl Engine {
                 net.id
             );
         }
-        self.network_store().remove(&net)?;
+        self.remove_network_record(&net)?;
         self.emit_network("destroy", &net, &[]);
         Ok(())
     }
@@ -182,7 +196,7 @@ impl Engine {
             if net.predefined() || !self.live_endpoints(&net)?.is_empty() {
                 continue;
             }
-            self.network_store().remove(&net)?;
+            self.remove_network_record(&net)?;
             self.emit_network("destroy", &net, &[]);
             gone.push(net.name);
         }
@@ -366,7 +380,7 @@ impl berth_builder::StepNetwork for StepNetworkOn {
         if let Some(a) = attachment {
             if berth_network::netns::exists(&path) {
                 if let Ok(b) = self.engine.network_backend() {
-                    if let Err(e) = b.teardown(&path, &Self::endpoint(id, std::slice::from_ref(&a)))
+                    if let Err(e) = b.release(&path, &Self::endpoint(id, std::slice::from_ref(&a)))
                     {
                         tracing::warn!("build step {id}: {e}");
                     }

@@ -60,6 +60,40 @@ pub trait NetworkBackend {
     fn setup(&self, netns: &Path, ep: &Endpoint) -> Result<Vec<Status>>;
     /// Takes them away again (the namespace may hold others).
     fn teardown(&self, netns: &Path, ep: &Endpoint) -> Result<()>;
+    /// Takes away what outlives namespace `netns`, which the caller
+    /// removes next: interfaces may go with it.
+    fn release(&self, netns: &Path, ep: &Endpoint) -> Result<()> {
+        self.teardown(netns, ep)
+    }
+    /// Takes away what network `n` has of its own (a bridge, rules), once
+    /// no container is on it.
+    fn remove_network(&self, _n: &NetworkRecord) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Which backend: berth's own bridge backend, or netavark when
+/// `BERTH_NETWORK_BACKEND=netavark` asks for it.
+fn wants_netavark() -> bool {
+    std::env::var("BERTH_NETWORK_BACKEND").is_ok_and(|v| v == "netavark")
+}
+
+/// The backend for state under `config`, or which package it needs.
+pub fn backend(config: &Path) -> Result<Box<dyn NetworkBackend>> {
+    if wants_netavark() {
+        Ok(Box::new(Netavark::find(config)?))
+    } else {
+        Ok(Box::new(crate::native::Bridge::find(config)?))
+    }
+}
+
+/// Whether the backend can run here (as root, with what it needs).
+pub fn available() -> bool {
+    if wants_netavark() {
+        Netavark::available()
+    } else {
+        crate::native::Bridge::available()
+    }
 }
 
 /// netavark and aardvark-dns, with their state under `config`.
@@ -81,7 +115,7 @@ const HELPER_DIRS: &[&str] = &[
     "/usr/local/libexec/podman",
 ];
 
-fn helper(name: &str, env: &str) -> Option<PathBuf> {
+pub(crate) fn helper(name: &str, env: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env) {
         return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }

@@ -84,7 +84,7 @@ pub(crate) fn lock_file(path: &Path) -> Result<Locked> {
     Ok(Locked(f))
 }
 
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data).map_err(Error::io_at("write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(Error::io_at("write", path))

@@ -9,7 +9,7 @@ use crate::network::{lease_alive, NEEDS_NETAVARK};
 use crate::Engine;
 use berth_network::backend::{Endpoint, PortForward};
 use berth_network::lease::Lease;
-use berth_network::{netns, Attachment, Netavark, NetworkBackend};
+use berth_network::{netns, Attachment};
 use berth_runner::container::Record;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr};
@@ -224,7 +224,7 @@ impl Engine {
             "" | "default" => "bridge".to_string(),
             m => m.to_string(),
         };
-        if !Netavark::available() {
+        if !berth_network::available() {
             if first == "bridge" && named.iter().all(|n| n == "bridge") {
                 return Ok(NetMode::Slirp);
             }
@@ -573,7 +573,7 @@ impl Engine {
             };
             match self.network_backend() {
                 Ok(b) => {
-                    if let Err(e) = b.teardown(&path, &ep) {
+                    if let Err(e) = b.release(&path, &ep) {
                         tracing::warn!("container {id}: {e}");
                     }
                 }
