@@ -144,10 +144,9 @@ impl Bridge {
             let Some(index) = nl.index(&rules.bridge)? else {
                 return Ok(None);
             };
-            let known: Option<(NetworkRules, u32)> = std::fs::read(&stamp)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            Ok((known == Some((rules.clone(), index))).then_some(index))
+            Ok(Made::read(&stamp)
+                .filter(|m| m.rules == rules && m.index == index)
+                .map(|_| index))
         };
         if let Some(index) = made(nl)? {
             return Ok(index);
@@ -165,7 +164,14 @@ impl Bridge {
             &format!("net.ipv4.conf.{}.route_localnet", rules.bridge),
             "1",
         )?;
-        let body = serde_json::to_vec(&(rules.clone(), index))
+        let owner = self.dns.dir.parent().unwrap_or(&self.dns.dir).to_path_buf();
+        std::fs::create_dir_all(&owner).map_err(Error::io_at("create", &owner))?;
+        let made = Made {
+            rules,
+            index,
+            owner,
+        };
+        let body = serde_json::to_vec(&made)
             .map_err(|e| Error::Backend(format!("cannot encode {}: {e}", stamp.display())))?;
         std::fs::create_dir_all(BRIDGES).map_err(Error::io_at("create", Path::new(BRIDGES)))?;
         crate::store::write_atomic(&stamp, &body)?;
@@ -258,17 +264,37 @@ impl Bridge {
     }
 }
 
+/// What a stamp of [`BRIDGES`] says of a bridge made on this boot.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct Made {
+    rules: NetworkRules,
+    index: u32,
+    /// The backend folder of the berth root whose network it is.
+    owner: PathBuf,
+}
+
+impl Made {
+    fn read(stamp: &Path) -> Option<Made> {
+        serde_json::from_slice(&std::fs::read(stamp).ok()?).ok()
+    }
+}
+
 /// Rewrites berth's network chains for every bridge of this boot that is
-/// still there (stamps of gone ones are dropped).
+/// still there. Bridges of berth roots that are gone (a test's, a CI
+/// job's) go first, with their stamps.
 fn apply_all(nl: &mut Netlink) -> Result<()> {
     let mut all = Vec::new();
     if let Ok(dir) = std::fs::read_dir(BRIDGES) {
         for e in dir.flatten() {
-            let known: Option<(NetworkRules, u32)> = std::fs::read(e.path())
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            match known {
-                Some((rules, index)) if nl.index(&rules.bridge)? == Some(index) => all.push(rules),
+            match Made::read(&e.path()) {
+                Some(m) if nl.index(&m.rules.bridge)? == Some(m.index) => {
+                    if m.owner.exists() {
+                        all.push(m.rules);
+                        continue;
+                    }
+                    nl.delete(&m.rules.bridge)?;
+                    let _ = std::fs::remove_file(e.path());
+                }
                 _ => {
                     let _ = std::fs::remove_file(e.path());
                 }
