@@ -1036,3 +1036,63 @@ fn a_supervisor_killed_during_the_network_setup_leaks_nothing() {
         iptables_rules()
     );
 }
+
+/// netavark, the other backend (`BERTH_NETWORK_BACKEND=netavark`), serves
+/// a user-defined network the same way, and takes its bridge and rules away
+/// with its last container.
+#[test]
+fn the_netavark_backend_serves_a_network_too() {
+    let Some((_tmp, root)) = network_store() else {
+        return;
+    };
+    assert!(
+        Path::new("/usr/lib/podman/netavark").exists(),
+        "netavark is not installed (testdata/test.sh installs it)"
+    );
+    let via_netavark = |args: &[&str]| -> String {
+        let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .env("BERTH_NETWORK_BACKEND", "netavark")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "berth {args:?}: {}", err(&o));
+        out(&o)
+    };
+    let net = via_netavark(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.235.0.0/24",
+        "viapodman",
+    ]);
+    let bridge = format!("br-{}", &net[..12]);
+    via_netavark(&[
+        "run",
+        "-d",
+        "--name",
+        "named",
+        "--network",
+        "viapodman",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let said = via_netavark(&[
+        "run",
+        "--rm",
+        "--network",
+        "viapodman",
+        "busybox",
+        "sh",
+        "-c",
+        "nslookup named | grep -q 'Address: 10.235.0.2' && echo named",
+    ]);
+    assert_eq!(said, "named");
+    assert!(iptables_rules().contains("10.235.0.0/24"));
+    via_netavark(&["rm", "-f", "named"]);
+    assert!(!links().contains(&bridge), "{}", links());
+    assert!(!iptables_rules().contains("10.235.0.0/24"));
+    via_netavark(&["network", "rm", "viapodman"]);
+}
