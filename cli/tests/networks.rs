@@ -579,6 +579,8 @@ fn a_killed_supervisor_leaks_no_address_interface_rule_or_namespace() {
         &["network", "create", "--subnet", "10.231.0.0/24", "doomed"],
     );
     let bridge = format!("br-{}", &net[..12]);
+    // The bridge is made with the network, as docker's is.
+    assert!(links().contains(&bridge), "{}", links());
     let id = run_detached(
         &root,
         "victim",

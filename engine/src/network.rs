@@ -63,8 +63,14 @@ impl Engine {
 
     /// `docker network create`.
     pub fn network_create(&self, req: NetworkCreate) -> Result<NetworkCreateResponse> {
-        self.network_backend()?;
+        let backend = self.network_backend()?;
         let rec = self.network_store().create(&req)?;
+        // The bridge is there once `network create` returns, as docker's is.
+        if let Err(e) = backend.create_network(&rec) {
+            let _ = self.network_store().remove(&rec);
+            let _ = backend.remove_network(&rec);
+            return Err(e.into());
+        }
         self.emit_network("create", &rec, &[]);
         Ok(NetworkCreateResponse {
             id: rec.id,

@@ -65,6 +65,12 @@ pub trait NetworkBackend {
     fn release(&self, netns: &Path, ep: &Endpoint) -> Result<()> {
         self.teardown(netns, ep)
     }
+    /// Makes what network `n` has of its own (a bridge, rules), as docker's
+    /// daemon does at `network create`; a backend may leave it to the
+    /// first container's setup.
+    fn create_network(&self, _n: &NetworkRecord) -> Result<()> {
+        Ok(())
+    }
     /// Takes away what network `n` has of its own (a bridge, rules), once
     /// no container is on it.
     fn remove_network(&self, _n: &NetworkRecord) -> Result<()> {

@@ -339,6 +339,13 @@ impl NetworkBackend for Bridge {
         self.forget(ep)
     }
 
+    fn create_network(&self, n: &NetworkRecord) -> Result<()> {
+        if n.bridged() {
+            self.ensure(&mut Netlink::here()?, n)?;
+        }
+        Ok(())
+    }
+
     fn remove_network(&self, n: &NetworkRecord) -> Result<()> {
         if !n.bridged() {
             return Ok(());
