@@ -199,7 +199,8 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                                         ))
                                     }
                                 };
-                            tracing::debug!("{} {}", parts.method, parts.uri.path());
+                            let what = format!("{} {}", parts.method, parts.uri.path());
+                            let began = std::time::Instant::now();
                             let r = crate::route::route(Request {
                                 method: parts.method,
                                 uri: parts.uri,
@@ -209,6 +210,11 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                                 upgrade,
                             })
                             .await;
+                            tracing::debug!(
+                                "{what}: {} in {:.1} ms",
+                                r.status(),
+                                began.elapsed().as_secs_f64() * 1e3
+                            );
                             Ok(r)
                         }
                     });

@@ -193,6 +193,31 @@ impl Drop for Creating {
     }
 }
 
+/// See [`Containers::watch`]. Without inotify (or a record folder) it
+/// only sleeps: waiters poll, as they would without it.
+pub struct RecordWatch {
+    inotify: Option<nix::sys::inotify::Inotify>,
+}
+
+impl RecordWatch {
+    /// Waits until the record may have changed, `timeout` at most.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        use std::os::fd::AsFd;
+        let Some(i) = &self.inotify else {
+            std::thread::sleep(timeout);
+            return;
+        };
+        let ms = timeout.as_millis().min(u128::from(u16::MAX)) as u16;
+        let mut fds = [nix::poll::PollFd::new(
+            i.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+        // Drained, so the next wait waits for the next change.
+        while matches!(i.read_events(), Ok(ev) if !ev.is_empty()) {}
+    }
+}
+
 impl Containers {
     pub fn new(dir: PathBuf) -> Containers {
         Containers { dir }
@@ -200,6 +225,25 @@ impl Containers {
 
     pub fn dir(&self, id: &str) -> PathBuf {
         self.dir.join(id)
+    }
+
+    /// A watch on container `id`'s record: made before a look at it, it
+    /// wakes the looker when the record is written again or goes.
+    pub fn watch(&self, id: &str) -> RecordWatch {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let dir = self.dir(id);
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .ok()
+            .filter(|i| {
+                i.add_watch(
+                    &dir,
+                    AddWatchFlags::IN_MOVED_TO
+                        | AddWatchFlags::IN_CLOSE_WRITE
+                        | AddWatchFlags::IN_DELETE_SELF,
+                )
+                .is_ok()
+            });
+        RecordWatch { inotify }
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {

@@ -415,6 +415,7 @@ impl Engine {
         mut gone: impl FnMut(&Record) -> Option<String>,
     ) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(30);
+        let watch = containers.watch(id);
         loop {
             let rec = containers.load(id)?;
             match rec.state.status {
@@ -439,7 +440,7 @@ impl Engine {
             if Instant::now() > deadline {
                 fail!(Failed, "the container did not start within 30 s");
             }
-            std::thread::sleep(Duration::from_millis(3));
+            watch.wait(Duration::from_millis(3));
         }
     }
 
@@ -667,8 +668,9 @@ impl Waiter {
     pub fn wait(self) -> Result<i32> {
         let containers = self.engine.containers();
         let mut last = 0;
-        // Short containers end within milliseconds: look often at first,
-        // then less (a long wait costs a read every 25 ms).
+        // Woken by each write of the record; the pause is for what a watch
+        // cannot see (a supervisor killed without a word).
+        let watch = containers.watch(&self.id);
         let mut pause = Duration::from_millis(1);
         loop {
             let rec = match containers.load(&self.id) {
@@ -687,7 +689,7 @@ impl Waiter {
             if done {
                 return Ok(last);
             }
-            std::thread::sleep(pause);
+            watch.wait(pause);
             pause = (pause * 2).min(Duration::from_millis(25));
         }
     }

@@ -184,6 +184,7 @@ fn send_signal(containers: &Containers, rec: &Record, sig: i32) -> Result<()> {
 /// Waits until the container's supervisor says it stopped (and is gone).
 fn wait_stopped(containers: &Containers, id: &str, timeout: Duration) -> Result<bool> {
     let deadline = Instant::now() + timeout;
+    let watch = containers.watch(id);
     let mut pause = Duration::from_millis(1);
     loop {
         let rec = containers.load(id)?;
@@ -193,7 +194,7 @@ fn wait_stopped(containers: &Containers, id: &str, timeout: Duration) -> Result<
         if Instant::now() > deadline {
             return Ok(false);
         }
-        std::thread::sleep(pause);
+        watch.wait(pause);
         pause = (pause * 2).min(Duration::from_millis(10));
     }
 }
