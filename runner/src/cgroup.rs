@@ -72,6 +72,86 @@ fn reap() {
     }
 }
 
+/// Keeps the next move of a process into a cgroup from waiting, for about
+/// `window`. Every move takes the kernel's cgroup_threadgroup_rwsem for
+/// writing, which waits out an RCU grace period (5–15 ms here) when no
+/// move happened in the last grace period: most of a short container's
+/// start. A move of this process into the group it is in changes nothing:
+/// one now pays that wait in the background, and one every millisecond
+/// after keeps the semaphore's fast path for writers, so the container's
+/// move at its start does not wait (or waits less).
+pub fn warm_up(window: Duration) {
+    // One thread per process, its end pushed out by each call.
+    static UNTIL: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let Ok(mut until) = UNTIL.lock() else {
+        return;
+    };
+    let running = until.is_some();
+    *until = Some(Instant::now() + window);
+    if running {
+        return;
+    }
+    let Some(procs) = own_procs_file() else {
+        *until = None;
+        return;
+    };
+    drop(until);
+    let me = std::process::id().to_string();
+    // Born with every signal blocked: a signal for the process (a
+    // foreground run passes SIGTERM on) must never land on this thread.
+    let all = nix::sys::signal::SigSet::all();
+    let before = all.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
+    let spawned = std::thread::Builder::new()
+        .name("cgroup-warm-up".into())
+        .spawn(move || loop {
+            let done = match UNTIL.lock() {
+                Ok(mut u) => {
+                    let over = u.is_none_or(|t| Instant::now() >= t);
+                    if over {
+                        *u = None;
+                    }
+                    over
+                }
+                Err(_) => true,
+            };
+            if done || fs::write(&procs, &me).is_err() {
+                return;
+            }
+            // Well within the grace period after the last move, which is
+            // how long the fast path stays.
+            std::thread::sleep(Duration::from_millis(2));
+        });
+    if let Ok(mask) = before {
+        let _ = mask.thread_set_mask();
+    }
+    if spawned.is_err() {
+        if let Ok(mut u) = UNTIL.lock() {
+            *u = None;
+        }
+    }
+}
+
+/// `cgroup.procs` of the group this process is in, in one hierarchy.
+fn own_procs_file() -> Option<PathBuf> {
+    let text = fs::read_to_string("/proc/self/cgroup").ok()?;
+    text.lines().find_map(|line| {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
+        let path = path.trim_start_matches('/');
+        let dir = match controllers.split(',').next() {
+            None | Some("") => Path::new(ROOT).join(path),
+            Some(c) => Path::new(ROOT)
+                .join(c.strip_prefix("name=").unwrap_or(c))
+                .join(path),
+        };
+        let procs = dir.join("cgroup.procs");
+        procs.exists().then_some(procs)
+    })
+}
+
 /// A container's cgroup: one folder per hierarchy that holds a limit.
 #[derive(Debug)]
 pub struct Cgroup {

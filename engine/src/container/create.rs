@@ -159,6 +159,9 @@ impl Engine {
         name: Option<&str>,
         mut req: ContainerCreate,
     ) -> Result<ContainerCreateResponse> {
+        // Its start moves a process into a cgroup: the kernel's wait for that
+        // runs meanwhile.
+        berth_runner::cgroup::warm_up(std::time::Duration::from_millis(60));
         let store = self.store();
         let image = store.resolve(&req.config.image)?;
         let mode = self.plan_networks(&mut req)?;

@@ -325,7 +325,8 @@ impl Engine {
             if Instant::now() > deadline {
                 fail!(Failed, "the container's supervisor did not start");
             }
-            std::thread::sleep(Duration::from_millis(2));
+            // It binds within milliseconds; a connect attempt costs microseconds.
+            std::thread::sleep(Duration::from_micros(250));
         }
         Ok(())
     }
