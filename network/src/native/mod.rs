@@ -82,11 +82,17 @@ fn show_mac(m: [u8; 6]) -> String {
         .join(":")
 }
 
-/// The host end of a container's veth on a network (15 bytes at most).
+/// The host end of a container's veth on a network (15 bytes at most):
+/// 52 bits of a stable hash (FNV-1a) of both IDs, so two containers whose
+/// IDs share a prefix never meet on one name, and any berth binary finds
+/// the name an earlier one made.
 fn veth_name(container: &str, network: &str) -> String {
-    let c = &container[..6.min(container.len())];
-    let n = &network[..7.min(network.len())];
-    format!("vb{c}{n}")
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in container.bytes().chain([b'/']).chain(network.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("vb{:013x}", h >> 12)
 }
 
 fn mtu(n: &NetworkRecord) -> Option<u32> {
@@ -377,7 +383,12 @@ mod tests {
         );
         assert_eq!(parse_mac("02:42"), None);
         let v = veth_name(&"c".repeat(64), &"a".repeat(64));
-        assert!(v.len() <= 15, "{v}");
+        assert_eq!(v.len(), 15, "{v}");
+        let mut other = "c".repeat(63);
+        other.push('d');
+        assert_ne!(v, veth_name(&other, &"a".repeat(64)));
+        assert_ne!(v, veth_name(&"c".repeat(64), &"b".repeat(64)));
+        assert_eq!(v, veth_name(&"c".repeat(64), &"a".repeat(64)));
         let mut n = NetworkRecord::default();
         n.ipam.config.push(crate::record::IpamConfig {
             subnet: "10.9.0.0/24".into(),
