@@ -471,3 +471,42 @@ pub fn is_frozen(id: &str) -> bool {
     fs::read_to_string(dir_of(id, "freezer").join("freezer.state"))
         .is_ok_and(|s| s.trim() != "THAWED")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warm_up_threads() -> usize {
+        fs::read_dir("/proc/self/task")
+            .map(|d| {
+                d.flatten()
+                    .filter(|t| {
+                        fs::read_to_string(t.path().join("comm"))
+                            .is_ok_and(|c| c.trim() == "cgroup-warm-up")
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_warm_up_moves_nothing_and_ends_with_its_window() {
+        let before = fs::read_to_string("/proc/self/cgroup").unwrap();
+        warm_up(Duration::from_millis(300));
+        warm_up(Duration::from_millis(300));
+        if nix::unistd::geteuid().is_root() && own_procs_file().is_some() {
+            // One thread however often it is asked for (named once it runs).
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while warm_up_threads() == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(warm_up_threads(), 1);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while warm_up_threads() > 0 {
+            assert!(Instant::now() < deadline, "the warm-up outlives its window");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(fs::read_to_string("/proc/self/cgroup").unwrap(), before);
+    }
+}

@@ -502,3 +502,48 @@ pub fn valid_name(name: &str) -> bool {
         && name.len() >= 2
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_record_watch_wakes_on_a_rewrite_and_on_removal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let containers = Containers::new(tmp.path().to_path_buf());
+        let dir = containers.dir("a");
+        fs::create_dir_all(&dir).unwrap();
+        let watch = containers.watch("a");
+        // Nothing changes: it waits its time out.
+        let t = Instant::now();
+        watch.wait(Duration::from_millis(50));
+        assert!(t.elapsed() >= Duration::from_millis(45));
+
+        let record = dir.join(RECORD);
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            write_atomic(&record, b"{}").unwrap();
+        });
+        let t = Instant::now();
+        watch.wait(Duration::from_secs(20));
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "not woken by the rewrite"
+        );
+        writer.join().unwrap();
+
+        let gone = dir.clone();
+        let remover = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            fs::remove_dir_all(&gone).unwrap();
+        });
+        let t = Instant::now();
+        watch.wait(Duration::from_secs(20));
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "not woken by the removal"
+        );
+        remover.join().unwrap();
+    }
+}
