@@ -6,6 +6,8 @@
 #     the same docker command through `podman system service` (target: at
 #     most 0.3x). All with `--network none`: the API is measured, not the
 #     network setup (testdata/bench/run.sh measures that).
+#   - the client's own floor: `docker ps -q` through berth's socket (a ping
+#     and one request, answered in well under a millisecond).
 #   - requests per second of `GET /containers/json` with 100 containers,
 #     berth's service against podman's (curl, 8 connections in parallel).
 # 50 runs each (RUNS=N).
@@ -51,6 +53,7 @@ hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$W/api.json" \
   -n "berth run --rm" "$BERTH run --rm --network none busybox true" \
   -n "docker run --rm (berth's socket)" "env DOCKER_HOST=unix://$W/berth.sock $DOCKER run --rm --network none busybox true" \
   -n "docker run --rm (podman's socket)" "env DOCKER_HOST=unix://$W/podman.sock $DOCKER run --rm --network none busybox true" \
+  -n "docker ps -q (berth's socket)" "env DOCKER_HOST=unix://$W/berth.sock $DOCKER ps -q" \
   2>&1 | grep -vE '^\s*$'
 
 # 100 containers in each, then GET /containers/json?all=1 as fast as curl
@@ -75,6 +78,7 @@ jq -r '.results[] | "\(.command)\t\(.median*1000)"' "$W/api.json" | awk -F'\t' -
   END {
     d = ms["docker run --rm (berth'"'"'s socket)"]; p = ms["docker run --rm (podman'"'"'s socket)"]
     printf "through the API: %+.1f ms over berth run --rm (target <= 15 ms)\n", d - ms["berth run --rm"]
+    printf "the client alone: docker ps -q (a ping and one request) %.1f ms\n", ms["docker ps -q (berth'"'"'s socket)"]
     printf "against podman'"'"'s service: %.2fx (target <= 0.3x)\n", d / p
     printf "GET /containers/json, 100 containers: berth %.0f req/s, podman %.0f req/s (%.2fx)\n", br, pr, br / pr
   }'
