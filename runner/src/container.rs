@@ -520,30 +520,26 @@ mod tests {
         watch.wait(Duration::from_millis(50));
         assert!(t.elapsed() >= Duration::from_millis(45));
 
+        // `act` 30 ms from now, in another thread: the wait ends with it.
+        let woken_by = |what: &str, act: Box<dyn FnOnce() + Send>| {
+            let actor = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                act();
+            });
+            let t = Instant::now();
+            watch.wait(Duration::from_secs(20));
+            assert!(t.elapsed() < Duration::from_secs(10), "not woken by {what}");
+            actor.join().unwrap();
+        };
         let record = dir.join(RECORD);
-        let writer = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(30));
-            write_atomic(&record, b"{}").unwrap();
-        });
-        let t = Instant::now();
-        watch.wait(Duration::from_secs(20));
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "not woken by the rewrite"
+        woken_by(
+            "the rewrite",
+            Box::new(move || write_atomic(&record, b"{}").unwrap()),
         );
-        writer.join().unwrap();
-
         let gone = dir.clone();
-        let remover = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(30));
-            fs::remove_dir_all(&gone).unwrap();
-        });
-        let t = Instant::now();
-        watch.wait(Duration::from_secs(20));
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "not woken by the removal"
+        woken_by(
+            "the removal",
+            Box::new(move || fs::remove_dir_all(&gone).unwrap()),
         );
-        remover.join().unwrap();
     }
 }
