@@ -585,20 +585,32 @@ async fn export_registry(
         )
         .await?;
         // Another export may have put its own between our check and our
-        // put: look again a moment later, and merge again if ours is gone.
+        // put, and a slow one (a stalled or retried request) may land well
+        // after: look twice, the second time after a longer wait, and merge
+        // again if ours is gone.
         let pause = 150 + (std::process::id() as u64 * 37 + round as u64 * 91) % 250;
-        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-        match read_registry(&client, r).await {
-            Ok(Some((_, now))) if ours.entries.keys().all(|k| now.entries.contains_key(k)) => {
-                return Ok(doc.entries.len())
-            }
-            _ => continue,
+        if still_holds(&client, r, ours, pause).await
+            && still_holds(&client, r, ours, 2 * pause).await
+        {
+            return Ok(doc.entries.len());
         }
     }
     fail!(
         Failed,
         "{r} kept changing under {EXPORT_ROUNDS} exports in a row"
     )
+}
+
+/// Whether `r` still holds every entry of `ours` after `pause_ms`.
+async fn still_holds(
+    client: &berth_registry::Client,
+    r: &ImageRef,
+    ours: &CacheDocument,
+    pause_ms: u64,
+) -> bool {
+    tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+    matches!(read_registry(client, r).await,
+        Ok(Some((_, now))) if ours.entries.keys().all(|k| now.entries.contains_key(k)))
 }
 
 /// Writes the cache into an OCI layout folder, merged with what it holds,
