@@ -101,6 +101,9 @@ impl AttachHub {
     /// Listens at `path` (made anew) and serves clients until dropped.
     pub fn listen(path: &Path, stdin_once: bool) -> Result<Arc<AttachHub>> {
         let _ = std::fs::remove_file(path);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         let listener = UnixListener::bind(path).map_err(|e| {
             Error::Setup(format!(
                 "cannot make the attach socket {}: {e}",

@@ -20,6 +20,8 @@ pub const HELPER_COMMAND: &str = "__runtime";
 #[derive(Debug)]
 pub struct Bundle {
     dir: PathBuf,
+    /// Where the pid file goes (the bundle folder unless told otherwise).
+    runtime_dir: PathBuf,
     keep: bool,
 }
 
@@ -32,6 +34,7 @@ impl Bundle {
         std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         Ok(Bundle {
             dir: dir.to_path_buf(),
+            runtime_dir: dir.to_path_buf(),
             keep: false,
         })
     }
@@ -40,6 +43,12 @@ impl Bundle {
     /// goes with `berth rm`).
     pub fn keep(mut self) -> Bundle {
         self.keep = true;
+        self
+    }
+
+    /// The pid file goes in `dir` (a container's runtime folder).
+    pub fn with_runtime_dir(mut self, dir: PathBuf) -> Bundle {
+        self.runtime_dir = dir;
         self
     }
 
@@ -117,7 +126,7 @@ impl Bundle {
 
     /// Where the runtime writes the container's first process id.
     pub fn pid_file(&self) -> PathBuf {
-        self.dir.join("pid")
+        self.runtime_dir.join("pid")
     }
 
     /// Where a runtime sends the container's terminal (`-t`): in the temp

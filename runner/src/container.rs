@@ -218,6 +218,38 @@ impl RecordWatch {
     }
 }
 
+/// The folder of container `id`'s files that live only while the machine
+/// is up (its lock, its pid file, its sockets): on the tmpfs under `/run`
+/// as runc and podman keep theirs, when this process may write there. A
+/// container starts and ends many of them: made and deleted on the
+/// store's disk they cost inode allocations, and on an ext4 without a
+/// journal each allocation steps over every inode deleted in the last
+/// minutes. `None` (then they stay in the container's own folder) for a
+/// user without root.
+pub fn runtime_dir(id: &str) -> Option<PathBuf> {
+    nix::unistd::geteuid()
+        .is_root()
+        .then(|| Path::new(RUNTIME_ROOT).join(id))
+}
+
+/// [`runtime_dir`], made if need be, or else the container's folder `own`.
+pub fn made_runtime_dir(id: &str, own: &Path) -> Result<PathBuf> {
+    let dir = runtime_dir(id).unwrap_or_else(|| own.to_path_buf());
+    fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+    Ok(dir)
+}
+
+/// Where [`runtime_dir`] makes its folders.
+pub const RUNTIME_ROOT: &str = "/run/berth/containers";
+
+/// Removes container `id`'s [`runtime_dir`], if it has one.
+pub fn remove_runtime_dir(id: &str) {
+    if id.is_empty() || id.contains('/') {
+        return;
+    }
+    let _ = fs::remove_dir_all(Path::new(RUNTIME_ROOT).join(id));
+}
+
 impl Containers {
     pub fn new(dir: PathBuf) -> Containers {
         Containers { dir }
@@ -261,7 +293,10 @@ impl Containers {
     /// Changes container `id`'s record under its lock: whoever else writes
     /// it (its supervisor the state, `rename` the name) loses nothing.
     pub fn update(&self, id: &str, f: impl FnOnce(&mut Record)) -> Result<Record> {
-        let lock_path = self.dir(id).join("lock");
+        let path = self.dir(id).join(RECORD);
+        // A removed container's lock folder is not made again.
+        fs::metadata(&path).map_err(io(format!("cannot read {}", path.display())))?;
+        let lock_path = made_runtime_dir(id, &self.dir(id))?.join("lock");
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -270,7 +305,6 @@ impl Containers {
             .map_err(io(format!("cannot open {}", lock_path.display())))?;
         lock.lock()
             .map_err(io(format!("cannot lock {}", lock_path.display())))?;
-        let path = self.dir(id).join(RECORD);
         let data = fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
         let mut r: Record = serde_json::from_slice(&data)
             .map_err(|e| Error::Setup(format!("{} is damaged: {e}", path.display())))?;
@@ -408,6 +442,7 @@ impl Containers {
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {
+        remove_runtime_dir(id);
         let dir = self.dir(id);
         match fs::remove_dir_all(&dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Setup(format!(
@@ -507,6 +542,27 @@ pub fn valid_name(name: &str) -> bool {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn per_boot_files_live_apart_and_go_with_the_container() {
+        let tmp = tempfile::tempdir().unwrap();
+        let containers = Containers::new(tmp.path().to_path_buf());
+        let id = format!("unit-test-{}", std::process::id());
+        let own = containers.dir(&id);
+        // A change to a container that is not there makes no folder.
+        assert!(containers.update(&id, |_| {}).is_err());
+        assert!(!runtime_dir(&id).unwrap_or(own.clone()).exists());
+        let made = made_runtime_dir(&id, &own).unwrap();
+        assert!(made.is_dir());
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(made, Path::new(RUNTIME_ROOT).join(&id));
+        } else {
+            assert_eq!(made, own);
+        }
+        fs::create_dir_all(&own).unwrap();
+        containers.remove(&id).unwrap();
+        assert!(!made.exists() && !own.exists());
+    }
 
     #[test]
     fn a_record_watch_wakes_on_a_rewrite_and_on_removal() {

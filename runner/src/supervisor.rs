@@ -252,7 +252,7 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     rec.state.started_at = now();
     rec.state.exit_code = 0;
     rec.state.error.clear();
-    save_state(containers, &rec)?;
+    // Saved once the pid is known (below): every save makes a file.
 
     let mut copies = Vec::new();
     let hub = s.hub.clone();

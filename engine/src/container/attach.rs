@@ -73,7 +73,10 @@ pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
 /// Where container `id`'s supervisor serves its attach socket. A socket's
 /// path must be shorter than 108 bytes: not in the store.
 pub(crate) fn socket_path(id: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("berth-{}.attach", &id[..32.min(id.len())]))
+    match berth_runner::container::runtime_dir(id) {
+        Some(dir) => dir.join("attach"),
+        None => std::env::temp_dir().join(format!("berth-{}.attach", &id[..32.min(id.len())])),
+    }
 }
 
 /// Copies stdin to the socket as stdin frames, holding back what may be

@@ -96,7 +96,12 @@ impl Engine {
         let rec = containers.load(id)?;
         let checker = std::sync::Arc::new(std::sync::Mutex::new(None));
         let health = self.health_config(&rec);
-        let bundle = Bundle::create(&containers.dir(id))?.keep();
+        let bundle = Bundle::create(&containers.dir(id))?
+            .keep()
+            .with_runtime_dir(berth_runner::container::made_runtime_dir(
+                id,
+                &containers.dir(id),
+            )?);
         let backend = self.uses_backend(id);
         let shared = rec.network.starts_with("container:");
         let private = !backend && !shared && !matches!(rec.network.as_str(), "none" | "host");
@@ -349,9 +354,11 @@ impl Engine {
         // The last run's "exited" must not be taken for this one's.
         let containers = self.containers();
         let mut rec = containers.load(id)?;
-        rec.state.status = Status::Created;
-        rec.state.error.clear();
-        containers.save(&rec)?;
+        if rec.state.status != Status::Created || !rec.state.error.is_empty() {
+            rec.state.status = Status::Created;
+            rec.state.error.clear();
+            containers.save(&rec)?;
+        }
         let mut cmd = Command::new(berth_exe()?);
         cmd.arg("__supervise")
             .arg(id)
