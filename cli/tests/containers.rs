@@ -42,6 +42,17 @@ fn assert_clean(root: &Path) {
             "{dir} not empty"
         );
     }
+    // What `--rm` moved aside is deleted by the supervisor once it has
+    // told the exit: a moment later.
+    let trash = root.join("trash");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while trash.exists() && std::fs::read_dir(&trash).unwrap().count() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trash was not emptied"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]

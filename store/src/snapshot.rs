@@ -378,6 +378,22 @@ impl Store {
         }
     }
 
+    /// Unmounts a container's root filesystem and moves it to `to` (a
+    /// path on the store's file system), for whoever removed the container
+    /// to delete later: it is gone from the store at the cost of a rename.
+    pub fn retire_rootfs(&self, id: &str, to: &Path) -> Result<()> {
+        self.unmount_rootfs(id)?;
+        let dir = self.root().join("mounts").join(id);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).ctx(|| format!("cannot create {}", parent.display()))?;
+        }
+        match fs::rename(&dir, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(_) => self.remove_rootfs(id),
+            Ok(()) => Ok(()),
+        }
+    }
+
     /// The upper dir of a container's root filesystem: its changes.
     pub fn rootfs_changes(&self, id: &str) -> PathBuf {
         self.root().join("mounts").join(id).join("upper")

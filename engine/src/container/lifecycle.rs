@@ -65,11 +65,19 @@ impl Engine {
     /// the container removed with `--rm`.
     fn finish(&self, id: &str) -> Result<()> {
         let rec = self.containers().load(id)?;
-        let unmounted = self.store().unmount_rootfs(id);
         if rec.auto_remove {
-            self.destroy(&rec)?;
+            return self.retire(&rec);
         }
-        Ok(unmounted?)
+        Ok(self.store().unmount_rootfs(id)?)
+    }
+
+    /// `finish`, then the exit told to the attached clients, then the
+    /// removed container's files deleted.
+    fn finish_and_tell(&self, id: &str, hub: &AttachHub, code: i32) -> Result<()> {
+        let finished = self.finish(id);
+        hub.exit(code);
+        self.purge_retired(Some(id));
+        finished
     }
 
     /// The healthcheck a container runs, if any.
@@ -216,9 +224,7 @@ impl Engine {
                         r.state.error = e.to_string();
                         r.state.restarting = false;
                     });
-                    let finished = self.finish(id);
-                    hub.exit(125);
-                    finished?;
+                    self.finish_and_tell(id, &hub, 125)?;
                     return Err(e);
                 }
             };
@@ -227,9 +233,7 @@ impl Engine {
             if !again {
                 // Said once the container is gone too (`--rm`), as docker's
                 // `run` returns after the removal.
-                let finished = self.finish(id);
-                hub.exit(code);
-                finished?;
+                self.finish_and_tell(id, &hub, code)?;
                 return Ok(code);
             }
             hub.exit(code);
@@ -252,6 +256,7 @@ impl Engine {
                     r.state.supervisor = None;
                 })?;
                 self.finish(id)?;
+                self.purge_retired(Some(id));
                 return Ok(code);
             }
             delay = (delay * 2).min(Duration::from_secs(60));

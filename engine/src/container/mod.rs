@@ -98,17 +98,72 @@ impl Engine {
         self.remove_container_files(&rec.id)?;
         self.emit_container(rec, "destroy", &[]);
         if volumes {
-            for (v, _) in &rec.anonymous_volumes {
-                // A volume another container mounts too stays.
-                let in_use = self.containers().list()?.iter().any(|o| {
-                    o.anonymous_volumes.iter().any(|(n, _)| n == v)
-                        || o.binds
-                            .iter()
-                            .any(|b| b.split(':').next() == Some(v.as_str()))
-                });
-                if !in_use && self.store().volume_remove(v).is_ok() {
-                    self.emit_volume("destroy", v);
-                }
+            self.remove_anonymous_volumes(rec)?;
+        }
+        Ok(())
+    }
+
+    /// `--rm` at the end of a run, as its supervisor does it: the
+    /// container is gone (its folder and root filesystem moved into the
+    /// store's trash) before its exit is told, and `purge_retired` deletes
+    /// them after, so that the `run` waiting on the exit does not also wait
+    /// for the disk to free a few dozen inodes.
+    pub(crate) fn retire(&self, rec: &Record) -> Result<()> {
+        let id = &rec.id;
+        if self.uses_backend(id) {
+            self.leave_networks(id);
+        }
+        let trash = self.trash_dir();
+        self.store()
+            .retire_rootfs(id, &trash.join(format!("m-{id}")))?;
+        self.store().release(id)?;
+        berth_runner::container::remove_runtime_dir(id);
+        match std::fs::rename(self.containers().dir(id), trash.join(format!("c-{id}"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => self.containers().remove(id)?,
+            _ => {}
+        }
+        self.emit_container(rec, "destroy", &[]);
+        self.remove_anonymous_volumes(rec)
+    }
+
+    fn trash_dir(&self) -> std::path::PathBuf {
+        self.store().root().join("trash")
+    }
+
+    /// Deletes what `retire` moved aside for container `id`, and what else
+    /// in the trash was moved there over a minute ago (by a supervisor
+    /// killed before it could delete it).
+    pub(crate) fn purge_retired(&self, id: Option<&str>) {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(rd) = std::fs::read_dir(self.trash_dir()) else {
+            return;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let mine = id.is_some_and(|id| name.get(2..) == Some(id));
+            // A rename sets the moved folder's change time.
+            let stale = e.metadata().is_ok_and(|m| now - m.ctime() > 60);
+            if mine || stale {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
+    fn remove_anonymous_volumes(&self, rec: &Record) -> Result<()> {
+        for (v, _) in &rec.anonymous_volumes {
+            // A volume another container mounts too stays.
+            let in_use = self.containers().list()?.iter().any(|o| {
+                o.anonymous_volumes.iter().any(|(n, _)| n == v)
+                    || o.binds
+                        .iter()
+                        .any(|b| b.split(':').next() == Some(v.as_str()))
+            });
+            if !in_use && self.store().volume_remove(v).is_ok() {
+                self.emit_volume("destroy", v);
             }
         }
         Ok(())

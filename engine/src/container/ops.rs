@@ -299,6 +299,7 @@ impl Engine {
     /// docker container prune: every stopped container; their IDs.
     pub fn container_prune(&self) -> Result<Vec<String>> {
         self.reap()?;
+        self.purge_retired(None);
         let mut gone = Vec::new();
         for rec in self.containers().list()? {
             if rec.state.status == Status::Running || rec.state.supervised() {
