@@ -278,19 +278,21 @@ fn memory_pids_and_cpu_limits_hold() {
     // The container's supervisor (its own process: killing `berth run`
     // would not end the container) killed with SIGKILL takes its runtime
     // and the container with it, and leaves the group.
-    let root_text = root.display().to_string();
+    let ids: Vec<String> = std::fs::read_dir(root.join("containers"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.len() == 64)
+        .collect();
     let supervisor = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
         .find_map(|e| {
             let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-            let env = std::fs::read(e.path().join("environ")).ok()?;
-            (cmd.windows(11).any(|w| w == b"__supervise")
-                && env
-                    .windows(root_text.len())
-                    .any(|w| w == root_text.as_bytes()))
-            .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
-            .flatten()
+            let cmd = String::from_utf8_lossy(&cmd).to_string();
+            (cmd.contains("__supervise") && ids.iter().any(|id| cmd.contains(id.as_str())))
+                .then(|| e.file_name().to_string_lossy().parse::<i32>().ok())
+                .flatten()
         })
         .expect("the container's supervisor");
     rustix::process::kill_process(

@@ -80,6 +80,13 @@ fn reap() {
 /// one now pays that wait in the background, and one every millisecond
 /// after keeps the semaphore's fast path for writers, so the container's
 /// move at its start does not wait (or waits less).
+/// How many warm-up threads this process has now (0 or 1).
+pub fn warm_up_threads() -> usize {
+    WARM_UP_THREADS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+static WARM_UP_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 pub fn warm_up(window: Duration) {
     // One thread per process, its end pushed out by each call.
     static UNTIL: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
@@ -104,6 +111,7 @@ pub fn warm_up(window: Duration) {
     // foreground run passes SIGTERM on) must never land on this thread.
     let all = nix::sys::signal::SigSet::all();
     let before = all.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
+    WARM_UP_THREADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let spawned = std::thread::Builder::new()
         .name("cgroup-warm-up".into())
         .spawn(move || loop {
@@ -118,6 +126,7 @@ pub fn warm_up(window: Duration) {
                 Err(_) => true,
             };
             if done || fs::write(&procs, &me).is_err() {
+                WARM_UP_THREADS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 return;
             }
             // Well within the grace period after the last move, which is
@@ -128,6 +137,7 @@ pub fn warm_up(window: Duration) {
         let _ = mask.thread_set_mask();
     }
     if spawned.is_err() {
+        WARM_UP_THREADS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut u) = UNTIL.lock() {
             *u = None;
         }

@@ -4,6 +4,7 @@
 //! an attached one.
 
 use super::attach::{AttachEnd, AttachOptions};
+use super::supervisor_process::{self, SupervisorProcess};
 use super::{send_signal, signal_of, wait_stopped};
 use crate::error::{fail, Error, Result};
 use crate::helper::berth_exe;
@@ -19,12 +20,12 @@ use std::time::{Duration, Instant};
 
 /// Set for a supervisor whose container starts once a client attached:
 /// its first client, on descriptor `ATTACH_FD`.
-const ATTACH_WAIT: &str = "BERTH_ATTACH_WAIT";
+pub(super) const ATTACH_WAIT: &str = "BERTH_ATTACH_WAIT";
 /// Set for a supervisor made for a client that attached to a created
 /// container: it serves the socket and runs the container at a START frame
 /// (the start request that follows).
-const START_WAIT: &str = "BERTH_START_WAIT";
-const ATTACH_FD: i32 = 3;
+pub(super) const START_WAIT: &str = "BERTH_START_WAIT";
+pub(super) const ATTACH_FD: i32 = 3;
 
 /// The marker file of a container stopped by the user.
 const STOPPED: &str = "stopped-by-user";
@@ -32,16 +33,14 @@ const STOPPED: &str = "stopped-by-user";
 /// Waits for a supervisor on a thread of its own, so that a long-lived
 /// caller leaves no zombie (the supervisor runs in a session of its own and
 /// outlives this process if need be).
-fn reap_later(mut child: std::process::Child) {
+fn reap_later(mut child: SupervisorProcess) {
     // Signals are for the attachment's proxy, never for this thread.
     let mut set = nix::sys::signal::SigSet::empty();
     for s in berth_runner::linux::FORWARDED_SIGNALS {
         set.add(s);
     }
     let blocked = set.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
-    std::thread::spawn(move || {
-        let _ = child.wait();
-    });
+    std::thread::spawn(move || child.wait());
     if let Ok(old) = blocked {
         let _ = old.thread_set_mask();
     }
@@ -303,7 +302,7 @@ impl Engine {
 
     /// Starts the supervisor process of container `id` (in a new session,
     /// so that a closed terminal does not end it).
-    fn spawn_supervisor(&self, id: &str) -> Result<std::process::Child> {
+    fn spawn_supervisor(&self, id: &str) -> Result<SupervisorProcess> {
         self.spawn_supervisor_with(id, None)
     }
 
@@ -312,7 +311,7 @@ impl Engine {
     fn spawn_attached_supervisor(
         &self,
         id: &str,
-    ) -> Result<(std::process::Child, std::os::unix::net::UnixStream)> {
+    ) -> Result<(SupervisorProcess, std::os::unix::net::UnixStream)> {
         let (mine, theirs) = std::os::unix::net::UnixStream::pair()
             .map_err(|e| Error::Failed(format!("cannot make the attach socket: {e}")))?;
         let child = self.spawn_supervisor_with(id, Some(theirs))?;
@@ -324,7 +323,7 @@ impl Engine {
     /// the socket is there.
     pub(crate) fn spawn_waiting_supervisor(&self, id: &str) -> Result<()> {
         let child = self.spawn_supervisor_opts(id, None, true)?;
-        let me = child.id() as i32;
+        let me = child.id();
         self.containers().update(id, |r| {
             r.state.supervisor = berth_runner::container::process_start(me).map(|t| (me, t));
         })?;
@@ -345,7 +344,7 @@ impl Engine {
         &self,
         id: &str,
         client: Option<std::os::unix::net::UnixStream>,
-    ) -> Result<std::process::Child> {
+    ) -> Result<SupervisorProcess> {
         self.spawn_supervisor_opts(id, client, false)
     }
 
@@ -354,7 +353,7 @@ impl Engine {
         id: &str,
         client: Option<std::os::unix::net::UnixStream>,
         start_wait: bool,
-    ) -> Result<std::process::Child> {
+    ) -> Result<SupervisorProcess> {
         let wait_attach = client.is_some();
         // The last run's "exited" must not be taken for this one's.
         let containers = self.containers();
@@ -363,6 +362,13 @@ impl Engine {
             rec.state.status = Status::Created;
             rec.state.error.clear();
             containers.save(&rec)?;
+        }
+        let fd = client.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        if let Some(forked) =
+            supervisor_process::fork(self.store().root(), id, fd, wait_attach, start_wait)?
+        {
+            drop(client);
+            return Ok(forked);
         }
         let mut cmd = Command::new(berth_exe()?);
         cmd.arg("__supervise")
@@ -381,7 +387,6 @@ impl Engine {
         } else {
             cmd.env_remove(START_WAIT);
         }
-        let fd = client.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
         // SAFETY: setsid and dup2 are async-signal-safe.
         unsafe {
             cmd.pre_exec(move || {
@@ -399,7 +404,7 @@ impl Engine {
             .spawn()
             .map_err(|e| Error::Failed(format!("cannot start the container's supervisor: {e}")));
         drop(client);
-        child
+        child.map(SupervisorProcess::Spawned)
     }
 
     /// Starts container `id` under a supervisor process of its own and
@@ -409,8 +414,6 @@ impl Engine {
         let started = self.wait_running(containers, id, |_| {
             child
                 .try_wait()
-                .ok()
-                .flatten()
                 .map(|st| format!("the container's supervisor failed ({st})"))
         });
         // A long-lived process (the API service) must not keep its ended

@@ -17,6 +17,7 @@ mod mounts;
 mod network;
 mod ops;
 mod publish;
+mod supervisor_process;
 
 pub use attach::{frames, parse_detach_keys, AttachConnection, AttachEnd, AttachOptions};
 pub use commit::CommitOptions;
