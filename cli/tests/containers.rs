@@ -734,6 +734,50 @@ fn inspect_volume(root: &Path, name: &str) -> String {
 }
 
 #[test]
+fn a_supervisor_is_a_process_apart_whatever_started_it() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    // `run -d` (one thread: the supervisor is forked) and `start` of a
+    // created container: either way a session of its own, stdio on
+    // /dev/null, none of the command's descriptors (its stdout pipe among
+    // them: this `ok` would wait on it), and docker-like `ps` text.
+    let detached = ok(&root, &["run", "-d", "busybox", "sleep", "60"]);
+    let created = ok(&root, &["create", "busybox", "sleep", "60"]);
+    ok(&root, &["start", &created]);
+    for id in [&detached, &created] {
+        let pid = supervisor_of(id);
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        assert_eq!(fields[3], pid.to_string(), "not a session leader: {stat}");
+        for fd in 0..3 {
+            let target = std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).unwrap();
+            assert_eq!(target, Path::new("/dev/null"), "fd {fd}");
+        }
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(cmdline.contains(&format!("__supervise {id}")), "{cmdline}");
+        // Its files are its own: nothing of the store's but the log, the
+        // attach socket and the container's lock.
+        for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+        {
+            let Ok(target) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            let t = target.display().to_string();
+            assert!(
+                !t.contains(&root.display().to_string()) || t.ends_with("-json.log"),
+                "the supervisor holds {t}"
+            );
+        }
+    }
+    ok(&root, &["rm", "-f", &detached, &created]);
+    assert_clean(&root);
+}
+
+#[test]
 fn a_killed_supervisor_leaves_nothing_running_and_berth_reaps_it() {
     let Some((_tmp, root)) = root_store() else {
         return;
