@@ -29,16 +29,7 @@ pub fn runtime(
     console_socket: Option<&Path>,
     start_fd: Option<i32>,
 ) -> Result<i32> {
-    let mut spec = oci_spec::runtime::Spec::load(spec_path)
-        .map_err(|e| Error::Failed(format!("cannot read {spec_path}: {e}")))?;
-    // As the OCI spec says: a relative root is relative to the bundle.
-    if let Some(mut root) = spec.root().clone() {
-        if root.path().is_relative() {
-            let bundle = Path::new(spec_path).parent().unwrap_or(Path::new("."));
-            root.set_path(bundle.join(root.path()));
-            spec.set_root(Some(root));
-        }
-    }
+    let spec = berth_runner::bundle::load_spec(Path::new(spec_path))?;
     let opts = berth_runner::linux::RunOptions {
         pid_file: pid_file.map(Path::to_path_buf),
         console_socket: console_socket.map(Path::to_path_buf),

@@ -87,9 +87,18 @@ struct Input {
     ended: bool,
 }
 
+/// What a hub serves once it is opened: until then it has no thread, so
+/// that its supervisor may still fork the runtime.
+struct Unopened {
+    listener: UnixListener,
+    /// Clients taken meanwhile: their frames, and whether they write stdin.
+    readers: Vec<(BufReader<UnixStream>, bool)>,
+}
+
 /// The attach socket of one container.
 pub struct AttachHub {
     path: PathBuf,
+    unopened: Mutex<Option<Unopened>>,
     state: Mutex<State>,
     input: Mutex<Input>,
     arrived: Condvar,
@@ -98,7 +107,9 @@ pub struct AttachHub {
 }
 
 impl AttachHub {
-    /// Listens at `path` (made anew) and serves clients until dropped.
+    /// Listens at `path` (made anew); clients are served once the hub is
+    /// [opened](Self::open), until it is dropped. Clients that connect
+    /// before wait in the socket's backlog.
     pub fn listen(path: &Path, stdin_once: bool) -> Result<Arc<AttachHub>> {
         let _ = std::fs::remove_file(path);
         if let Some(dir) = path.parent() {
@@ -110,14 +121,30 @@ impl AttachHub {
                 path.display()
             ))
         })?;
-        let hub = Arc::new(AttachHub {
+        Ok(Arc::new(AttachHub {
             path: path.to_path_buf(),
+            unopened: Mutex::new(Some(Unopened {
+                listener,
+                readers: Vec::new(),
+            })),
             state: Mutex::new(State::default()),
             input: Mutex::new(Input::default()),
             arrived: Condvar::new(),
             stdin_once,
-        });
-        let weak = Arc::downgrade(&hub);
+        }))
+    }
+
+    /// Starts serving: new clients, and the frames of those taken so far
+    /// (each on a thread). Once is enough; later calls do nothing.
+    pub fn open(self: &Arc<Self>) {
+        let Some(unopened) = self.unopened.lock().ok().and_then(|mut u| u.take()) else {
+            return;
+        };
+        for (reader, wants_stdin) in unopened.readers {
+            self.read_frames(reader, wants_stdin);
+        }
+        let weak = Arc::downgrade(self);
+        let listener = unopened.listener;
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Some(hub) = weak.upgrade() else {
@@ -128,7 +155,6 @@ impl AttachHub {
                 }
             }
         });
-        Ok(hub)
     }
 
     /// Takes a client connected another way (one end of a socket pair the
@@ -158,6 +184,17 @@ impl AttachHub {
             st.connected += 1;
         }
         self.arrived.notify_all();
+        if let Ok(mut u) = self.unopened.lock() {
+            if let Some(u) = u.as_mut() {
+                u.readers.push((reader, wants_stdin));
+                return;
+            }
+        }
+        self.read_frames(reader, wants_stdin);
+    }
+
+    /// A client's frames, read on a thread of their own.
+    fn read_frames(self: &Arc<Self>, mut reader: BufReader<UnixStream>, wants_stdin: bool) {
         let hub = Arc::downgrade(self);
         std::thread::spawn(move || loop {
             // A client that goes without saying its stdin ended (it
@@ -236,7 +273,8 @@ impl AttachHub {
 
     /// Waits until a client says START, checking `still_wanted` now and
     /// then (false ends the wait); whether the start came.
-    pub fn wait_for_start(&self, still_wanted: impl Fn() -> bool) -> bool {
+    pub fn wait_for_start(self: &Arc<Self>, still_wanted: impl Fn() -> bool) -> bool {
+        self.open();
         let Ok(mut st) = self.state.lock() else {
             return false;
         };
@@ -253,8 +291,12 @@ impl AttachHub {
     }
 
     /// Waits until a client has connected, at most `timeout`.
-    pub fn wait_for_client(&self, timeout: Duration) -> bool {
+    pub fn wait_for_client(self: &Arc<Self>, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        if self.state.lock().is_ok_and(|st| st.connected == 0) {
+            // Only the accept loop can bring one.
+            self.open();
+        }
         let Ok(mut st) = self.state.lock() else {
             return false;
         };

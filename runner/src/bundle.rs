@@ -16,6 +16,21 @@ use std::process::Command;
 /// The hidden subcommand of the berth binary that runs a spec.
 pub const HELPER_COMMAND: &str = "__runtime";
 
+/// The spec at `path` (a bundle's `config.json`), its root made absolute: as
+/// the OCI spec says, a relative root is relative to the bundle.
+pub fn load_spec(path: &Path) -> Result<Spec> {
+    let mut spec = Spec::load(path)
+        .map_err(|e| Error::Setup(format!("cannot read {}: {e}", path.display())))?;
+    if let Some(mut root) = spec.root().clone() {
+        if root.path().is_relative() {
+            let bundle = path.parent().unwrap_or(Path::new("."));
+            root.set_path(bundle.join(root.path()));
+            spec.set_root(Some(root));
+        }
+    }
+    Ok(spec)
+}
+
 /// A bundle folder; removed when dropped.
 #[derive(Debug)]
 pub struct Bundle {

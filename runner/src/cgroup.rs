@@ -65,11 +65,28 @@ fn reap() {
     }
     for p in parents {
         for e in fs::read_dir(&p).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
+            // The entry's own type, not a stat of each of the group's files.
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 let _ = fs::remove_dir(e.path());
             }
         }
     }
+}
+
+/// The name of the warm-up's thread (its `comm`).
+pub const WARM_UP_THREAD: &str = "cgroup-warm-up";
+
+/// How many warm-up threads this process has now (0 or 1): counted from
+/// before the thread exists (its name comes later) to its last step.
+pub fn warm_up_threads() -> usize {
+    WARM_UP_THREADS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+static WARM_UP_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A forked child has none of its parent's threads: nor its count.
+extern "C" fn forget_warm_up_threads() {
+    WARM_UP_THREADS.store(0, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Keeps the next move of a process into a cgroup from waiting, for about
@@ -80,13 +97,6 @@ fn reap() {
 /// one now pays that wait in the background, and one every millisecond
 /// after keeps the semaphore's fast path for writers, so the container's
 /// move at its start does not wait (or waits less).
-/// How many warm-up threads this process has now (0 or 1).
-pub fn warm_up_threads() -> usize {
-    WARM_UP_THREADS.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-static WARM_UP_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 pub fn warm_up(window: Duration) {
     // One thread per process, its end pushed out by each call.
     static UNTIL: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
@@ -107,13 +117,18 @@ pub fn warm_up(window: Duration) {
     };
     drop(until);
     let me = std::process::id().to_string();
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    // SAFETY: the handler only stores to an atomic.
+    AT_FORK.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(forget_warm_up_threads));
+    });
+    WARM_UP_THREADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     // Born with every signal blocked: a signal for the process (a
     // foreground run passes SIGTERM on) must never land on this thread.
     let all = nix::sys::signal::SigSet::all();
     let before = all.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK);
-    WARM_UP_THREADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let spawned = std::thread::Builder::new()
-        .name("cgroup-warm-up".into())
+        .name(WARM_UP_THREAD.into())
         .spawn(move || loop {
             let done = match UNTIL.lock() {
                 Ok(mut u) => {
@@ -492,7 +507,7 @@ mod tests {
                 d.flatten()
                     .filter(|t| {
                         fs::read_to_string(t.path().join("comm"))
-                            .is_ok_and(|c| c.trim() == "cgroup-warm-up")
+                            .is_ok_and(|c| c.trim() == WARM_UP_THREAD)
                     })
                     .count()
             })

@@ -117,7 +117,7 @@ pub fn exec(
                 if let Some(c) = &console {
                     crate::console::attach_new_terminal(c, console_size(process))?;
                 }
-                start_process(process, seccomp)
+                start_process(process, seccomp, None)
             })();
             exit_failed(started, "cannot exec in the container", 126)
         }

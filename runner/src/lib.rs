@@ -20,6 +20,8 @@ pub mod exec;
 pub mod linux;
 pub mod log;
 pub mod ports;
+pub mod process;
+pub mod runtime_process;
 pub mod seccomp;
 pub mod spec;
 pub mod subid;

@@ -9,7 +9,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 use nix::sys::signal::{self, SigHandler, Signal};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{
     chdir, execve, fork, pivot_root, setgroups, sethostname, setresgid, setresuid, ForkResult, Gid,
     Uid,
@@ -17,7 +17,7 @@ use nix::unistd::{
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use std::ffi::CString;
 use std::fs;
-use std::os::fd::FromRawFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -227,6 +227,10 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
             _ => CloneFlags::empty(),
         };
     }
+    // The child makes its mount namespace itself: its pivot_root then
+    // leaves this process's root alone, which makes its cgroup meanwhile.
+    let new_mounts = flags.contains(CloneFlags::CLONE_NEWNS);
+    flags.remove(CloneFlags::CLONE_NEWNS);
     unshare(flags).map_err(sys("cannot create namespaces"))?;
     let limits = spec
         .linux()
@@ -242,65 +246,96 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()));
-    let cgroup = if (limits.is_empty() && named.is_none()) || rootless {
-        None
-    } else {
+    let wants_cgroup = !(limits.is_empty() && named.is_none()) && !rootless;
+    let make_cgroup = || -> Result<Option<Cgroup>> {
+        if !wants_cgroup {
+            return Ok(None);
+        }
         let id = named
             .clone()
             .or_else(|| spec.hostname().clone())
             .unwrap_or_else(|| std::process::id().to_string());
-        Some(Cgroup::create(&id, &limits, named.is_some())?)
+        Cgroup::create(&id, &limits, named.is_some()).map(Some)
     };
-    // The child waits until it is in its cgroup: nothing it starts escapes the limits.
+    // The child sets itself up at once (its mounts while this process makes
+    // its cgroup and the supervisor gets ready), then waits at the gate
+    // before it execs: nothing it starts escapes the limits.
     let (gate_rx, gate_tx) = nix::unistd::pipe().map_err(sys("cannot create a pipe"))?;
     // SAFETY: this process is single-threaded (the caller's contract), so the
     // child may do anything after fork.
     match unsafe { fork() }.map_err(sys("cannot fork"))? {
         ForkResult::Child => {
             drop(gate_tx);
-            let mut byte = [0u8; 1];
-            let gated = nix::unistd::read(&gate_rx, &mut byte);
-            drop(gate_rx);
-            let started = match gated {
-                Ok(1) if rootless && !limits.is_empty() => rlimits(&limits),
-                Ok(1) => Ok(()),
-                _ => Err(Error::Setup(
-                    "the runtime went away before the start".into(),
-                )),
+            let started = if rootless && !limits.is_empty() {
+                rlimits(&limits)
+            } else {
+                Ok(())
             };
             // docker's codes: 127 command not found, 125 anything else.
             exit_failed(
-                started.and_then(|()| child(spec, opts.console_socket.as_deref())),
+                started.and_then(|()| {
+                    if new_mounts {
+                        unshare(CloneFlags::CLONE_NEWNS)
+                            .map_err(sys("cannot create a mount namespace"))?;
+                    }
+                    child(spec, opts.console_socket.as_deref(), gate_rx)
+                }),
                 "cannot start the container",
                 125,
             );
         }
         ForkResult::Parent { child } => {
             drop(gate_rx);
+            let give_up = |e: Error| -> Result<i32> {
+                // A child that failed its setup is gone already and said why.
+                if let Ok(WaitStatus::Exited(_, code)) = waitpid(child, Some(WaitPidFlag::WNOHANG))
+                {
+                    return Ok(code);
+                }
+                let _ = signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                Err(e)
+            };
+            let cgroup = match make_cgroup() {
+                Ok(c) => c,
+                Err(e) => return give_up(e),
+            };
             if let Some(cg) = &cgroup {
                 if let Err(e) = cg.add(child.as_raw()) {
-                    let _ = signal::kill(child, Signal::SIGKILL);
-                    let _ = waitpid(child, None);
-                    return Err(e);
+                    let given_up = give_up(e);
+                    if let Some(cg) = cgroup {
+                        cg.remove();
+                    }
+                    return given_up;
                 }
             }
-            if let Some(p) = pid_file {
-                fs::write(p, child.as_raw().to_string())
-                    .map_err(|e| Error::Setup(format!("cannot write {}: {e}", p.display())))?;
-            }
-            if let Some(fd) = opts.start_fd {
-                // SAFETY: the caller handed this descriptor to us to own.
-                let go = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-                let mut byte = [0u8; 1];
-                if !matches!(nix::unistd::read(&go, &mut byte), Ok(1)) {
-                    let _ = signal::kill(child, Signal::SIGKILL);
-                    let _ = waitpid(child, None);
-                    return Err(Error::Setup(
-                        "the supervisor did not let the container start".into(),
-                    ));
+            let ready = (|| {
+                if let Some(p) = pid_file {
+                    fs::write(p, child.as_raw().to_string())
+                        .map_err(|e| Error::Setup(format!("cannot write {}: {e}", p.display())))?;
                 }
+                if let Some(fd) = opts.start_fd {
+                    // SAFETY: the caller handed this descriptor to us to own.
+                    let go = unsafe { OwnedFd::from_raw_fd(fd) };
+                    let mut byte = [0u8; 1];
+                    if !matches!(nix::unistd::read(&go, &mut byte), Ok(1)) {
+                        return Err(Error::Setup(
+                            "the supervisor did not let the container start".into(),
+                        ));
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = ready {
+                let _ = signal::kill(child, Signal::SIGKILL);
+                let _ = waitpid(child, None);
+                if let Some(cg) = cgroup {
+                    cg.remove();
+                }
+                return Err(e);
             }
-            nix::unistd::write(&gate_tx, &[1]).map_err(sys("cannot start the container"))?;
+            // A child whose setup failed has gone: its exit code says so.
+            let _ = nix::unistd::write(&gate_tx, &[1]);
             drop(gate_tx);
             let code = wait_for(child);
             if let Some(cg) = cgroup {
@@ -462,11 +497,8 @@ pub(crate) fn exit_failed(started: Result<Never>, what: &str, other: i32) -> ! {
     std::process::exit(code)
 }
 
-fn child(spec: &Spec, console_socket: Option<&Path>) -> Result<Never> {
+fn child(spec: &Spec, console_socket: Option<&Path>, gate: OwnedFd) -> Result<Never> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("prctl(PR_SET_PDEATHSIG)"))?;
-    // The host's berth binary until exec: its /proc/PID/exe is not for the
-    // container to open (CVE-2019-5736).
-    nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
     let terminal = spec
         .process()
         .as_ref()
@@ -659,7 +691,7 @@ fn child(spec: &Spec, console_socket: Option<&Path>) -> Result<Never> {
     if let Some(c) = &console {
         crate::console::attach_new_terminal(c, crate::exec::console_size(process))?;
     }
-    start_process(process, linux.seccomp().as_ref())
+    start_process(process, linux.seccomp().as_ref(), Some(gate))
 }
 
 /// Becomes the spec's process: working dir, groups, user, capabilities,
@@ -668,6 +700,7 @@ fn child(spec: &Spec, console_socket: Option<&Path>) -> Result<Never> {
 pub(crate) fn start_process(
     process: &oci_spec::runtime::Process,
     seccomp: Option<&oci_spec::runtime::LinuxSeccomp>,
+    gate: Option<OwnedFd>,
 ) -> Result<Never> {
     let user = process.user();
     let cwd = process.cwd();
@@ -767,6 +800,26 @@ pub(crate) fn start_process(
         nix::sys::prctl::set_no_new_privs().map_err(sys("no_new_privs"))?;
     }
     chdir(cwd).map_err(|e| Error::Setup(format!("chdir {}: {e}", cwd.display())))?;
+    if let Some(g) = gate {
+        // Set up: now the runtime's word (the cgroup joined, the supervisor
+        // ready) before the process is the container's.
+        let mut byte = [0u8; 1];
+        if !matches!(nix::unistd::read(&g, &mut byte), Ok(1)) {
+            return Err(Error::Setup(
+                "the runtime went away before the start".into(),
+            ));
+        }
+        // The host's berth binary until exec: its /proc/PID/exe is not for
+        // the container to open (CVE-2019-5736). Dumpable until the gate:
+        // slirp4netns joins this process's namespaces through /proc meanwhile.
+        nix::sys::prctl::set_dumpable(false).map_err(sys("prctl(PR_SET_DUMPABLE)"))?;
+    }
+    // Rust ignores SIGPIPE for itself; a container's process starts with
+    // the default, as docker's do.
+    // SAFETY: sets a default disposition; no handler is involved.
+    unsafe {
+        let _ = signal::signal(Signal::SIGPIPE, signal::SigHandler::SigDfl);
+    }
     close_inherited_fds();
 
     let cargs: Vec<CString> = args

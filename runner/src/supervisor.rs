@@ -12,6 +12,7 @@ use crate::container::{process_start, Containers, Status};
 use crate::error::{Error, Result};
 use crate::log::{now, LogWriter};
 use crate::ports::PortMapping;
+use crate::runtime_process::{BuiltinRuntime, Pipes, RuntimeProcess};
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,9 @@ use std::time::{Duration, Instant};
 pub struct Supervision {
     /// The runtime, ready to spawn (berth's helper or runc/crun).
     pub command: Command,
+    /// berth's own runtime, which a supervisor that is one thread when the
+    /// run starts forks instead of spawning `command` (the same runtime).
+    pub builtin: Option<BuiltinRuntime>,
     /// Where the runtime writes the container's first process id.
     pub pid_file: PathBuf,
     /// With `-t`: where the runtime sends the terminal (the command was
@@ -45,7 +49,7 @@ pub struct Supervision {
     pub on_exit: Option<Box<dyn FnOnce() + Send>>,
 }
 
-fn wait_for_pid(child: &mut Child, pid_file: &std::path::Path) -> Result<Option<i32>> {
+fn wait_for_pid(child: &mut RuntimeProcess, pid_file: &std::path::Path) -> Result<Option<i32>> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(pid) = std::fs::read_to_string(pid_file)
@@ -236,14 +240,28 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     } else {
         None
     };
-    let spawned = s.command.spawn();
+    let spawned = match &s.builtin {
+        Some(rt) if crate::runtime_process::may_fork() => crate::runtime_process::fork(
+            rt,
+            &Pipes {
+                stdin: s.open_stdin && !tty,
+                stdout: !tty,
+            },
+            gate.as_ref().map(|(r, _)| r),
+        ),
+        _ => s.command.spawn().map(RuntimeProcess::Spawned),
+    };
+    // The runtime is forked (or not) by now: the hub may have threads.
+    if let Some(h) = &s.hub {
+        h.open();
+    }
     let go = gate.map(|(r, w)| {
         drop(r);
         w
     });
     let mut child = spawned.map_err(|e| Error::Setup(format!("cannot start the runtime: {e}")))?;
     // A signal for the supervisor is one for the container.
-    crate::linux::forward_signals(child.id() as i32);
+    crate::linux::forward_signals(child.id());
 
     let me = std::process::id() as i32;
     rec.state.status = Status::Running;
@@ -264,14 +282,14 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
         };
         hub.as_ref().map(|h| h.writer(kind))
     };
-    if let (Some(h), Some(stdin)) = (&hub, child.stdin.take()) {
+    if let (Some(h), Some(stdin)) = (&hub, child.take_stdin()) {
         h.set_run(Some(crate::attach::StdinTarget::Pipe(stdin)), None);
     }
-    if let Some(out) = child.stdout.take() {
+    if let Some(out) = child.take_stdout() {
         let (log, echo) = (log.clone(), echo(false));
         copies.push(std::thread::spawn(move || log.copy("stdout", out, echo)));
     }
-    if let Some(err) = child.stderr.take() {
+    if let Some(err) = child.take_stderr() {
         let (log, echo) = (log.clone(), echo(true));
         copies.push(std::thread::spawn(move || log.copy("stderr", err, echo)));
     }
@@ -324,7 +342,7 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     let (master, slirp) = match started {
         Ok(v) => v,
         Err(e) => {
-            let _ = child.kill();
+            child.kill();
             let _ = child.wait();
             if let Some(f) = s.on_exit.take() {
                 f();
@@ -373,7 +391,7 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
         f();
     }
     let code = match status {
-        Ok(st) => st.code().unwrap_or(125),
+        Ok(code) => code,
         Err(e) => {
             rec.state.error = format!("cannot wait for the container: {e}");
             125

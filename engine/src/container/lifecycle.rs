@@ -11,6 +11,7 @@ use crate::helper::berth_exe;
 use crate::Engine;
 use berth_runner::attach::{AttachHub, STDERR};
 use berth_runner::container::{Containers, Record, Status};
+use berth_runner::runtime_process::BuiltinRuntime;
 use berth_runner::supervisor::{supervise, Supervision};
 use berth_runner::Bundle;
 use std::os::unix::process::CommandExt;
@@ -120,6 +121,11 @@ impl Engine {
         }
         let supervision = Supervision {
             command: runtime_command(&rec, &bundle)?,
+            builtin: (rec.runtime == "berth").then(|| BuiltinRuntime {
+                spec: bundle.dir().join("config.json"),
+                pid_file: bundle.pid_file(),
+                console_socket: rec.tty.then(|| bundle.console_socket()),
+            }),
             pid_file: bundle.pid_file(),
             console_socket: rec.tty.then(|| bundle.console_socket()),
             // netavark forwards a bridged container's ports.
@@ -214,7 +220,11 @@ impl Engine {
         let mut delay = Duration::from_millis(100);
         loop {
             let began = Instant::now();
-            let code = match self.run_once(id, Some(hub.clone())) {
+            let run = self.run_once(id, Some(hub.clone()));
+            // Opened by the run once its runtime started; a run that failed
+            // before still has clients to tell.
+            hub.open();
+            let code = match run {
                 Ok(c) => c,
                 Err(e) => {
                     hub.broadcast(STDERR, format!("Error: {e}\n").as_bytes());

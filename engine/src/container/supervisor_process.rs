@@ -13,6 +13,7 @@
 
 use crate::error::{Error, Result};
 use crate::{Engine, EngineConfig};
+use berth_runner::process::{single_threaded, ProcessTitle};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use std::os::fd::RawFd;
@@ -56,15 +57,6 @@ impl SupervisorProcess {
     }
 }
 
-/// Whether this process is one thread, besides the cgroup warm-up's
-/// (which holds nothing a child could need).
-fn single_threaded() -> bool {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return false;
-    };
-    tasks.count() <= 1 + berth_runner::cgroup::warm_up_threads()
-}
-
 /// Forks the supervisor of container `id` (see the module's text); `None`
 /// when this process may not fork (it has threads, or is not root).
 pub(crate) fn fork(
@@ -80,7 +72,7 @@ pub(crate) fn fork(
     // Made before the fork: the child only copies bytes and makes calls.
     let exe = std::fs::read_link("/proc/self/exe")
         .map_err(|e| Error::Failed(format!("cannot find the berth binary: {e}")))?;
-    let title = ProcessTitle::new(&exe, id);
+    let title = ProcessTitle::new([exe.as_os_str(), "__supervise".as_ref(), id.as_ref()]);
     // SAFETY: this process has one thread (but the warm-up's, which holds
     // no lock the child takes), so the child's copy of its memory is whole.
     match unsafe { nix::unistd::fork() } {
@@ -148,74 +140,11 @@ fn child(
             std::env::remove_var(key);
         }
     }
+    // An exec would have left the caller's handlers behind too.
+    berth_runner::process::reset_signals();
     title.apply();
     match Engine::open(root, EngineConfig::default()).and_then(|e| e.supervise(id)) {
         Ok(code) => code.clamp(0, 255),
         Err(_) => 125,
     }
-}
-
-/// The command line `/proc/PID/cmdline` (and so `ps`) shows for a forked
-/// supervisor: an exec'd one's, `berth __supervise ID`.
-struct ProcessTitle {
-    text: Vec<u8>,
-}
-
-impl ProcessTitle {
-    fn new(exe: &Path, id: &str) -> ProcessTitle {
-        use std::os::unix::ffi::OsStrExt;
-        let mut text = exe.as_os_str().as_bytes().to_vec();
-        text.extend_from_slice(b" __supervise ");
-        text.extend_from_slice(id.as_bytes());
-        ProcessTitle { text }
-    }
-
-    /// setproctitle's way: the new text over the argument strings and,
-    /// past them, over the environment's, which move to the heap first.
-    /// The kernel reads a command line whose last argument byte is not
-    /// zero as one string up to its first zero byte.
-    fn apply(self) {
-        let Some([arg_start, arg_end, env_start, env_end]) = memory_areas() else {
-            return;
-        };
-        let end = if env_start == arg_end {
-            env_end
-        } else {
-            arg_end
-        };
-        let room = end.saturating_sub(arg_start);
-        if room < 2 {
-            return;
-        }
-        extern "C" {
-            static mut environ: *mut *mut libc::c_char;
-        }
-        // SAFETY: one thread; the environment's strings are copied before
-        // their bytes are written over, and both areas are this process's.
-        unsafe {
-            let mut copies: Vec<*mut libc::c_char> = Vec::new();
-            let mut p = environ;
-            while !p.is_null() && !(*p).is_null() {
-                copies.push(libc::strdup(*p));
-                p = p.add(1);
-            }
-            copies.push(std::ptr::null_mut());
-            environ = copies.leak().as_mut_ptr();
-            let n = self.text.len().min(room - 1);
-            let area = std::slice::from_raw_parts_mut(arg_start as *mut u8, room);
-            area.fill(0);
-            area[..n].copy_from_slice(&self.text[..n]);
-        }
-    }
-}
-
-/// This process's argument and environment areas (`/proc/self/stat`'s
-/// fields 48 to 51).
-fn memory_areas() -> Option<[usize; 4]> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // `after` starts at field 3.
-    let field = |n: usize| fields.get(n - 3)?.parse::<usize>().ok();
-    Some([field(48)?, field(49)?, field(50)?, field(51)?])
 }
