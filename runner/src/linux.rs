@@ -174,9 +174,10 @@ pub struct RunOptions {
     /// Where to send the master of the container's terminal when the spec
     /// asks for one (`runc run --console-socket`).
     pub console_socket: Option<PathBuf>,
-    /// A descriptor to read one byte from after the pid file is written and
-    /// before the container's process starts: the supervisor's go-ahead
-    /// once it published ports and connected the network.
+    /// A socket to say the container's pid on once the pid file is written,
+    /// then to read one byte from before the container's process starts:
+    /// the supervisor's go-ahead once it published ports and connected the
+    /// network.
     pub start_fd: Option<i32>,
 }
 
@@ -227,10 +228,16 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
             _ => CloneFlags::empty(),
         };
     }
-    // The child makes its mount namespace itself: its pivot_root then
-    // leaves this process's root alone, which makes its cgroup meanwhile.
-    let new_mounts = flags.contains(CloneFlags::CLONE_NEWNS);
-    flags.remove(CloneFlags::CLONE_NEWNS);
+    // The child makes its mount, network, uts and ipc namespaces itself,
+    // while this process makes its cgroup (and its pivot_root then leaves
+    // this process's root alone); the pid namespace must be made here, for
+    // the child to be born in it.
+    let own = flags
+        & (CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC);
+    flags.remove(own);
     unshare(flags).map_err(sys("cannot create namespaces"))?;
     let limits = spec
         .linux()
@@ -261,11 +268,15 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
     // its cgroup and the supervisor gets ready), then waits at the gate
     // before it execs: nothing it starts escapes the limits.
     let (gate_rx, gate_tx) = nix::unistd::pipe().map_err(sys("cannot create a pipe"))?;
+    // From the child: its namespaces are made (whoever learns its pid may
+    // join them).
+    let (made_rx, made_tx) = nix::unistd::pipe().map_err(sys("cannot create a pipe"))?;
     // SAFETY: this process is single-threaded (the caller's contract), so the
     // child may do anything after fork.
     match unsafe { fork() }.map_err(sys("cannot fork"))? {
         ForkResult::Child => {
             drop(gate_tx);
+            drop(made_rx);
             let started = if rootless && !limits.is_empty() {
                 rlimits(&limits)
             } else {
@@ -274,10 +285,9 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
             // docker's codes: 127 command not found, 125 anything else.
             exit_failed(
                 started.and_then(|()| {
-                    if new_mounts {
-                        unshare(CloneFlags::CLONE_NEWNS)
-                            .map_err(sys("cannot create a mount namespace"))?;
-                    }
+                    unshare(own).map_err(sys("cannot create namespaces"))?;
+                    nix::unistd::write(&made_tx, &[1]).map_err(sys("cannot start"))?;
+                    drop(made_tx);
                     child(spec, opts.console_socket.as_deref(), gate_rx)
                 }),
                 "cannot start the container",
@@ -286,6 +296,7 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
         }
         ForkResult::Parent { child } => {
             drop(gate_rx);
+            drop(made_tx);
             let give_up = |e: Error| -> Result<i32> {
                 // A child that failed its setup is gone already and said why.
                 if let Ok(WaitStatus::Exited(_, code)) = waitpid(child, Some(WaitPidFlag::WNOHANG))
@@ -309,6 +320,16 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
                     return given_up;
                 }
             }
+            let mut byte = [0u8; 1];
+            if !matches!(nix::unistd::read(&made_rx, &mut byte), Ok(1)) {
+                // It ended before: its exit code, and what it said.
+                let code = wait_for(child);
+                if let Some(cg) = cgroup {
+                    cg.remove();
+                }
+                return code;
+            }
+            drop(made_rx);
             let ready = (|| {
                 if let Some(p) = pid_file {
                     fs::write(p, child.as_raw().to_string())
@@ -317,8 +338,12 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
                 if let Some(fd) = opts.start_fd {
                     // SAFETY: the caller handed this descriptor to us to own.
                     let go = unsafe { OwnedFd::from_raw_fd(fd) };
+                    // The pid said there, then one byte back.
+                    let said = format!("{}\n", child.as_raw());
                     let mut byte = [0u8; 1];
-                    if !matches!(nix::unistd::read(&go, &mut byte), Ok(1)) {
+                    if nix::unistd::write(&go, said.as_bytes()).ok() != Some(said.len())
+                        || !matches!(nix::unistd::read(&go, &mut byte), Ok(1))
+                    {
                         return Err(Error::Setup(
                             "the supervisor did not let the container start".into(),
                         ));

@@ -49,8 +49,45 @@ pub struct Supervision {
     pub on_exit: Option<Box<dyn FnOnce() + Send>>,
 }
 
-fn wait_for_pid(child: &mut RuntimeProcess, pid_file: &std::path::Path) -> Result<Option<i32>> {
+/// The container's first process id, once the runtime has it: said on the
+/// start gate by berth's runtime, else (runc, crun) written to the pid file,
+/// which is looked at often. None when the runtime ended first.
+fn wait_for_pid(
+    child: &mut RuntimeProcess,
+    pid_file: &std::path::Path,
+    gate: Option<&std::os::unix::net::UnixStream>,
+) -> Result<Option<i32>> {
     let deadline = Instant::now() + Duration::from_secs(30);
+    if let Some(g) = gate {
+        let _ = g.set_read_timeout(Some(Duration::from_secs(30)));
+        let mut said = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            match std::io::Read::read(&mut &*g, &mut byte) {
+                Ok(1) if byte[0] == b'\n' => break,
+                Ok(1) => said.push(byte[0]),
+                // Closed unsaid: the runtime ended (its error is on stderr).
+                Ok(_) => return Ok(None),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Err(Error::Setup(
+                        "the runtime did not start the container".into(),
+                    ))
+                }
+                Err(e) => return Err(Error::Setup(format!("cannot hear from the runtime: {e}"))),
+            }
+        }
+        return String::from_utf8_lossy(&said)
+            .trim()
+            .parse::<i32>()
+            .map(Some)
+            .map_err(|_| Error::Setup("the runtime said no process id".into()));
+    }
     loop {
         if let Some(pid) = std::fs::read_to_string(pid_file)
             .ok()
@@ -192,15 +229,21 @@ pub fn slirp_available() -> bool {
 
 /// Writes the supervisor's view of the state into the record, keeping what
 /// others changed meanwhile (a rename).
-fn save_state(containers: &Containers, rec: &crate::container::Record) -> Result<()> {
-    containers
-        .update(&rec.id, |r| r.state = rec.state.clone())
-        .map(|_| ())
+fn save_state(
+    containers: &Containers,
+    rec: &crate::container::Record,
+) -> Result<crate::container::Record> {
+    containers.update(&rec.id, |r| r.state = rec.state.clone())
 }
 
-/// Runs the container once and returns its exit code; the record says
-/// running while it runs and exited (with the code) after.
-pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Result<i32> {
+/// Runs the container once and returns its exit code and its record as the
+/// run left it; the record says running while it runs and exited (with the
+/// code) after.
+pub fn supervise(
+    containers: &Containers,
+    id: &str,
+    mut s: Supervision,
+) -> Result<(i32, crate::container::Record)> {
     let mut rec = containers.load(id)?;
     let log = LogWriter::open(&containers.log_path(id))
         .map_err(|e| Error::Setup(format!("cannot open the container's log: {e}")))?;
@@ -226,17 +269,21 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
         .stdout(if tty { Stdio::null() } else { Stdio::piped() })
         .stderr(Stdio::piped());
     let _ = std::fs::remove_file(&s.pid_file);
+    // The start gate: the runtime says the container's pid on it, then waits
+    // for one byte back.
     let gate = if s.start_gate {
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| Error::Setup(format!("cannot make a pipe: {e}")))?;
-        // Only the runtime gets the read end.
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| Error::Setup(format!("cannot make a socket pair: {e}")))?;
+        // Only the runtime gets its end (std's pair closes on exec).
         nix::fcntl::fcntl(
-            &r,
+            &theirs,
             nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
         )
-        .map_err(|e| Error::Setup(format!("cannot pass a pipe: {e}")))?;
-        s.command.arg("--start-fd").arg(r.as_raw_fd().to_string());
-        Some((r, w))
+        .map_err(|e| Error::Setup(format!("cannot pass a socket: {e}")))?;
+        s.command
+            .arg("--start-fd")
+            .arg(theirs.as_raw_fd().to_string());
+        Some((OwnedFd::from(theirs), ours))
     } else {
         None
     };
@@ -295,7 +342,7 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     }
 
     let started = (|| -> Result<(Option<OwnedFd>, Option<Slirp>)> {
-        let pid = wait_for_pid(&mut child, &s.pid_file)?;
+        let pid = wait_for_pid(&mut child, &s.pid_file, go.as_ref())?;
         let Some(pid) = pid else {
             return Ok((None, None));
         };
@@ -324,7 +371,8 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
             forwarded?;
         }
         if let Some(w) = &go {
-            nix::unistd::write(w, b"1")
+            (&mut &*w)
+                .write_all(b"1")
                 .map_err(|e| Error::Setup(format!("cannot start the container: {e}")))?;
         }
         // Said before the record has its pid: whoever waits for that (a
@@ -402,6 +450,6 @@ pub fn supervise(containers: &Containers, id: &str, mut s: Supervision) -> Resul
     rec.state.finished_at = now();
     rec.state.pid = 0;
     rec.state.supervisor = None;
-    save_state(containers, &rec)?;
-    Ok(code)
+    let rec = save_state(containers, &rec)?;
+    Ok((code, rec))
 }

@@ -63,20 +63,19 @@ fn runtime_command(rec: &Record, bundle: &Bundle) -> Result<Command> {
 impl Engine {
     /// After a container's last run: its root filesystem unmounted, and
     /// the container removed with `--rm`.
-    fn finish(&self, id: &str) -> Result<()> {
-        let rec = self.containers().load(id)?;
+    fn finish(&self, rec: &Record) -> Result<()> {
         if rec.auto_remove {
-            return self.retire(&rec);
+            return self.retire(rec);
         }
-        Ok(self.store().unmount_rootfs(id)?)
+        Ok(self.store().unmount_rootfs(&rec.id)?)
     }
 
     /// `finish`, then the exit told to the attached clients, then the
     /// removed container's files deleted.
-    fn finish_and_tell(&self, id: &str, hub: &AttachHub, code: i32) -> Result<()> {
-        let finished = self.finish(id);
+    fn finish_and_tell(&self, rec: &Record, hub: &AttachHub, code: i32) -> Result<()> {
+        let finished = self.finish(rec);
         hub.exit(code);
-        self.purge_retired(Some(id));
+        self.purge_retired(Some(&rec.id));
         finished
     }
 
@@ -98,8 +97,8 @@ impl Engine {
     }
 
     /// One run of container `id`, supervised by this process, with its
-    /// healthchecks; its exit code.
-    fn run_once(&self, id: &str, hub: Option<Arc<AttachHub>>) -> Result<i32> {
+    /// healthchecks; its exit code and its record as the run left it.
+    fn run_once(&self, id: &str, hub: Option<Arc<AttachHub>>) -> Result<(i32, Record)> {
         let containers = self.containers();
         let rec = containers.load(id)?;
         let checker = std::sync::Arc::new(std::sync::Mutex::new(None));
@@ -175,10 +174,9 @@ impl Engine {
         if let Ok(mut c) = checker.lock() {
             c.take();
         }
-        if let Ok(c) = &code {
-            // Its name now (a rename while it ran).
-            let rec = containers.load(id).unwrap_or(rec);
-            self.emit_container(&rec, "die", &[("exitCode", c.to_string())]);
+        if let Ok((c, rec)) = &code {
+            // Its name as saved last (a rename while it ran is in it).
+            self.emit_container(rec, "die", &[("exitCode", c.to_string())]);
         }
         Ok(code?)
     }
@@ -229,20 +227,23 @@ impl Engine {
                 Err(e) => {
                     hub.broadcast(STDERR, format!("Error: {e}\n").as_bytes());
                     // Said to whoever started it (a detached start reads it).
-                    let _ = self.containers().update(id, |r| {
+                    let rec = match self.containers().update(id, |r| {
                         r.state.error = e.to_string();
                         r.state.restarting = false;
-                    });
-                    self.finish_and_tell(id, &hub, 125)?;
+                    }) {
+                        Ok(r) => r,
+                        Err(_) => self.containers().load(id)?,
+                    };
+                    self.finish_and_tell(&rec, &hub, 125)?;
                     return Err(e);
                 }
             };
-            let rec = self.containers().load(id)?;
+            let (code, rec) = code;
             let again = self.restarts_after(&rec, code);
             if !again {
                 // Said once the container is gone too (`--rm`), as docker's
                 // `run` returns after the removal.
-                self.finish_and_tell(id, &hub, code)?;
+                self.finish_and_tell(&rec, &hub, code)?;
                 return Ok(code);
             }
             hub.exit(code);
@@ -260,11 +261,11 @@ impl Engine {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if self.stopped_by_user(id) {
-                self.containers().update(id, |r| {
+                let rec = self.containers().update(id, |r| {
                     r.state.restarting = false;
                     r.state.supervisor = None;
                 })?;
-                self.finish(id)?;
+                self.finish(&rec)?;
                 self.purge_retired(Some(id));
                 return Ok(code);
             }
