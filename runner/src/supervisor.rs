@@ -236,15 +236,16 @@ fn save_state(
     containers.update(&rec.id, |r| r.state = rec.state.clone())
 }
 
-/// Runs the container once and returns its exit code and its record as the
-/// run left it; the record says running while it runs and exited (with the
+/// Runs the container of record `rec` (as just read) once and returns its
+/// exit code and its record as the run left it; the record says running while it runs and exited (with the
 /// code) after.
 pub fn supervise(
     containers: &Containers,
-    id: &str,
+    mut rec: crate::container::Record,
     mut s: Supervision,
 ) -> Result<(i32, crate::container::Record)> {
-    let mut rec = containers.load(id)?;
+    let id = rec.id.clone();
+    let id = id.as_str();
     let log = LogWriter::open(&containers.log_path(id))
         .map_err(|e| Error::Setup(format!("cannot open the container's log: {e}")))?;
     let listener = match &s.console_socket {

@@ -80,7 +80,11 @@ impl Engine {
     }
 
     /// The healthcheck a container runs, if any.
-    fn health_config(&self, rec: &Record) -> Option<crate::model::HealthConfig> {
+    fn health_config(
+        &self,
+        rec: &Record,
+        req: &crate::model::ContainerCreate,
+    ) -> Option<crate::model::HealthConfig> {
         let image = rec
             .manifest
             .parse()
@@ -92,17 +96,21 @@ impl Engine {
             .as_ref()
             .and_then(|c| c.healthcheck.clone())
             .and_then(|h| serde_json::from_value(h).ok());
-        let req = self.create_request(&rec.id);
         super::health::merged(from_image.as_ref(), req.config.healthcheck.as_ref())
     }
 
     /// One run of container `id`, supervised by this process, with its
     /// healthchecks; its exit code and its record as the run left it.
-    fn run_once(&self, id: &str, hub: Option<Arc<AttachHub>>) -> Result<(i32, Record)> {
+    fn run_once(
+        &self,
+        id: &str,
+        req: &crate::model::ContainerCreate,
+        hub: Option<Arc<AttachHub>>,
+    ) -> Result<(i32, Record)> {
         let containers = self.containers();
         let rec = containers.load(id)?;
         let checker = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let health = self.health_config(&rec);
+        let health = self.health_config(&rec, req);
         let bundle = Bundle::create(&containers.dir(id))?
             .keep()
             .with_runtime_dir(berth_runner::container::made_runtime_dir(
@@ -146,7 +154,7 @@ impl Engine {
                 })
                 .collect(),
             hub,
-            open_stdin: self.create_request(id).config.open_stdin,
+            open_stdin: req.config.open_stdin,
             slirp: private && berth_runner::supervisor::slirp_available(),
             start_gate: rec.runtime == "berth",
             on_start: Some({
@@ -165,7 +173,7 @@ impl Engine {
                 Box::new(move || engine.leave_networks(&id)) as Box<dyn FnOnce() + Send>
             }),
         };
-        let code = supervise(&containers, id, supervision);
+        let code = supervise(&containers, rec.clone(), supervision);
         if backend && code.is_err() {
             // Failed before the runtime ran: nothing called on_exit.
             self.leave_networks(id);
@@ -218,7 +226,7 @@ impl Engine {
         let mut delay = Duration::from_millis(100);
         loop {
             let began = Instant::now();
-            let run = self.run_once(id, Some(hub.clone()));
+            let run = self.run_once(id, &req, Some(hub.clone()));
             // Opened by the run once its runtime started; a run that failed
             // before still has clients to tell.
             hub.open();
