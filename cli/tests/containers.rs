@@ -777,6 +777,105 @@ fn a_supervisor_is_a_process_apart_whatever_started_it() {
     assert_clean(&root);
 }
 
+/// The runtime under a running container's supervisor, forked or not, is
+/// what `berth __runtime SPEC` would be: that command line, stdin on
+/// /dev/null, stdout and stderr the supervisor's pipes, and no other
+/// descriptor of the supervisor's (the start gate closes once used).
+#[test]
+fn a_containers_runtime_is_what_an_exec_would_make() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    let id = ok(
+        &root,
+        &["run", "-d", "--network", "none", "busybox", "sleep", "60"],
+    );
+    let supervisor = supervisor_of(&id);
+    let parent_of = |pid: &str| -> Option<i32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat[stat.rfind(')')? + 2..].split(' ').nth(1)?.parse().ok()
+    };
+    let runtime = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .find(|p| parent_of(p) == Some(supervisor))
+        .expect("the supervisor has a runtime");
+    let cmdline = std::fs::read(format!("/proc/{runtime}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let spec = root.join("containers").join(&id).join("config.json");
+    assert!(
+        cmdline.contains(&format!("__runtime {}", spec.display())),
+        "{cmdline}"
+    );
+    let fd = |n: u32| {
+        std::fs::read_link(format!("/proc/{runtime}/fd/{n}"))
+            .map(|t| t.display().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(fd(0), "/dev/null");
+    assert!(
+        fd(1).starts_with("pipe:") && fd(2).starts_with("pipe:"),
+        "{} {}",
+        fd(1),
+        fd(2)
+    );
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{runtime}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    // Besides those, only what the runtime opens itself: its cgroup's
+    // folders (to remove them when the container ends).
+    for n in fds
+        .iter()
+        .filter_map(|n| n.parse::<u32>().ok())
+        .filter(|n| *n > 2)
+    {
+        assert!(
+            fd(n).starts_with("/sys/fs/cgroup"),
+            "the runtime holds {}",
+            fd(n)
+        );
+    }
+    ok(&root, &["rm", "-f", &id]);
+    assert_clean(&root);
+}
+
+/// A container's process starts with SIGPIPE at its default, as docker's
+/// do (Rust ignores it for itself, and an ignored signal survives exec):
+/// `yes | head -1` ends quietly.
+#[test]
+fn a_containers_process_starts_with_sigpipe_at_its_default() {
+    let Some((_tmp, root)) = root_store() else {
+        return;
+    };
+    let o = berth(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "sh",
+            "-c",
+            "grep SigIgn /proc/self/status; yes | head -n 1",
+        ],
+    );
+    assert!(o.status.success(), "{}", err(&o));
+    let text = out(&o);
+    let ignored = text
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:"))
+        .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+        .expect("SigIgn in the status");
+    assert_eq!(ignored & (1 << (13 - 1)), 0, "SIGPIPE is ignored: {text}");
+    assert!(text.ends_with('y'), "{text}");
+    assert!(!err(&o).contains("Broken pipe"), "{}", err(&o));
+    assert_clean(&root);
+}
+
 #[test]
 fn a_killed_supervisor_leaves_nothing_running_and_berth_reaps_it() {
     let Some((_tmp, root)) = root_store() else {

@@ -253,7 +253,7 @@ pub fn run_with(spec: &Spec, opts: &RunOptions) -> Result<i32> {
         .as_ref()
         .and_then(|l| l.cgroups_path().as_ref())
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()));
-    let wants_cgroup = !(limits.is_empty() && named.is_none()) && !rootless;
+    let wants_cgroup = !rootless && (!limits.is_empty() || named.is_some());
     let make_cgroup = || -> Result<Option<Cgroup>> {
         if !wants_cgroup {
             return Ok(None);

@@ -45,15 +45,18 @@ trap '"$BERTH" network rm bench >/dev/null 2>&1 || true; podman system reset -f 
 # written back): every contender starts on a settled file system.
 sync
 sleep 61
+# hyperfine runs one command's runs after the other's: the contenders that
+# are compared run next to each other (runc between berth's runtime and
+# berth's run), before podman's heavy runs change the machine's state.
 hyperfine -N --warmup 5 --runs "$RUNS" --export-json "$W/run.json" \
   -n "berth runtime" "$BERTH __runtime $W/bundle/config.json" \
+  -n "runc run" "runc run -b $W/bundle bench-$$" \
   -n "berth run --rm" "$BERTH run --rm --network none busybox true" \
+  -n "unshare+chroot (floor)" "unshare -mpfnui --fork chroot $W/bundle/rootfs /bin/true" \
   -n "berth run --rm (bridge)" "$BERTH run --rm busybox true" \
   -n "berth run --rm (user network)" "$BERTH run --rm --network bench busybox true" \
   -n "berth run --rm (slirp4netns)" "$BERTH run --rm --network slirp4netns busybox true" \
-  -n "podman run --rm" "podman run --rm localhost/busybox:latest true" \
-  -n "runc run" "runc run -b $W/bundle bench-$$" \
-  -n "unshare+chroot (floor)" "unshare -mpfnui --fork chroot $W/bundle/rootfs /bin/true" 2>&1 | grep -vE '^\s*$'
+  -n "podman run --rm" "podman run --rm localhost/busybox:latest true" 2>&1 | grep -vE '^\s*$'
 jq -r '.results[] | "\(.command)\t\(.median*1000)"' "$W/run.json" | awk -F'\t' '
   { ms[$1] = $2; printf "%-30s median %.1f ms\n", $1, $2 }
   END {
