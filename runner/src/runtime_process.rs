@@ -19,7 +19,9 @@ use std::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 #[derive(Clone, Debug)]
 pub struct BuiltinRuntime {
     pub spec: PathBuf,
-    pub pid_file: PathBuf,
+    /// Where to write the container's pid as well (runc's `--pid-file`);
+    /// none: it is said on the start gate only, one file fewer a run.
+    pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
 }
 
@@ -248,7 +250,7 @@ fn child(
         crate::linux::run_with(
             &spec,
             &RunOptions {
-                pid_file: Some(rt.pid_file.clone()),
+                pid_file: rt.pid_file.clone(),
                 console_socket: rt.console_socket.clone(),
                 start_fd: gate.map(|_| GATE_FD),
             },

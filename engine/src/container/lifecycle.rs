@@ -130,7 +130,7 @@ impl Engine {
             command: runtime_command(&rec, &bundle)?,
             builtin: (rec.runtime == "berth").then(|| BuiltinRuntime {
                 spec: bundle.dir().join("config.json"),
-                pid_file: bundle.pid_file(),
+                pid_file: None,
                 console_socket: rec.tty.then(|| bundle.console_socket()),
             }),
             pid_file: bundle.pid_file(),
