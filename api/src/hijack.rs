@@ -8,6 +8,27 @@
 use berth_engine::container::{frames, AttachConnection, ExecSession, ExecStreams};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+/// Waits (a second at most) until the client has read all that was sent on
+/// its local socket `fd`: the `101 UPGRADED` head. docker-py reads the
+/// head through a buffered reader and the frames straight off the socket,
+/// so frames that came with the head would be lost in that buffer.
+pub async fn head_read(fd: Option<std::os::fd::RawFd>) {
+    let Some(fd) = fd else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int; the socket is the
+        // upgraded connection's, alive while the caller relays on it.
+        let asked = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unread) };
+        if asked != 0 || unread <= 0 || std::time::Instant::now() > deadline {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+    }
+}
+
 fn header(kind: u8, len: usize) -> [u8; 8] {
     let mut h = [0u8; 8];
     h[0] = kind;

@@ -182,6 +182,10 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                         },
                         plain => plain,
                     };
+                    let local_socket = match &io {
+                        Conn::Unix(s) => Some(std::os::fd::AsRawFd::as_raw_fd(s)),
+                        _ => None,
+                    };
                     let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         let (engine, last) = (engine.clone(), last.clone());
                         async move {
@@ -208,6 +212,7 @@ async fn run(engine: Engine, opts: ServiceOptions) -> Result<(), ServeError> {
                                 body,
                                 engine,
                                 upgrade,
+                                local_socket,
                             })
                             .await;
                             tracing::debug!(

@@ -156,9 +156,11 @@ pub async fn attach(mut req: Request, id: String) -> Response<Body> {
         Err(r) => return r.into_response(),
     };
     let tty = conn.tty;
+    let socket = req.local_socket;
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
+                crate::hijack::head_read(socket).await;
                 crate::hijack::relay(hyper_util::rt::TokioIo::new(upgraded), conn, stdin).await
             }
             Err(e) => tracing::debug!("attach: the upgrade failed: {e}"),

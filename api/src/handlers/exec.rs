@@ -59,11 +59,13 @@ pub async fn start(mut req: Request, id: String) -> Response<Body> {
         return reply::empty(StatusCode::OK);
     }
     let pipes = hijack::exec_pipes(session);
+    let socket = req.local_socket;
     match req.upgrade.take().filter(|_| req.wants_upgrade()) {
         Some(upgrade) => {
             tokio::spawn(async move {
                 match upgrade.await {
                     Ok(upgraded) => {
+                        hijack::head_read(socket).await;
                         hijack::relay_exec(hyper_util::rt::TokioIo::new(upgraded), pipes).await
                     }
                     Err(e) => {

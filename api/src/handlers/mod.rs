@@ -27,6 +27,9 @@ pub struct Request {
     pub engine: Engine,
     /// The connection, once the answer said `101 UPGRADED` (attach).
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+    /// The connection's socket when it is a local (unix) one: whether the
+    /// client has read what was sent is to be seen there.
+    pub local_socket: Option<std::os::fd::RawFd>,
 }
 
 impl Request {
