@@ -37,7 +37,15 @@ source testdata/bench/podman-env.sh
 podman import -q "$W/bb.tar" localhost/busybox:latest >/dev/null
 podman run --rm localhost/busybox:latest true
 "$BERTH" network create bench >/dev/null
-trap '"$BERTH" network rm bench >/dev/null 2>&1 || true; podman system reset -f >/dev/null 2>&1 || true' EXIT
+# The store's default bridge outlives it (no command removes a default
+# network, and the next run deletes the store): its link goes with the run.
+links_before="$(ip -br link | awk '/^berth/ { print $1 }')"
+drop_new_links() {
+  for l in $(ip -br link | awk '/^berth/ { print $1 }'); do
+    grep -qx "$l" <<<"$links_before" || ip link del "$l" 2>/dev/null || true
+  done
+}
+trap '"$BERTH" network rm bench >/dev/null 2>&1 || true; podman system reset -f >/dev/null 2>&1 || true; drop_new_links' EXIT
 
 # The setup above deleted thousands of files (the last run's folder). On an
 # ext4 without a journal (this machine's root) a new inode steps over every
